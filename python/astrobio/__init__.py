@@ -1,0 +1,31 @@
+"""astrobio: train multimodal astrobiology models on real, verified scientific data, fast.
+
+The hot path (reading, verifying, normalizing and collating datacube chunks) is the Rust
+core `astrobio._core`; everything here imports only numpy/zarr at package import time.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import AstrobioError, ConfigError, DataNotFoundError, DependencyError, IntegrityError, SampleIndexError
+from .reader import Batch, CubeReader
+from .store import Run, Store, StoreWriter, Variable, open_store, write_store
+
+__all__ = [
+    "__version__",
+    "AstrobioError",
+    "ConfigError",
+    "DataNotFoundError",
+    "DependencyError",
+    "IntegrityError",
+    "SampleIndexError",
+    "Batch",
+    "CubeReader",
+    "Run",
+    "Store",
+    "StoreWriter",
+    "Variable",
+    "open_store",
+    "write_store",
+]

@@ -1,0 +1,308 @@
+"""Writing an astrobio store: a zarr v3 group built in a temporary sibling directory, with the
+manifest written last and the directory renamed into place (see docs/store-format.md)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._fsutil import fsync_tree, swap_into_place, temp_sibling, tree_digest
+from ._stats import Moments
+from .errors import ConfigError, IntegrityError
+
+__all__ = ["Variable", "StoreWriter", "write_store", "FORMAT", "FORMAT_VERSION", "RUN_ID_PATTERN"]
+
+FORMAT = "astrobio.store"
+FORMAT_VERSION = 1
+# Run ids become parts of paths and keys elsewhere: no separators, no leading dot.
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A cube variable or scalar parameter, with units and its physical valid range
+    (inclusive; None leaves that side open)."""
+
+    name: str
+    units: str
+    valid_range: tuple[float | None, float | None] = (None, None)
+    long_name: str = ""
+
+    def check(self, values: np.ndarray) -> tuple[int, float, str] | None:
+        """First offending flat index, its value and why; None when all values are valid."""
+        lo, hi = self.valid_range
+        bad = ~np.isfinite(values)
+        if lo is not None:
+            bad |= values < lo
+        if hi is not None:
+            bad |= values > hi
+        if not bad.any():
+            return None
+        i = int(np.flatnonzero(bad)[0])
+        x = float(values.flat[i])
+        why = "not a number" if np.isnan(x) else "infinite" if np.isinf(x) else f"outside the valid range [{lo}, {hi}]"
+        return i, x, why
+
+
+def _codecs(level: int) -> dict[str, Any]:
+    from zarr.codecs import BytesCodec, Crc32cCodec, ZstdCodec
+
+    return {"serializer": BytesCodec(endian="little"), "compressors": [ZstdCodec(level=level), Crc32cCodec()]}
+
+
+class StoreWriter:
+    """Build a store run by run, then `commit()` it atomically.
+
+    >>> with StoreWriter(path, variables=vs, sample_shape=(5, 10, 32, 64)) as w:  # doctest: +SKIP
+    ...     w.add_run("earth-like", cubes)          # cubes: [T, V, L, H, W]
+    ...     w.commit(split={"train": ["earth-like"]})
+
+    Leaving the block on an exception removes the partial build; the previous store at `path`
+    (if any) is untouched until the new one is complete.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        variables: Sequence[Variable],
+        sample_shape: tuple[int, int, int, int],
+        params: Sequence[Variable] = (),
+        coords: Mapping[str, Any] | None = None,
+        name: str = "",
+        provenance: Mapping[str, Any] | None = None,
+        compression_level: int = 3,
+    ) -> None:
+        import zarr
+
+        self.path = Path(path)
+        if len(variables) != sample_shape[0]:
+            raise ConfigError(f"{len(variables)} variables given for a sample shape {sample_shape}")
+        if len({v.name for v in variables}) != len(variables):
+            raise ConfigError("variable names must be unique")
+        self.variables = list(variables)
+        self.params = list(params)
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.coords = dict(coords or {})
+        self.name = name or self.path.name
+        self.provenance = dict(provenance or {})
+        self._runs: list[dict[str, Any]] = []
+        self._run_moments: dict[str, tuple[Moments, Moments]] = {}
+        self._n = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_sibling(self.path)
+        self._group = zarr.open_group(store=str(self._tmp), mode="w", zarr_format=3)
+        v, lv, h, w = self.sample_shape
+        self._cubes = self._group.create_array(
+            "cubes", shape=(0, v, lv, h, w), chunks=(1, v, lv, h, w), dtype="float32",
+            fill_value=float("nan"), dimension_names=("sample", "variable", "level", "lat", "lon"),
+            **_codecs(compression_level),
+        )
+        self._params = None
+        if self.params:
+            self._params = self._group.create_array(
+                "params", shape=(0, len(self.params)), chunks=(65536, len(self.params)), dtype="float32",
+                fill_value=float("nan"), dimension_names=("sample", "param"), **_codecs(compression_level),
+            )
+        self._done = False
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+    def abort(self) -> None:
+        """Discard the partial build (the store at `path`, if any, is untouched)."""
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._done = True
+
+    def add_run(
+        self,
+        run_id: str,
+        cubes: np.ndarray,
+        params: np.ndarray | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one run: `cubes` [T, V, L, H, W], `params` [T, P] (or [P], repeated)."""
+        if self._done:
+            raise ConfigError("this writer was already committed or aborted")
+        if not RUN_ID_PATTERN.match(run_id):
+            raise ConfigError(f"run id {run_id!r} must match {RUN_ID_PATTERN.pattern}")
+        if run_id in self._run_moments:
+            raise ConfigError(f"run id {run_id!r} was already added")
+        cubes = np.ascontiguousarray(cubes, dtype=np.float32)
+        if cubes.ndim != 5 or cubes.shape[1:] != self.sample_shape or cubes.shape[0] == 0:
+            raise ConfigError(f"run {run_id!r}: cubes have shape {cubes.shape}, expected [T>0, *{self.sample_shape}]")
+        t = cubes.shape[0]
+        for vi, var in enumerate(self.variables):
+            fault = var.check(cubes[:, vi])
+            if fault is not None:
+                i, x, why = fault
+                sample = i // cubes[0, vi].size
+                raise IntegrityError(
+                    f"variable {var.name!r} has a value {x} {why}" if "range" in why else f"variable {var.name!r} has a value {why}",
+                    run=run_id, sample=self._n + sample,
+                )
+        cube_m = Moments(self.sample_shape[:2])
+        cube_m.update(cubes.reshape(t, *self.sample_shape[:2], -1), axes=(0, 3))
+        param_m = Moments((len(self.params),))
+        if self._params is not None:
+            if params is None:
+                raise ConfigError(f"run {run_id!r}: this store has parameters {[p.name for p in self.params]}; pass params")
+            params = np.asarray(params, dtype=np.float32)
+            if params.ndim == 1:
+                params = np.broadcast_to(params, (t, params.shape[0]))
+            if params.shape != (t, len(self.params)):
+                raise ConfigError(f"run {run_id!r}: params have shape {params.shape}, expected ({t}, {len(self.params)})")
+            for pi, p in enumerate(self.params):
+                fault = p.check(params[:, pi])
+                if fault is not None:
+                    raise IntegrityError(f"parameter {p.name!r} is {fault[1]}, {fault[2]}", run=run_id, sample=self._n + fault[0])
+            param_m.update(params, axes=(0,))
+            self._params.resize((self._n + t, len(self.params)))
+            self._params[self._n : self._n + t] = params
+        elif params is not None:
+            raise ConfigError("this store was declared without parameters")
+        self._cubes.resize((self._n + t, *self.sample_shape))
+        self._cubes[self._n : self._n + t] = cubes
+        self._runs.append({"id": run_id, "start": self._n, "count": t, "attrs": dict(attrs or {})})
+        self._run_moments[run_id] = (cube_m, param_m)
+        self._n += t
+
+    def commit(self, split: Mapping[str, Sequence[str]] | None = None) -> Path:
+        """Write the manifest last, fsync, and move the store into place. Returns its path.
+
+        `split` maps 'train'/'val'/'test' to run ids (a run in at most one split); by default
+        every run is in 'train'. Normalization statistics come from the train runs only.
+        """
+        if not self._runs:
+            raise ConfigError("a store needs at least one run; nothing was added")
+        split = self._check_split(split)
+        manifest = self._manifest(split)
+        self._group.attrs.update({"astrobio": manifest})
+        fsync_tree(self._tmp)
+        swap_into_place(self._tmp, self.path)
+        self._done = True
+        return self.path
+
+    def _check_split(self, split: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+        ids = [r["id"] for r in self._runs]
+        if split is None:
+            return {"train": ids, "val": [], "test": []}
+        unknown = set(split) - set(SPLITS)
+        if unknown:
+            raise ConfigError(f"unknown split names {sorted(unknown)}; use {SPLITS}")
+        seen: dict[str, str] = {}
+        for name, runs in split.items():
+            for r in runs:
+                if r not in self._run_moments:
+                    raise ConfigError(f"split {name!r} names run {r!r}, which is not in the store")
+                if r in seen:
+                    raise ConfigError(f"run {r!r} is in both {seen[r]!r} and {name!r} splits (leakage)")
+                seen[r] = name
+        return {name: list(split.get(name, [])) for name in SPLITS}
+
+    def _manifest(self, split: dict[str, list[str]]) -> dict[str, Any]:
+        scope = split["train"] or [r["id"] for r in self._runs]
+        def pooled(ids: Sequence[str], which: int) -> Moments:
+            acc = Moments(self._run_moments[ids[0]][which].shape)
+            for rid in ids:
+                acc = acc.merge(self._run_moments[rid][which])
+            return acc
+        all_ids = [r["id"] for r in self._runs]
+        cube_all, cube_norm = pooled(all_ids, 0), pooled(scope, 0)
+        norm: dict[str, Any] = {
+            "scope": "train" if split["train"] else "all",
+            "cubes": {
+                "per_variable": _mean_std(cube_norm.reduce(1)),
+                "per_level": _mean_std(cube_norm),
+            },
+        }
+        stats: dict[str, Any] = {
+            "cubes": {
+                "per_variable": {**cube_all.reduce(1).to_json(), "nan_count": [0] * len(self.variables)},
+                "per_level": cube_all.to_json(),
+            }
+        }
+        if self.params:
+            norm["params"] = _mean_std(pooled(scope, 1))
+            stats["params"] = pooled(all_ids, 1).to_json()
+        digests = {name: tree_digest(self._tmp / name) for name in ("cubes", "params") if (self._tmp / name).exists()}
+        body = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "sample_shape": list(self.sample_shape),
+            "n_samples": self._n,
+            "dims": ["sample", "variable", "level", "lat", "lon"],
+            "variables": [asdict(v) for v in self.variables],
+            "params": [asdict(p) for p in self.params],
+            "coords": self.coords,
+            "runs": self._runs,
+            "split": split,
+            "stats": stats,
+            "normalization": norm,
+            "digests": digests,
+        }
+        body["content_digest"] = content_digest(body)
+        body["provenance"] = {**self.provenance, **_tool_versions()}
+        body["complete"] = True
+        return body
+
+
+def content_digest(manifest: Mapping[str, Any]) -> str:
+    """Digest of the data (array digests) and of every manifest field that describes it."""
+    keys = ("format", "format_version", "sample_shape", "n_samples", "variables", "params", "runs", "split", "normalization", "digests")
+    canonical = json.dumps({k: manifest[k] for k in keys}, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _mean_std(m: Moments) -> dict[str, list]:
+    return {"mean": m.mean.tolist(), "std": m.std.tolist()}
+
+
+def _tool_versions() -> dict[str, Any]:
+    import zarr
+
+    from . import __version__
+
+    return {
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "tools": {"astrobio": __version__, "zarr": zarr.__version__, "numpy": np.__version__, "python": platform.python_version()},
+    }
+
+
+def write_store(
+    path: str | Path,
+    runs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray, np.ndarray | None]],
+    *,
+    variables: Sequence[Variable],
+    params: Sequence[Variable] = (),
+    split: Mapping[str, Sequence[str]] | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Write a whole store in one call. `runs` maps run id -> cubes [T, V, L, H, W], or is a
+    sequence of (run id, cubes, params) triples. Returns the store's path."""
+    items = [(k, v, None) for k, v in runs.items()] if isinstance(runs, Mapping) else list(runs)
+    if not items:
+        raise ConfigError("a store needs at least one run; none were given")
+    sample_shape = tuple(np.shape(items[0][1])[1:])
+    if len(sample_shape) != 4:
+        raise ConfigError(f"cubes must be [T, V, L, H, W]; got shape {np.shape(items[0][1])}")
+    with StoreWriter(path, variables=variables, params=params, sample_shape=sample_shape, **kwargs) as w:  # type: ignore[arg-type]
+        for run_id, cubes, p in items:
+            w.add_run(run_id, cubes, p)
+        return w.commit(split)

@@ -1,0 +1,207 @@
+//! The fused per-chunk pass: check every value (finite, within the variable's physical range),
+//! normalize it and write it to its place in the batch, in one sweep over the decoded chunk.
+//!
+//! The inner loop is branch-free (the fault flag is OR-ed, not tested) so the compiler can
+//! vectorize it; only when a slab is known to be bad is it scanned again to name the fault.
+
+/// Shape of one sample: variables x levels x (lat*lon) values, C order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleLayout {
+    pub variables: usize,
+    pub levels: usize,
+    pub plane: usize,
+}
+
+impl SampleLayout {
+    pub fn len(&self) -> usize {
+        self.variables * self.levels * self.plane
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Affine normalization per (variable, level) slab: y = (x - shift) * scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Affine {
+    pub shift: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl Affine {
+    /// Identity transform for `slabs` slabs (raw values out).
+    pub fn identity(slabs: usize) -> Self {
+        Affine { shift: vec![0.0; slabs], scale: vec![1.0; slabs] }
+    }
+
+    /// From mean/std per slab; a zero or non-finite std leaves the centred value unscaled
+    /// (a constant field normalizes to 0 rather than to inf).
+    pub fn from_mean_std(mean: &[f64], std: &[f64]) -> Self {
+        let scale = std
+            .iter()
+            .map(|&s| if s.is_finite() && s > 0.0 { (1.0 / s) as f32 } else { 1.0 })
+            .collect();
+        Affine { shift: mean.iter().map(|&m| m as f32).collect(), scale }
+    }
+}
+
+/// What was wrong with a value, and where in the sample it sits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueFault {
+    pub variable: usize,
+    pub level: usize,
+    pub offset: usize,
+    pub value: f32,
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    NaN,
+    Inf,
+    OutOfRange,
+}
+
+/// Valid closed interval per variable; infinite bounds disable that side of the check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidRange {
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl ValidRange {
+    pub const ANY: ValidRange = ValidRange { lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+}
+
+/// Check and normalize `src` (one decoded sample) into `dst` (its slot in the batch).
+/// `dst` is fully written even when a fault is found; the caller discards the batch then.
+pub fn verify_normalize_into(
+    src: &[f32],
+    dst: &mut [f32],
+    layout: SampleLayout,
+    affine: &Affine,
+    ranges: &[ValidRange],
+) -> Result<(), ValueFault> {
+    debug_assert_eq!(src.len(), layout.len());
+    debug_assert_eq!(dst.len(), layout.len());
+    for v in 0..layout.variables {
+        let range = ranges[v];
+        for l in 0..layout.levels {
+            let slab = v * layout.levels + l;
+            let start = slab * layout.plane;
+            let (shift, scale) = (affine.shift[slab], affine.scale[slab]);
+            let s = &src[start..start + layout.plane];
+            let d = &mut dst[start..start + layout.plane];
+            let mut bad = false;
+            for (out, &x) in d.iter_mut().zip(s) {
+                // NaN fails both comparisons; +-Inf fails is_finite even with infinite bounds.
+                bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi));
+                *out = (x - shift) * scale;
+            }
+            if bad {
+                return Err(first_fault(s, range, v, l));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check `src` only (no output), for full-store scans.
+pub fn verify_values(
+    src: &[f32],
+    layout: SampleLayout,
+    ranges: &[ValidRange],
+) -> Result<(), ValueFault> {
+    for v in 0..layout.variables {
+        let range = ranges[v];
+        for l in 0..layout.levels {
+            let start = (v * layout.levels + l) * layout.plane;
+            let s = &src[start..start + layout.plane];
+            let bad = s
+                .iter()
+                .fold(false, |bad, &x| bad | !(x.is_finite() & (x >= range.lo) & (x <= range.hi)));
+            if bad {
+                return Err(first_fault(s, range, v, l));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn first_fault(slab: &[f32], range: ValidRange, variable: usize, level: usize) -> ValueFault {
+    for (offset, &value) in slab.iter().enumerate() {
+        let kind = if value.is_nan() {
+            FaultKind::NaN
+        } else if value.is_infinite() {
+            FaultKind::Inf
+        } else if value < range.lo || value > range.hi {
+            FaultKind::OutOfRange
+        } else {
+            continue;
+        };
+        return ValueFault { variable, level, offset, value, kind };
+    }
+    unreachable!("first_fault called on a slab without a fault")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: SampleLayout = SampleLayout { variables: 2, levels: 3, plane: 4 };
+
+    fn sample() -> Vec<f32> {
+        (0..L.len()).map(|i| i as f32).collect()
+    }
+
+    #[test]
+    fn normalizes_each_slab_with_its_own_affine() {
+        let src = sample();
+        let affine = Affine::from_mean_std(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2.0; 6]);
+        let mut dst = vec![f32::NAN; L.len()];
+        verify_normalize_into(&src, &mut dst, L, &affine, &[ValidRange::ANY; 2]).unwrap();
+        for (i, (&x, &y)) in src.iter().zip(&dst).enumerate() {
+            let slab = i / L.plane;
+            assert_eq!(y, (x - (slab as f32 + 1.0)) * 0.5, "element {i}");
+        }
+    }
+
+    #[test]
+    fn zero_std_centres_without_scaling() {
+        let affine = Affine::from_mean_std(&[1.0], &[0.0]);
+        assert_eq!(affine.scale, vec![1.0]);
+        assert_eq!(affine.shift, vec![1.0]);
+    }
+
+    #[test]
+    fn nan_inf_and_range_faults_are_located_and_classified() {
+        let cases = [
+            (f32::NAN, ValidRange::ANY, FaultKind::NaN),
+            (f32::INFINITY, ValidRange::ANY, FaultKind::Inf),
+            (f32::NEG_INFINITY, ValidRange::ANY, FaultKind::Inf),
+            (1e9, ValidRange { lo: -10.0, hi: 100.0 }, FaultKind::OutOfRange),
+        ];
+        for (bad, range, kind) in cases {
+            let mut src: Vec<f32> = vec![0.5; L.len()];
+            let idx = 4 * 4 + 2; // variable 1, level 1, offset 2
+            src[idx] = bad;
+            let mut dst = vec![0.0; L.len()];
+            let ranges = [range; 2];
+            let err = verify_normalize_into(&src, &mut dst, L, &Affine::identity(6), &ranges)
+                .unwrap_err();
+            assert_eq!((err.variable, err.level, err.offset, err.kind), (1, 1, 2, kind));
+            let err2 = verify_values(&src, L, &ranges).unwrap_err();
+            assert_eq!(err, err2);
+        }
+    }
+
+    #[test]
+    fn range_bounds_are_inclusive() {
+        let src = vec![-1.0, 1.0, 0.0, 0.5];
+        let layout = SampleLayout { variables: 1, levels: 1, plane: 4 };
+        let r = [ValidRange { lo: -1.0, hi: 1.0 }];
+        assert!(verify_values(&src, layout, &r).is_ok());
+        let r = [ValidRange { lo: -0.5, hi: 1.0 }];
+        assert_eq!(verify_values(&src, layout, &r).unwrap_err().offset, 0);
+    }
+}

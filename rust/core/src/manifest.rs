@@ -1,0 +1,249 @@
+//! The part of the store manifest (group attribute `astrobio`) the core needs. The full
+//! format is documented in docs/store-format.md; Python writes it, Rust only reads it.
+
+use serde::Deserialize;
+
+use crate::error::{CoreError, CoreResult, Location};
+use crate::kernel::{Affine, ValidRange};
+
+pub const FORMAT: &str = "astrobio.store";
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    #[serde(default)]
+    pub complete: bool,
+    pub sample_shape: [usize; 4],
+    pub n_samples: u64,
+    pub variables: Vec<Field>,
+    #[serde(default)]
+    pub params: Vec<Field>,
+    pub runs: Vec<Run>,
+    pub normalization: Normalization,
+}
+
+/// A variable of the cube or a scalar parameter, with its physical valid range.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Field {
+    pub name: String,
+    #[serde(default)]
+    pub valid_range: Option<[Option<f64>; 2]>,
+}
+
+impl Field {
+    pub fn range(&self) -> ValidRange {
+        let [lo, hi] = self.valid_range.unwrap_or([None, None]);
+        ValidRange {
+            lo: lo.map_or(f32::NEG_INFINITY, |v| v as f32),
+            hi: hi.map_or(f32::INFINITY, |v| v as f32),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub start: u64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MeanStd<T> {
+    pub mean: T,
+    pub std: T,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CubeNormalization {
+    pub per_variable: MeanStd<Vec<f64>>,
+    pub per_level: MeanStd<Vec<Vec<f64>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Normalization {
+    pub cubes: CubeNormalization,
+    #[serde(default)]
+    pub params: Option<MeanStd<Vec<f64>>>,
+}
+
+/// How cube values are normalized on read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormMode {
+    /// One mean/std per variable (the default).
+    PerVariable,
+    /// One mean/std per (variable, level).
+    PerLevel,
+    /// Raw physical values.
+    None,
+}
+
+impl std::str::FromStr for NormMode {
+    type Err = CoreError;
+    fn from_str(s: &str) -> CoreResult<Self> {
+        match s {
+            "per_variable" => Ok(NormMode::PerVariable),
+            "per_level" => Ok(NormMode::PerLevel),
+            "none" => Ok(NormMode::None),
+            other => Err(CoreError::InvalidArgument(format!(
+                "normalize must be 'per_variable', 'per_level' or 'none', not {other:?}"
+            ))),
+        }
+    }
+}
+
+fn bad_manifest(reason: String) -> CoreError {
+    CoreError::integrity(Location::default(), format!("manifest: {reason}"))
+}
+
+impl Manifest {
+    /// Parse and check internal consistency (lengths agree, runs tile the samples).
+    pub fn from_json(value: &serde_json::Value) -> CoreResult<Self> {
+        let m: Manifest = serde_json::from_value(value.clone())
+            .map_err(|e| bad_manifest(format!("unreadable ({e})")))?;
+        if m.format != FORMAT {
+            return Err(bad_manifest(format!("format is {:?}, expected {FORMAT:?}", m.format)));
+        }
+        if m.format_version != FORMAT_VERSION {
+            return Err(bad_manifest(format!(
+                "format_version {} is not supported (this build reads {FORMAT_VERSION})",
+                m.format_version
+            )));
+        }
+        let [v, l, _, _] = m.sample_shape;
+        if m.variables.len() != v {
+            return Err(bad_manifest(format!(
+                "{} variables listed for a sample shape with {v}",
+                m.variables.len()
+            )));
+        }
+        let n = &m.normalization.cubes;
+        if n.per_variable.mean.len() != v || n.per_variable.std.len() != v {
+            return Err(bad_manifest("per-variable statistics do not match the variables".into()));
+        }
+        let per_level_ok = |t: &Vec<Vec<f64>>| t.len() == v && t.iter().all(|r| r.len() == l);
+        if !per_level_ok(&n.per_level.mean) || !per_level_ok(&n.per_level.std) {
+            return Err(bad_manifest("per-level statistics do not match the sample shape".into()));
+        }
+        if let Some(p) = &m.normalization.params {
+            if p.mean.len() != m.params.len() || p.std.len() != m.params.len() {
+                return Err(bad_manifest("parameter statistics do not match the parameters".into()));
+            }
+        }
+        let mut next = 0u64;
+        for run in &m.runs {
+            if run.start != next || run.count == 0 {
+                return Err(bad_manifest(format!(
+                    "run {:?} starts at sample {} with {} samples; runs must tile the samples",
+                    run.id, run.start, run.count
+                )));
+            }
+            next += run.count;
+        }
+        if next != m.n_samples {
+            return Err(bad_manifest(format!(
+                "runs cover {next} samples but the store has {}",
+                m.n_samples
+            )));
+        }
+        Ok(m)
+    }
+
+    /// The run holding a sample (runs are contiguous and sorted).
+    pub fn run_of(&self, sample: u64) -> Option<&Run> {
+        let i = self.runs.partition_point(|r| r.start + r.count <= sample);
+        self.runs.get(i).filter(|r| r.start <= sample)
+    }
+
+    pub fn cube_affine(&self, mode: NormMode) -> Affine {
+        let [v, l, _, _] = self.sample_shape;
+        let n = &self.normalization.cubes;
+        match mode {
+            NormMode::None => Affine::identity(v * l),
+            NormMode::PerLevel => Affine::from_mean_std(
+                &n.per_level.mean.concat(),
+                &n.per_level.std.concat(),
+            ),
+            NormMode::PerVariable => {
+                let expand = |x: &[f64]| x.iter().flat_map(|&a| std::iter::repeat_n(a, l)).collect::<Vec<_>>();
+                Affine::from_mean_std(&expand(&n.per_variable.mean), &expand(&n.per_variable.std))
+            }
+        }
+    }
+
+    pub fn param_affine(&self, mode: NormMode) -> Affine {
+        match (&self.normalization.params, mode) {
+            (Some(p), NormMode::PerVariable | NormMode::PerLevel) => Affine::from_mean_std(&p.mean, &p.std),
+            _ => Affine::identity(self.params.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn manifest_json(v: usize, l: usize, h: usize, w: usize, runs: &[u64]) -> serde_json::Value {
+        let mut start = 0;
+        let runs: Vec<_> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let r = json!({"id": format!("run-{i}"), "start": start, "count": c});
+                start += c;
+                r
+            })
+            .collect();
+        json!({
+            "format": FORMAT, "format_version": FORMAT_VERSION, "complete": true,
+            "sample_shape": [v, l, h, w], "n_samples": start,
+            "variables": (0..v).map(|i| json!({"name": format!("v{i}"), "valid_range": [-1000.0, 1000.0]})).collect::<Vec<_>>(),
+            "params": [{"name": "p0", "valid_range": [null, null]}],
+            "runs": runs,
+            "normalization": {
+                "cubes": {
+                    "per_variable": {"mean": vec![1.0; v], "std": vec![2.0; v]},
+                    "per_level": {"mean": vec![vec![1.0; l]; v], "std": vec![vec![2.0; l]; v]}
+                },
+                "params": {"mean": [0.0], "std": [1.0]}
+            }
+        })
+    }
+
+    #[test]
+    fn runs_locate_samples() {
+        let m = Manifest::from_json(&manifest_json(1, 1, 1, 1, &[3, 2, 4])).unwrap();
+        let ids: Vec<_> = (0..9).map(|s| m.run_of(s).unwrap().id.clone()).collect();
+        assert_eq!(ids, ["run-0", "run-0", "run-0", "run-1", "run-1", "run-2", "run-2", "run-2", "run-2"]);
+        assert!(m.run_of(9).is_none());
+    }
+
+    #[test]
+    fn inconsistent_manifests_are_refused() {
+        let mut j = manifest_json(2, 3, 1, 1, &[3]);
+        j["n_samples"] = json!(4);
+        assert!(Manifest::from_json(&j).unwrap_err().to_string().contains("runs cover 3"));
+        let mut j = manifest_json(2, 3, 1, 1, &[3]);
+        j["normalization"]["cubes"]["per_level"]["mean"] = json!([[1.0]]);
+        assert!(Manifest::from_json(&j).is_err());
+        let mut j = manifest_json(2, 3, 1, 1, &[3]);
+        j["format_version"] = json!(99);
+        assert!(Manifest::from_json(&j).unwrap_err().to_string().contains("not supported"));
+        let mut j = manifest_json(2, 3, 1, 1, &[3]);
+        j.as_object_mut().unwrap().remove("runs");
+        assert!(Manifest::from_json(&j).unwrap_err().to_string().contains("unreadable"));
+    }
+
+    #[test]
+    fn per_variable_affine_expands_over_levels() {
+        let mut j = manifest_json(2, 3, 1, 1, &[1]);
+        j["normalization"]["cubes"]["per_variable"] = json!({"mean": [1.0, 5.0], "std": [2.0, 4.0]});
+        let m = Manifest::from_json(&j).unwrap();
+        let a = m.cube_affine(NormMode::PerVariable);
+        assert_eq!(a.shift, vec![1.0, 1.0, 1.0, 5.0, 5.0, 5.0]);
+        assert_eq!(a.scale, vec![0.5, 0.5, 0.5, 0.25, 0.25, 0.25]);
+        assert_eq!(m.cube_affine(NormMode::None), Affine::identity(6));
+    }
+}

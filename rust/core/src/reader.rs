@@ -1,0 +1,115 @@
+//! One batch, one call: decode each sample's chunk, verify and normalize it straight into its
+//! slot of the caller's contiguous [B, V, L, H, W] buffer, in parallel over samples.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::{CoreError, CoreResult};
+use crate::kernel::{verify_normalize_into, Affine, FaultKind, ValueFault};
+use crate::manifest::NormMode;
+use crate::pool;
+use crate::store::{describe_range, CubeStore};
+
+pub struct BatchReader {
+    store: CubeStore,
+    mode: NormMode,
+    cube_affine: Affine,
+    param_affine: Affine,
+    threads: usize,
+}
+
+impl BatchReader {
+    /// Open a store for batched reads; `threads` = 0 uses every core this process may use.
+    pub fn open(root: impl AsRef<Path>, mode: NormMode, threads: usize) -> CoreResult<Self> {
+        let store = CubeStore::open(root)?;
+        let cube_affine = store.manifest().cube_affine(mode);
+        let param_affine = store.manifest().param_affine(mode);
+        Ok(BatchReader { store, mode, cube_affine, param_affine, threads })
+    }
+
+    pub fn store(&self) -> &CubeStore {
+        &self.store
+    }
+    pub fn mode(&self) -> NormMode {
+        self.mode
+    }
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+    /// Values in one sample (V*L*H*W).
+    pub fn sample_len(&self) -> usize {
+        self.store.layout().len()
+    }
+
+    /// Fill `out` (exactly `indices.len() * sample_len()` values) with the normalized samples.
+    /// On failure the error names the first failing sample in batch order, and `out` holds
+    /// no promise about its contents.
+    pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
+        let n = self.sample_len();
+        if out.len() != indices.len() * n {
+            return Err(CoreError::InvalidArgument(format!(
+                "output buffer holds {} values, the batch needs {} ({} samples x {n})",
+                out.len(),
+                indices.len() * n,
+                indices.len()
+            )));
+        }
+        let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
+        let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
+            out.par_chunks_mut(n.max(1))
+                .zip(samples.par_iter())
+                .map(|(dst, &sample)| self.read_one(sample, dst))
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+
+    fn read_one(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
+        let store = &self.store;
+        store
+            .with_decoded_sample(sample, |src| {
+                verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
+            })?
+            .map_err(|fault| value_error(store, sample, &fault))
+    }
+
+    /// Fill `out` (`indices.len() * n_params` values) with the normalized parameter rows.
+    pub fn read_params_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
+        let p = self.store.n_params();
+        if out.len() != indices.len() * p {
+            return Err(CoreError::InvalidArgument(format!(
+                "parameter buffer holds {} values, the batch needs {}",
+                out.len(),
+                indices.len() * p
+            )));
+        }
+        for (row, &i) in out.chunks_mut(p.max(1)).zip(indices) {
+            let sample = self.store.check_index(i)?;
+            for (j, (o, &x)) in row.iter_mut().zip(self.store.param_row(sample)).enumerate() {
+                *o = (x - self.param_affine.shift[j]) * self.param_affine.scale[j];
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turn a value fault into an integrity error naming run, chunk, variable, level and value.
+pub(crate) fn value_error(store: &CubeStore, sample: u64, fault: &ValueFault) -> CoreError {
+    let var = &store.manifest().variables[fault.variable];
+    let what = match fault.kind {
+        FaultKind::NaN | FaultKind::Inf => describe_range(fault.value, store.ranges()[fault.variable]),
+        FaultKind::OutOfRange => format!(
+            "{} {}",
+            fault.value,
+            describe_range(fault.value, store.ranges()[fault.variable])
+        ),
+    };
+    CoreError::integrity(
+        store.location(sample),
+        format!(
+            "variable {:?} level {} has a value {what} (element {} of the level)",
+            var.name, fault.level, fault.offset
+        ),
+    )
+}

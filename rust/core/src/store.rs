@@ -1,0 +1,266 @@
+//! Opening an astrobio store and decoding its chunks through zarrs (checksums verified by the
+//! crc32c codec on every decode). Missing chunks are errors here, never the fill value.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zarrs::array::{Array, ArrayBytes, ArrayToBytesCodecTraits, CodecError, CodecOptions};
+use zarrs::filesystem::FilesystemStore;
+use zarrs::group::Group;
+
+use crate::error::{CoreError, CoreResult, Location};
+use crate::kernel::{SampleLayout, ValidRange};
+use crate::manifest::Manifest;
+
+pub const CUBES: &str = "cubes";
+pub const PARAMS: &str = "params";
+pub const MANIFEST_KEY: &str = "astrobio";
+
+/// An opened store: manifest, the cube array handle, and the (small) parameter table,
+/// verified in full at open time.
+pub struct CubeStore {
+    root: PathBuf,
+    manifest: Manifest,
+    cubes: Array<FilesystemStore>,
+    layout: SampleLayout,
+    ranges: Vec<ValidRange>,
+    params: Vec<f32>,
+    options: CodecOptions,
+}
+
+fn not_found(path: &Path, what: impl Into<String>) -> CoreError {
+    CoreError::NotFound { path: path.to_path_buf(), what: what.into() }
+}
+
+fn integrity(chunk: Option<String>, reason: String) -> CoreError {
+    CoreError::integrity(Location { chunk, ..Default::default() }, reason)
+}
+
+impl CubeStore {
+    pub fn open(root: impl AsRef<Path>) -> CoreResult<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(not_found(&root, "no astrobio store (directory missing)"));
+        }
+        if !root.join("zarr.json").is_file() {
+            return Err(not_found(&root, "no zarr v3 group metadata (zarr.json missing)"));
+        }
+        let storage = Arc::new(
+            FilesystemStore::new(&root).map_err(|e| not_found(&root, format!("cannot open store ({e})")))?,
+        );
+        let group = Group::open(storage.clone(), "/")
+            .map_err(|e| integrity(Some("zarr.json".into()), format!("group metadata unreadable: {e}")))?;
+        let manifest_json = group
+            .attributes()
+            .get(MANIFEST_KEY)
+            .ok_or_else(|| not_found(&root, "no manifest (the store was not completely written)"))?;
+        if !manifest_json.get("complete").and_then(|c| c.as_bool()).unwrap_or(false) {
+            return Err(not_found(&root, "an incomplete manifest (the store was not completely written)"));
+        }
+        let manifest = Manifest::from_json(manifest_json)?;
+
+        let cubes = open_array(&storage, &root, CUBES)?;
+        let [v, l, h, w] = manifest.sample_shape;
+        let expected_shape = [manifest.n_samples, v as u64, l as u64, h as u64, w as u64];
+        check_float32(&cubes, CUBES)?;
+        if cubes.shape() != expected_shape {
+            return Err(integrity(
+                Some(format!("{CUBES}/zarr.json")),
+                format!("cubes has shape {:?}, the manifest says {:?}", cubes.shape(), expected_shape),
+            ));
+        }
+        let chunk = cubes
+            .chunk_shape(&[0; 5])
+            .map_err(|e| integrity(Some(format!("{CUBES}/zarr.json")), e.to_string()))?;
+        let chunk: Vec<u64> = chunk.iter().map(|c| c.get()).collect();
+        if chunk != [1, v as u64, l as u64, h as u64, w as u64] {
+            return Err(integrity(
+                Some(format!("{CUBES}/zarr.json")),
+                format!("cubes must be chunked one sample per chunk, found chunk shape {chunk:?}"),
+            ));
+        }
+        let layout = SampleLayout { variables: v, levels: l, plane: h * w };
+        let ranges = manifest.variables.iter().map(|f| f.range()).collect();
+        // We parallelize across samples; codecs inside one chunk run single-threaded.
+        let options = CodecOptions::default().with_concurrent_target(1).with_validate_checksums(true);
+        let mut store = CubeStore { root, manifest, cubes, layout, ranges, params: Vec::new(), options };
+        if !store.manifest.params.is_empty() {
+            let params = open_array(&storage, &store.root, PARAMS)?;
+            store.params = store.load_params(&params)?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn layout(&self) -> SampleLayout {
+        self.layout
+    }
+    pub fn ranges(&self) -> &[ValidRange] {
+        &self.ranges
+    }
+    pub fn n_samples(&self) -> u64 {
+        self.manifest.n_samples
+    }
+    pub fn n_params(&self) -> usize {
+        self.manifest.params.len()
+    }
+    /// Raw (physical-unit) parameter row of a sample.
+    pub fn param_row(&self, sample: u64) -> &[f32] {
+        let p = self.n_params();
+        &self.params[sample as usize * p..(sample as usize + 1) * p]
+    }
+
+    /// Where a sample lives, for error messages.
+    pub fn location(&self, sample: u64) -> Location {
+        Location {
+            run: self.manifest.run_of(sample).map(|r| r.id.clone()),
+            sample: Some(sample),
+            chunk: Some(self.chunk_key(sample)),
+        }
+    }
+
+    pub fn chunk_key(&self, sample: u64) -> String {
+        format!("{CUBES}/{}", self.cubes.chunk_key(&[sample, 0, 0, 0, 0]).as_str().trim_start_matches(&format!("{CUBES}/")))
+    }
+
+    pub fn check_index(&self, index: i64) -> CoreResult<u64> {
+        if index < 0 || index as u64 >= self.n_samples() {
+            return Err(CoreError::IndexOutOfRange { index, len: self.n_samples() });
+        }
+        Ok(index as u64)
+    }
+
+    /// Fetch and decode one sample's chunk (checksum and decoded size verified), then hand
+    /// its values to `f` without copying when the decoded buffer is aligned for f32.
+    pub fn with_decoded_sample<R>(
+        &self,
+        sample: u64,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> CoreResult<R> {
+        let fail = |reason: String| CoreError::integrity(self.location(sample), reason);
+        let indices = [sample, 0, 0, 0, 0];
+        let encoded = self
+            .cubes
+            .retrieve_encoded_chunk(&indices)
+            .map_err(|e| CoreError::Io { path: self.root.join(self.chunk_key(sample)), source: std::io::Error::other(e.to_string()) })?
+            .ok_or_else(|| fail("chunk missing".into()))?;
+        let decoded = self.decode(encoded, &indices).map_err(fail)?;
+        let expected = self.layout.len() * 4;
+        if decoded.len() != expected {
+            return Err(fail(format!("decoded {} bytes, expected {expected}", decoded.len())));
+        }
+        Ok(with_f32(&decoded, f))
+    }
+
+    fn decode(&self, encoded: Vec<u8>, indices: &[u64]) -> Result<Vec<u8>, String> {
+        let shape = self.cubes.chunk_shape(indices).map_err(|e| e.to_string())?;
+        decode_chunk(&self.cubes, encoded, &shape, &self.options)
+    }
+
+    fn load_params(&self, params: &Array<FilesystemStore>) -> CoreResult<Vec<f32>> {
+        check_float32(params, PARAMS)?;
+        let n = self.n_samples();
+        let p = self.n_params() as u64;
+        if params.shape() != [n, p] {
+            return Err(integrity(
+                Some(format!("{PARAMS}/zarr.json")),
+                format!("params has shape {:?}, expected [{n}, {p}]", params.shape()),
+            ));
+        }
+        let ranges: Vec<ValidRange> = self.manifest.params.iter().map(|f| f.range()).collect();
+        let mut out = Vec::with_capacity((n * p) as usize);
+        for ci in 0..params.chunk_grid_shape()[0] {
+            let key = params.chunk_key(&[ci, 0]).as_str().to_string();
+            let fail = |reason: String| integrity(Some(key.clone()), reason);
+            let shape = params.chunk_shape(&[ci, 0]).map_err(|e| fail(e.to_string()))?;
+            let rows = shape[0].get();
+            let encoded = params
+                .retrieve_encoded_chunk(&[ci, 0])
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail("chunk missing".into()))?;
+            let bytes = decode_chunk(params, encoded, &shape, &self.options).map_err(fail)?;
+            if bytes.len() as u64 != rows * p * 4 {
+                return Err(fail(format!("decoded {} bytes, expected {}", bytes.len(), rows * p * 4)));
+            }
+            let keep = rows.min(n - ci * rows) as usize * p as usize;
+            with_f32(&bytes, |vals| -> CoreResult<()> {
+                for (i, &x) in vals[..keep].iter().enumerate() {
+                    let r = ranges[i % p as usize];
+                    if !(x.is_finite() && x >= r.lo && x <= r.hi) {
+                        let sample = ci * rows + (i as u64) / p;
+                        let name = &self.manifest.params[i % p as usize].name;
+                        return Err(CoreError::integrity(
+                            Location { run: self.manifest.run_of(sample).map(|r| r.id.clone()), sample: Some(sample), chunk: Some(key.clone()) },
+                            format!("parameter {name:?} of sample {sample} is {x}, {}", describe_range(x, r)),
+                        ));
+                    }
+                }
+                out.extend_from_slice(&vals[..keep]);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn describe_range(x: f32, r: ValidRange) -> String {
+    if x.is_nan() {
+        "not a number".into()
+    } else if x.is_infinite() {
+        "infinite".into()
+    } else {
+        format!("outside the valid range [{}, {}]", r.lo, r.hi)
+    }
+}
+
+fn open_array(storage: &Arc<FilesystemStore>, root: &Path, name: &str) -> CoreResult<Array<FilesystemStore>> {
+    if !root.join(name).join("zarr.json").is_file() {
+        return Err(not_found(root, format!("no array {name:?} ({name}/zarr.json missing)")));
+    }
+    Array::open(storage.clone(), &format!("/{name}"))
+        .map_err(|e| integrity(Some(format!("{name}/zarr.json")), format!("array metadata unreadable: {e}")))
+}
+
+fn check_float32(array: &Array<FilesystemStore>, name: &str) -> CoreResult<()> {
+    if array.data_type() != &zarrs::array::data_type::float32() {
+        return Err(integrity(
+            Some(format!("{name}/zarr.json")),
+            format!("{name} has data type {:?}, expected float32", array.data_type()),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_chunk(
+    array: &Array<FilesystemStore>,
+    encoded: Vec<u8>,
+    shape: &[std::num::NonZeroU64],
+    options: &CodecOptions,
+) -> Result<Vec<u8>, String> {
+    let bytes: ArrayBytes = array
+        .codecs()
+        .decode(Cow::Owned(encoded), shape, array.data_type(), array.fill_value(), options)
+        .map_err(|e| match e {
+            CodecError::InvalidChecksum => "checksum mismatch (crc32c)".to_string(),
+            other => format!("cannot decode: {other}"),
+        })?;
+    bytes.into_fixed().map(Cow::into_owned).map_err(|e| e.to_string())
+}
+
+/// View little-endian f32 bytes as f32 (zero-copy when aligned, which allocator buffers are).
+fn with_f32<R>(bytes: &[u8], f: impl FnOnce(&[f32]) -> R) -> R {
+    // SAFETY: every bit pattern is a valid f32; align_to only yields the aligned middle.
+    let (head, mid, tail) = unsafe { bytes.align_to::<f32>() };
+    if head.is_empty() && tail.is_empty() && cfg!(target_endian = "little") {
+        f(mid)
+    } else {
+        let owned: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        f(&owned)
+    }
+}

@@ -1,0 +1,108 @@
+//! Full-store scan: every chunk through the same checks as a read, plus files in the chunk
+//! directory that belong to no sample. Returns a report instead of stopping at the first fault.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::{CoreError, CoreResult, Location};
+use crate::kernel::verify_values;
+use crate::pool;
+use crate::reader::value_error;
+use crate::store::{CubeStore, CUBES};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub location: Location,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerifyReport {
+    pub samples: u64,
+    pub chunks_checked: u64,
+    pub chunks_failed: u64,
+    pub unexpected_files: u64,
+    pub bytes_decoded: u64,
+    /// The first failures in sample order (at most the `max_failures` asked for).
+    pub failures: Vec<Failure>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.chunks_failed == 0 && self.unexpected_files == 0
+    }
+}
+
+/// Scan a store. Opening failures (missing store, bad manifest, bad params) are errors; chunk
+/// faults are collected in the report.
+pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize) -> CoreResult<VerifyReport> {
+    let store = CubeStore::open(root)?;
+    let n = store.n_samples();
+    let sample_bytes = store.layout().len() as u64 * 4;
+    let mut faults: Vec<Failure> = pool::pool(threads).install(|| {
+        (0..n)
+            .into_par_iter()
+            .filter_map(|s| {
+                let checked = store.with_decoded_sample(s, |src| verify_values(src, store.layout(), store.ranges()));
+                let err = match checked {
+                    Ok(Ok(())) => return None,
+                    Ok(Err(fault)) => value_error(&store, s, &fault),
+                    Err(e) => e,
+                };
+                Some(match err {
+                    CoreError::Integrity { location, reason } => Failure { location, reason },
+                    other => Failure { location: store.location(s), reason: other.to_string() },
+                })
+            })
+            .collect()
+    });
+    let chunks_failed = faults.len() as u64;
+    let unexpected = unexpected_chunk_files(&store)?;
+    let unexpected_files = unexpected.len() as u64;
+    faults.extend(unexpected);
+    faults.truncate(max_failures);
+    Ok(VerifyReport {
+        samples: n,
+        chunks_checked: n,
+        chunks_failed,
+        unexpected_files,
+        bytes_decoded: (n - chunks_failed) * sample_bytes,
+        failures: faults,
+    })
+}
+
+/// Files under `cubes/c/` whose key is not the chunk of a sample: stray or foreign data.
+fn unexpected_chunk_files(store: &CubeStore) -> CoreResult<Vec<Failure>> {
+    let base = store.root().join(CUBES).join("c");
+    let mut out = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(CoreError::Io { path: dir, source }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| CoreError::Io { path: dir.clone(), source })?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&base).unwrap_or(&path);
+            let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+            let idx: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
+            let valid = matches!(&idx, Some(i) if i.len() == 5 && i[0] < store.n_samples() && i[1..].iter().all(|&x| x == 0));
+            if !valid {
+                let key = format!("{CUBES}/c/{}", parts.join("/"));
+                out.push(Failure {
+                    location: Location { chunk: Some(key), ..Default::default() },
+                    reason: "unexpected file in the chunk directory (belongs to no sample)".into(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.location.chunk.cmp(&b.location.chunk));
+    Ok(out)
+}

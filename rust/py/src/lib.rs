@@ -1,0 +1,203 @@
+//! `astrobio._core`: thin PyO3 bindings over astrobio-core. Arguments are copied into owned
+//! Rust values, the work runs with the GIL released, and every `CoreError` becomes one
+//! exception of `astrobio.errors` in `core_error_to_py` (the only conversion point).
+
+use std::path::PathBuf;
+
+use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode};
+use numpy::ndarray::{Array2, Array5};
+use numpy::{IntoPyArray, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// Build the Python exception for a core error (classes live in `astrobio.errors`).
+fn core_error_to_py(err: CoreError) -> PyErr {
+    Python::attach(|py| match build_py_error(py, &err) {
+        Ok(e) => e,
+        Err(import_failure) => import_failure,
+    })
+}
+
+fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
+    let errors = py.import("astrobio.errors")?;
+    let kwargs = PyDict::new(py);
+    let (class, message) = match err {
+        CoreError::NotFound { path, what } => {
+            kwargs.set_item("path", path.to_string_lossy().as_ref())?;
+            ("DataNotFoundError", format!("{what}"))
+        }
+        CoreError::Integrity { location, reason } => {
+            kwargs.set_item("run", location.run.as_deref())?;
+            kwargs.set_item("sample", location.sample)?;
+            kwargs.set_item("chunk", location.chunk.as_deref())?;
+            ("IntegrityError", reason.clone())
+        }
+        CoreError::InvalidArgument(msg) => ("ConfigError", msg.clone()),
+        CoreError::IndexOutOfRange { .. } => ("SampleIndexError", err.to_string()),
+        CoreError::Io { path, .. } => {
+            kwargs.set_item("path", path.to_string_lossy().as_ref())?;
+            ("DataNotFoundError", err.to_string())
+        }
+    };
+    let instance = errors.getattr(class)?.call((message,), Some(&kwargs))?;
+    Ok(PyErr::from_value(instance))
+}
+
+fn parse_mode(normalize: &str) -> PyResult<NormMode> {
+    normalize.parse().map_err(core_error_to_py)
+}
+
+/// Reads normalized batches of datacubes from an astrobio store, one call per batch.
+#[pyclass(module = "astrobio._core", name = "BatchReader", frozen)]
+struct PyBatchReader {
+    inner: CoreReader,
+    path: PathBuf,
+    normalize: String,
+}
+
+#[pymethods]
+impl PyBatchReader {
+    #[new]
+    #[pyo3(signature = (path, normalize = "per_variable", threads = 0))]
+    fn new(py: Python<'_>, path: PathBuf, normalize: &str, threads: usize) -> PyResult<Self> {
+        let mode = parse_mode(normalize)?;
+        let p = path.clone();
+        let inner = py.detach(move || CoreReader::open(&p, mode, threads)).map_err(core_error_to_py)?;
+        Ok(PyBatchReader { inner, path, normalize: normalize.to_string() })
+    }
+
+    /// Read samples `indices` into a C-contiguous float32 array [B, V, L, H, W].
+    /// `out`, when given, must have exactly that shape and is filled in place.
+    #[pyo3(signature = (indices, out = None))]
+    fn read_batch<'py>(
+        &self,
+        py: Python<'py>,
+        indices: Vec<i64>,
+        out: Option<Bound<'py, PyArray5<f32>>>,
+    ) -> PyResult<Bound<'py, PyArray5<f32>>> {
+        let [v, l, h, w] = self.inner.store().manifest().sample_shape;
+        let shape = [indices.len(), v, l, h, w];
+        match out {
+            Some(array) => {
+                if array.shape() != shape {
+                    return Err(core_error_to_py(CoreError::InvalidArgument(format!(
+                        "out has shape {:?}, the batch needs {:?}",
+                        array.shape(),
+                        shape
+                    ))));
+                }
+                {
+                    let mut guard = array.try_readwrite().map_err(|e| {
+                        core_error_to_py(CoreError::InvalidArgument(format!("out is not writeable: {e}")))
+                    })?;
+                    let slice = guard.as_slice_mut().map_err(|_| {
+                        core_error_to_py(CoreError::InvalidArgument("out must be C-contiguous".into()))
+                    })?;
+                    py.detach(|| self.inner.read_batch_into(&indices, slice)).map_err(core_error_to_py)?;
+                }
+                Ok(array)
+            }
+            None => {
+                let mut buf = vec![0f32; shape.iter().product()];
+                py.detach(|| self.inner.read_batch_into(&indices, &mut buf)).map_err(core_error_to_py)?;
+                let array = Array5::from_shape_vec(shape, buf)
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                Ok(array.into_pyarray(py))
+            }
+        }
+    }
+
+    /// Read the normalized parameter rows of `indices` as float32 [B, P].
+    fn read_params<'py>(&self, py: Python<'py>, indices: Vec<i64>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let p = self.inner.store().n_params();
+        let mut buf = vec![0f32; indices.len() * p];
+        self.inner.read_params_into(&indices, &mut buf).map_err(core_error_to_py)?;
+        let array = Array2::from_shape_vec([indices.len(), p], buf).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(array.into_pyarray(py))
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+    #[getter]
+    fn normalize(&self) -> &str {
+        &self.normalize
+    }
+    #[getter]
+    fn threads(&self) -> usize {
+        self.inner.threads()
+    }
+    #[getter]
+    fn n_samples(&self) -> u64 {
+        self.inner.store().n_samples()
+    }
+    #[getter]
+    fn n_params(&self) -> usize {
+        self.inner.store().n_params()
+    }
+    #[getter]
+    fn sample_shape(&self) -> (usize, usize, usize, usize) {
+        let [v, l, h, w] = self.inner.store().manifest().sample_shape;
+        (v, l, h, w)
+    }
+    fn __len__(&self) -> usize {
+        self.inner.store().n_samples() as usize
+    }
+    /// Pickle as (path, normalize, threads): the worker reopens the store itself.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (PathBuf, String, usize))> {
+        let this = slf.get();
+        Ok((slf.get_type().into_any(), (this.path.clone(), this.normalize.clone(), this.inner.threads())))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "BatchReader(path={:?}, normalize={:?}, n_samples={}, sample_shape={:?})",
+            self.path,
+            self.normalize,
+            self.inner.store().n_samples(),
+            self.inner.store().manifest().sample_shape
+        )
+    }
+}
+
+/// Scan every chunk of a store; returns a report dict (counts and the first failures).
+#[pyfunction]
+#[pyo3(signature = (path, max_failures = 20, threads = 0))]
+fn verify_store<'py>(py: Python<'py>, path: PathBuf, max_failures: usize, threads: usize) -> PyResult<Bound<'py, PyDict>> {
+    let report = py.detach(|| core_verify(&path, max_failures, threads)).map_err(core_error_to_py)?;
+    let d = PyDict::new(py);
+    d.set_item("path", path.to_string_lossy().as_ref())?;
+    d.set_item("ok", report.ok())?;
+    d.set_item("samples", report.samples)?;
+    d.set_item("chunks_checked", report.chunks_checked)?;
+    d.set_item("chunks_failed", report.chunks_failed)?;
+    d.set_item("unexpected_files", report.unexpected_files)?;
+    d.set_item("bytes_decoded", report.bytes_decoded)?;
+    let failures = PyList::empty(py);
+    for f in &report.failures {
+        let fd = PyDict::new(py);
+        fd.set_item("run", f.location.run.as_deref())?;
+        fd.set_item("sample", f.location.sample)?;
+        fd.set_item("chunk", f.location.chunk.as_deref())?;
+        fd.set_item("reason", &f.reason)?;
+        failures.append(fd)?;
+    }
+    d.set_item("failures", failures)?;
+    Ok(d)
+}
+
+/// The process id that built the core's current thread pool (None before the first read).
+#[pyfunction]
+fn pool_pid() -> Option<u32> {
+    astrobio_core::pool::pool_pid()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PyBatchReader>()?;
+    m.add_function(wrap_pyfunction!(verify_store, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_pid, m)?)?;
+    Ok(())
+}
