@@ -1,0 +1,85 @@
+"""Fixture stores built through astrobio's public writer (tests only; the product never
+substitutes generated data for real data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import astrobio
+
+
+@dataclass
+class Fixture:
+    path: Path
+    runs: dict[str, np.ndarray]        # run id -> raw cubes [T, V, L, H, W]
+    params: dict[str, np.ndarray]      # run id -> raw params [T, P]
+    variables: list[astrobio.Variable]
+
+    @property
+    def cubes(self) -> np.ndarray:
+        return np.concatenate(list(self.runs.values()))
+
+    @property
+    def all_params(self) -> np.ndarray:
+        return np.concatenate(list(self.params.values()))
+
+    def run_of(self, sample: int) -> str:
+        start = 0
+        for rid, c in self.runs.items():
+            if sample < start + len(c):
+                return rid
+            start += len(c)
+        raise IndexError(sample)
+
+
+def build_fixture(
+    path: Path,
+    *,
+    shape: tuple[int, int, int, int] = (3, 4, 8, 16),
+    run_lengths: tuple[int, ...] = (4, 3, 5),
+    seed: int = 0,
+    n_params: int = 2,
+) -> Fixture:
+    rng = np.random.default_rng(seed)
+    v = shape[0]
+    variables = [astrobio.Variable(f"var{i}", "K", (-1000.0, 1000.0)) for i in range(v)]
+    params = [astrobio.Variable(f"p{i}", "1", (-50.0, 50.0)) for i in range(n_params)]
+    runs, prm = {}, {}
+    for i, t in enumerate(run_lengths):
+        # per-variable offsets and scales so normalization is visible
+        base = rng.normal(0.0, 1.0, (t, *shape)) * (1.0 + np.arange(v))[:, None, None, None] * 3.0
+        runs[f"run-{i}"] = (base + 10.0 * np.arange(v)[:, None, None, None]).astype(np.float32)
+        prm[f"run-{i}"] = rng.uniform(-5, 5, (t, n_params)).astype(np.float32)
+    ids = list(runs)
+    split = {"train": ids[:-1], "test": ids[-1:]} if len(ids) > 1 else None
+    astrobio.write_store(
+        path, [(k, runs[k], prm[k]) for k in ids], variables=variables, params=params, split=split,
+        provenance={"source": "test fixture", "kind": "generated"},
+    )
+    return Fixture(path, runs, prm, variables)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Fixture:
+    return build_fixture(tmp_path / "fixture.zarr")
+
+
+def reference_batch(fx: Fixture, indices, mode: str = "per_variable") -> np.ndarray:
+    """Plain numpy reference: normalize each sample with the manifest's statistics, then stack."""
+    m = astrobio.open_store(fx.path).manifest["normalization"]["cubes"]
+    x = fx.cubes[np.asarray(indices)]
+    if mode == "none":
+        return x
+    if mode == "per_variable":
+        mean = np.asarray(m["per_variable"]["mean"])[:, None, None, None]
+        std = np.asarray(m["per_variable"]["std"])[:, None, None, None]
+    else:
+        mean = np.asarray(m["per_level"]["mean"])[:, :, None, None]
+        std = np.asarray(m["per_level"]["std"])[:, :, None, None]
+    # Documented rule: a constant field (std 0) is centred, not scaled.
+    scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0).astype(np.float32)
+    return np.stack([(s - mean.astype(np.float32)) * scale for s in x])
