@@ -105,11 +105,15 @@ pub(crate) fn value_error(store: &CubeStore, sample: u64, fault: &ValueFault) ->
             describe_range(fault.value, store.ranges()[fault.variable])
         ),
     };
+    let width = store.manifest().sample_shape[3].max(1);
     CoreError::integrity(
         store.location(sample),
         format!(
-            "variable {:?} level {} has a value {what} (element {} of the level)",
-            var.name, fault.level, fault.offset
+            "variable {:?} level {} has a value {what} at lat index {}, lon index {}",
+            var.name,
+            fault.level,
+            fault.offset / width,
+            fault.offset % width
         ),
     )
 }

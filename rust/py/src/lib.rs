@@ -74,12 +74,17 @@ impl PyBatchReader {
         &self,
         py: Python<'py>,
         indices: Vec<i64>,
-        out: Option<Bound<'py, PyArray5<f32>>>,
+        out: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray5<f32>>> {
         let [v, l, h, w] = self.inner.store().manifest().sample_shape;
         let shape = [indices.len(), v, l, h, w];
         match out {
-            Some(array) => {
+            Some(any) => {
+                let array = any.cast_into::<PyArray5<f32>>().map_err(|_| {
+                    core_error_to_py(CoreError::InvalidArgument(format!(
+                        "out must be a float32 numpy array with 5 dimensions {shape:?}"
+                    )))
+                })?;
                 if array.shape() != shape {
                     return Err(core_error_to_py(CoreError::InvalidArgument(format!(
                         "out has shape {:?}, the batch needs {:?}",
