@@ -6,9 +6,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import final
 
+__all__ = ["__version__", "BatchReader", "pool_pid", "verify_store"]
 __version__: str
 
+@final
 class BatchReader:
     """Reads normalized batches of datacubes from an astrobio store, one call per batch."""
 
