@@ -175,4 +175,4 @@ def test_error_hierarchy():
     ]:
         assert issubclass(cls, astrobio.AstrobioError) and issubclass(cls, std)
     e = astrobio.IntegrityError("checksum mismatch", run="r", sample=3, chunk="cubes/c/3/0/0/0/0", path="/s")
-    assert str(e) == "store /s, run 'r', sample 3, chunk 'cubes/c/3/0/0/0/0': checksum mismatch"
+    assert str(e) == "/s, run 'r', sample 3, chunk 'cubes/c/3/0/0/0/0': checksum mismatch"

@@ -258,7 +258,8 @@ class StoreWriter:
             "digests": digests,
         }
         body["content_digest"] = content_digest(body)
-        body["provenance"] = {**self.provenance, **_tool_versions()}
+        auto = _tool_versions()
+        body["provenance"] = {**self.provenance, **auto, "tools": {**self.provenance.get("tools", {}), **auto["tools"]}}
         body["complete"] = True
         return body
 

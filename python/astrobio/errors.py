@@ -67,7 +67,7 @@ class IntegrityError(AstrobioError, ValueError):
         self.path = path
         where = []
         if path is not None:
-            where.append(f"store {path}")
+            where.append(str(path))
         if run is not None:
             where.append(f"run {run!r}")
         if sample is not None:
