@@ -1,0 +1,59 @@
+"""Provenance shared by every ingest: source digests, tool versions, the command, and an
+inputs digest that makes re-running an ingest on unchanged inputs a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["file_digest", "sources_record", "tool_versions", "inputs_digest", "up_to_date", "command_line"]
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def sources_record(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    return [{"path": str(p), "name": p.name, "bytes": p.stat().st_size, "digest": file_digest(p)} for p in paths]
+
+
+def tool_versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def inputs_digest(sources: list[dict[str, Any]], options: Mapping[str, Any], code_version: str) -> str:
+    """Digest of what determines an ingest's output: source bytes, options, code version."""
+    key = {"sources": sorted(s["digest"] for s in sources), "options": options, "code": code_version}
+    return "sha256:" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def up_to_date(out: Path, digest: str) -> bool:
+    """True when `out` is a complete store built from exactly these inputs."""
+    meta = out / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        manifest = json.loads(meta.read_text())["attributes"]["astrobio"]
+    except (ValueError, KeyError):
+        return False
+    return bool(manifest.get("complete")) and manifest.get("provenance", {}).get("inputs_digest") == digest
