@@ -1,0 +1,192 @@
+"""The `astrobio` command line. Every command has --help with an example; errors print one
+line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import AstrobioError, ConfigError
+
+__all__ = ["main"]
+
+
+def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _split(items: Sequence[str]) -> dict[str, list[str]] | None:
+    return {k: [r for r in v.split(",") if r] for k, v in _pairs(items, "--split").items()} or None
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .datasets import PARTS, build_default, data_home
+    from .datasets.climate import pack_results
+
+    if args.action == "list":
+        for part in PARTS:
+            print(part)
+        print(f"data home: {data_home()}")
+        return 0
+    if args.action == "build":
+        if args.name != "default":
+            raise ConfigError(f"unknown dataset {args.name!r}; available: default")
+        parts = args.parts.split(",") if args.parts else None
+        built = build_default(parts, root=Path(args.root) if args.root else None, progress=not args.quiet)
+        for part, paths in built.items():
+            for p in paths:
+                print(f"{part:<11} {p}")
+        return 0
+    if args.action == "pack-climate":
+        split = _split(args.split) or {}
+        npz, js = pack_results(Path(args.name), Path(args.out) if args.out else Path(str(_pack_dir())), split)
+        print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
+        return 0
+    raise ConfigError(f"unknown action {args.action!r}")
+
+
+def _pack_dir() -> Any:
+    from importlib import resources
+
+    return resources.files("astrobio.datasets") / "data"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .datasets import data_home
+    from .validate import check_components, check_store
+
+    checks = check_components()
+    stores = [Path(p) for p in args.store] or sorted((data_home() / "default").glob("*.zarr"))
+    if not stores:
+        print(f"no stores under {data_home() / 'default'}; build them with: astrobio datasets build default", file=sys.stderr)
+    checks += [check_store(p) for p in stores]
+    width = max(len(c.name) for c in checks)
+    failed = 0
+    for c in checks:
+        status = "ok" if c.ok else ("FAIL" if c.required else "missing")
+        failed += (not c.ok) and c.required
+        print(f"{c.name:<{width}}  {status:<7}  {c.detail}")
+    if not args.store and not stores:
+        return 1
+    optional_missing = sum(1 for c in checks if not c.ok and not c.required)
+    print(f"\n{sum(c.ok for c in checks)} ok, {optional_missing} optional missing, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.format == "climate":
+        from .ingest.climate import Grid, ingest_climate
+
+        runs = _pairs(args.sources, "a run")
+        if not args.var:
+            raise ConfigError("name the variables to ingest with --var (repeatable)")
+        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=_pairs(args.units, "--units"),
+                             kind=args.kind, grid=Grid())
+    elif args.format == "catalogue":
+        from .ingest.catalogue import ingest_catalogue
+
+        if len(args.sources) != 1:
+            raise ConfigError("catalogue ingest takes one source file")
+        out = ingest_catalogue(Path(args.sources[0]), args.out, schema=args.schema)
+    else:
+        from .ingest.metabolic import ingest_metabolic
+
+        out = ingest_metabolic({k: Path(v) for k, v in _pairs(args.sources, "a model").items()}, args.out)
+    print(out)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from . import simulate
+
+    specs = simulate.default_planet_specs()
+    if not args.all:
+        wanted = {n.lower() for n in args.planet}
+        specs = [s for s in specs if s.slug in wanted or s.name.lower() in wanted]
+        if not specs:
+            raise ConfigError("no planet matched; use --all or --planet with one of: "
+                              + ", ".join(s.slug for s in simulate.default_planet_specs()))
+    for spec in specs:
+        out = Path(args.out) / spec.slug
+        if (out / "result.json").exists() and not args.force:
+            print(f"{spec.slug}: already done ({out})")
+            continue
+        result = simulate.run_planet(spec, out / "work", years=args.years)
+        simulate.save_result(result, out)
+        print(f"{spec.slug}: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="astrobio", description="astrobio: verified data and training for astrobiology ML.",
+                                epilog="example:\n  astrobio datasets build default\n  astrobio validate", formatter_class=fmt)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("datasets", help="build or list the embedded default dataset", formatter_class=fmt,
+                       epilog="examples:\n  astrobio datasets build default\n  astrobio datasets build default --parts climate\n"
+                              "  astrobio datasets pack-climate /work/gcm_runs --split test=trappist-1_e --split val=toi-700_d")
+    d.add_argument("action", choices=["build", "list", "pack-climate"])
+    d.add_argument("name", nargs="?", default="default", help="dataset name (build) or results folder (pack-climate)")
+    d.add_argument("--parts", help="comma-separated parts to build (default: all)")
+    d.add_argument("--root", help="data home (default: $ASTROBIO_HOME or ~/.cache/astrobio)")
+    d.add_argument("--split", action="append", default=[], help="pack-climate: SPLIT=run,run (repeatable)")
+    d.add_argument("--out", help="pack-climate: output folder (default: the package's data folder)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_datasets)
+
+    v = sub.add_parser("validate", help="check components and run a full integrity scan of stores", formatter_class=fmt,
+                       epilog="examples:\n  astrobio validate\n  astrobio validate --store my.zarr")
+    v.add_argument("--store", action="append", default=[], help="store to scan (repeatable; default: the built default dataset)")
+    v.set_defaults(func=cmd_validate)
+
+    i = sub.add_parser("ingest", help="ingest NetCDF runs, a planet catalogue or metabolic models into a store", formatter_class=fmt,
+                       epilog="examples:\n  astrobio ingest climate --out runs.zarr --var ta --var ua run-a=run_a.nc run-b=runs/b/\n"
+                              "  astrobio ingest catalogue --schema nasa --out planets.zarr planets.csv\n"
+                              "  astrobio ingest metabolic --out nets.zarr iJO1366=iJO1366.xml.gz")
+    i.add_argument("format", choices=["climate", "catalogue", "metabolic"])
+    i.add_argument("sources", nargs="+", help="climate: RUN_ID=PATH; metabolic: NAME=PATH; catalogue: FILE")
+    i.add_argument("--out", required=True)
+    i.add_argument("--var", action="append", default=[], help="climate: variable to ingest (repeatable)")
+    i.add_argument("--units", action="append", default=[], help="climate: VAR=UNITS where the source lacks them")
+    i.add_argument("--kind", default="simulation", choices=["simulation", "observation"])
+    i.add_argument("--split", action="append", default=[], help="climate: SPLIT=run,run (repeatable)")
+    i.add_argument("--schema", default="nasa", choices=["nasa", "exoplanet.eu"], help="catalogue column schema")
+    i.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("simulate", help="run the ExoPlaSim GCM for catalogue planets (hours)", formatter_class=fmt,
+                       epilog="examples:\n  astrobio simulate --planet trappist-1_e --years 2 --out gcm_runs\n  astrobio simulate --all --out gcm_runs")
+    s.add_argument("--planet", action="append", default=[])
+    s.add_argument("--all", action="store_true")
+    s.add_argument("--years", type=int, default=2)
+    s.add_argument("--out", required=True)
+    s.add_argument("--force", action="store_true", help="rerun planets that already have results")
+    s.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except AstrobioError as e:
+        print(f"astrobio: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("astrobio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

