@@ -64,7 +64,8 @@ class BatchIndexSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         order = self.indices
         if self.shuffle:
-            order = order[np.random.default_rng((self.seed, self.epoch)).permutation(len(order))]
+            rng = np.random.default_rng((self.seed, self.epoch))  # real-data-ok: seeded shuffle of real sample indices
+            order = order[rng.permutation(len(order))]
         for i in range(len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
 
