@@ -134,7 +134,12 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
         "runs": {r["id"]: r["provenance"] for r in doc["runs"]},
         "command": "astrobio datasets build default",
     }
-    with StoreWriter(out, variables=VARIABLES, params=PARAMS, sample_shape=tuple(cubes.shape[2:]), coords=coords,
+    units = [run.get("units", {}) for run in doc["runs"]]
+    if any(u != units[0] for u in units):
+        raise IntegrityError("runs of the pack disagree on units", path=str(js))
+    # Units as the model wrote them (ExoPlaSim writes hus as "1", i.e. kg kg-1).
+    variables = [Variable(v.name, units[0].get(v.name, v.units), v.valid_range, v.long_name) for v in VARIABLES]
+    with StoreWriter(out, variables=variables, params=PARAMS, sample_shape=tuple(cubes.shape[2:]), coords=coords,
                      name="astrobio default: ExoPlaSim climates of catalogue planets", provenance=provenance) as w:
         for i, run in enumerate(doc["runs"]):
             cube = cubes[i].astype(np.float32)
