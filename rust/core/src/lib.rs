@@ -5,6 +5,7 @@
 //! buffer, parallel over samples on a fork-safe rayon pool. `astrobio-py` wraps this.
 
 pub mod error;
+pub mod fuzzing;
 pub mod kernel;
 pub mod manifest;
 pub mod pool;
@@ -18,8 +19,3 @@ pub use reader::BatchReader;
 pub use store::CubeStore;
 pub use verify::{verify_store, Failure, VerifyReport};
 
-/// Decode-and-verify entry point for fuzzing: treat `bytes` as the stored chunk of sample 0 of
-/// the given store and run the same decode and checks as a read. Never panics.
-pub mod fuzzing {
-    pub use crate::kernel::{verify_normalize_into, Affine, SampleLayout, ValidRange};
-}

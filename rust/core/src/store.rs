@@ -5,7 +5,10 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use zarrs::array::{Array, ArrayBytes, ArrayToBytesCodecTraits, CodecError, CodecOptions};
+use zarrs::array::codec::{Crc32cCodec, ZstdCodec};
+use zarrs::array::{
+    Array, ArrayBytes, ArrayToBytesCodecTraits, BytesRepresentation, BytesToBytesCodecTraits, CodecError, CodecOptions,
+};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
 
@@ -243,14 +246,53 @@ fn decode_chunk(
     shape: &[std::num::NonZeroU64],
     options: &CodecOptions,
 ) -> Result<Vec<u8>, String> {
+    let size = array.data_type().fixed_size().ok_or("variable-size data type")? as u64;
+    let decoded_len = shape.iter().map(|s| s.get()).product::<u64>() * size;
+    check_zstd_bound(array.codecs().bytes_to_bytes_codecs(), &encoded, decoded_len, options)?;
     let bytes: ArrayBytes = array
         .codecs()
         .decode(Cow::Owned(encoded), shape, array.data_type(), array.fill_value(), options)
-        .map_err(|e| match e {
-            CodecError::InvalidChecksum => "checksum mismatch (crc32c)".to_string(),
-            other => format!("cannot decode: {other}"),
-        })?;
+        .map_err(codec_error)?;
     bytes.into_fixed().map(Cow::into_owned).map_err(|e| e.to_string())
+}
+
+/// zarrs' zstd decoder allocates up front whatever size a frame declares, so a 21-byte chunk
+/// file with a valid checksum could ask for a terabyte and abort the process (no error, no
+/// exception). Peel the checksum stages outside the zstd stage and refuse a frame that may
+/// decode to more than the chunk holds, plus one zstd block (128 KiB): a frame without a
+/// declared content size is bounded by its block count. Other codec stacks are left to zarrs.
+fn check_zstd_bound(
+    codecs: &[Arc<dyn BytesToBytesCodecTraits>],
+    encoded: &[u8],
+    decoded_len: u64,
+    options: &CodecOptions,
+) -> Result<(), String> {
+    const ZSTD_BLOCK_MAX: u64 = 128 << 10;
+    let mut bytes = Cow::Borrowed(encoded);
+    for codec in codecs.iter().rev() {
+        let any = codec.as_any();
+        if any.is::<Crc32cCodec>() {
+            // Ignores the representation; a bad checksum is reported here as it would be later.
+            bytes = codec.decode(bytes, &BytesRepresentation::UnboundedSize, options).map_err(codec_error)?;
+        } else if any.is::<ZstdCodec>() {
+            return match zstd::zstd_safe::decompress_bound(&bytes) {
+                Ok(bound) if bound <= decoded_len + ZSTD_BLOCK_MAX => Ok(()),
+                Ok(bound) => Err(format!("zstd frame may decode to {bound} bytes, the chunk holds {decoded_len}")),
+                // zarrs would fall back to an unbounded streaming decode; refuse instead.
+                Err(_) => Err("cannot decode: not a valid zstd frame".into()),
+            };
+        } else {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn codec_error(e: CodecError) -> String {
+    match e {
+        CodecError::InvalidChecksum => "checksum mismatch (crc32c)".to_string(),
+        other => format!("cannot decode: {other}"),
+    }
 }
 
 /// View little-endian f32 bytes as f32 (zero-copy when aligned, which allocator buffers are).

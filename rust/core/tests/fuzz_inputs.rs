@@ -1,0 +1,138 @@
+//! The fuzz target's entry (`astrobio_core::fuzzing`) over a few thousand deterministic inputs,
+//! so every `cargo test` exercises the chunk decode + verify path on stable Rust, plus the
+//! crafted inputs that once aborted the process. `DecodeVerify::run` panics on any broken
+//! invariant (read and scan disagree, a non-finite value accepted, the wrong sample blamed).
+
+use astrobio_core::fuzzing::DecodeVerify;
+use astrobio_core::CoreError;
+
+/// xorshift64*: deterministic and dependency-free; quality is not the point.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const SPECIAL_F32: [f32; 9] =
+    [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, 1e-45, -0.0, 400.0, 400.00003];
+
+/// A few libFuzzer-style mutations of `seed`; the first byte (the mode) may change too.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut d = seed.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(d.len());
+        match rng.below(7) {
+            0 if !d.is_empty() => d[at] ^= 1 << rng.below(8),
+            1 if !d.is_empty() => d[at] = [0, 0xff, 0x7f, 0x80, 0x28, 0xfd][rng.below(6)],
+            2 => d.truncate(at),
+            3 => {
+                let extra: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+                d.splice(at..at, extra);
+            }
+            4 if d.len() >= 5 => {
+                // Overwrite one f32 of a mode-2 (raw values) input with a special value.
+                let k = 1 + 4 * rng.below((d.len() - 1) / 4);
+                d[k..k + 4].copy_from_slice(&SPECIAL_F32[rng.below(SPECIAL_F32.len())].to_le_bytes());
+            }
+            5 if !d.is_empty() => d[0] = rng.below(3) as u8,
+            _ => {
+                let (a, b) = (rng.below(d.len()), rng.below(d.len()));
+                let copy = d[a.min(b)..a.max(b)].to_vec();
+                d.extend_from_slice(&copy);
+            }
+        }
+    }
+    d
+}
+
+fn fixture() -> (tempfile::TempDir, DecodeVerify) {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = DecodeVerify::create(dir.path().join("store")).unwrap();
+    (dir, fx)
+}
+
+#[test]
+fn seeds_decode_to_the_intact_sample() {
+    let (_dir, mut fx) = fixture();
+    for seed in fx.seeds().unwrap() {
+        fx.run(&seed).unwrap();
+    }
+}
+
+#[test]
+fn thousands_of_mutated_inputs_never_panic() {
+    let (_dir, mut fx) = fixture();
+    let seeds = fx.seeds().unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..3000 {
+        let input = if i % 8 == 0 {
+            (0..rng.below(200)).map(|_| rng.next() as u8).collect()
+        } else {
+            let seed = &seeds[rng.below(seeds.len())];
+            mutate(&mut rng, seed)
+        };
+        match fx.run(&input) {
+            Ok(()) => accepted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    // Both outcomes must be reached, or the generator is not exercising the checks.
+    assert!(accepted > 100 && refused > 1000, "accepted {accepted}, refused {refused}");
+}
+
+fn reason(r: Result<(), CoreError>) -> String {
+    match r {
+        Err(CoreError::Integrity { reason, .. }) => reason,
+        other => panic!("expected an integrity error, got {other:?}"),
+    }
+}
+
+/// zstd frame header: magic, descriptor (8-byte content size, no single segment), window 1 KiB.
+fn frame_declaring(size: u64) -> Vec<u8> {
+    let mut f = vec![0x28, 0xB5, 0x2F, 0xFD, 0xC0, 0x00];
+    f.extend_from_slice(&size.to_le_bytes());
+    f.extend_from_slice(&[0x01, 0x00, 0x00]); // last block, raw, 0 bytes
+    f
+}
+
+/// Regression: a 21-byte chunk with a valid crc32c whose zstd frame declares 1 TiB made zarrs
+/// preallocate it and abort the process ("memory allocation of 1099511627776 bytes failed").
+#[test]
+fn zstd_frame_declaring_a_huge_size_is_refused_not_allocated() {
+    let (_dir, mut fx) = fixture();
+    for size in [1u64 << 40, 1 << 62, u64::MAX - 1] {
+        let input = [&[1u8][..], &frame_declaring(size)].concat();
+        let why = reason(fx.run(&input));
+        assert!(why.contains("zstd frame may decode") || why.contains("cannot decode"), "{size}: {why}");
+    }
+    let why = reason(fx.run(&[&[1u8][..], &frame_declaring(1 << 40)].concat()));
+    assert!(why.contains("may decode to 1099511627776 bytes"), "{why}");
+}
+
+/// Regression: a frame without a content size is bounded by its block count (128 KiB per RLE
+/// block of 4 bytes), so a small file can still expand 30000-fold; refused before decoding.
+#[test]
+fn zstd_bomb_of_rle_blocks_is_refused() {
+    let (_dir, mut fx) = fixture();
+    let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x38]; // no content size, window 128 KiB
+    for i in 0..64 {
+        let last = u32::from(i == 63);
+        let header = (128u32 << 10) << 3 | 1 << 1 | last; // RLE block of 128 KiB
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.push(0x41);
+    }
+    let why = reason(fx.run(&[&[1u8][..], &frame].concat()));
+    assert!(why.contains("may decode to 8388608 bytes"), "{why}");
+    // Garbage after a valid frame makes the bound unknown; zarrs would then stream without limit.
+    frame.truncate(frame.len() - 2);
+    assert!(reason(fx.run(&[&[1u8][..], &frame].concat())).contains("not a valid zstd frame"));
+}
