@@ -213,3 +213,16 @@ def test_first_bad_sample_in_batch_order_is_reported(store):
         with pytest.raises(astrobio.IntegrityError) as info:
             astrobio.CubeReader(store.path, threads=2).read([0, 9, 1, 3])
         assert info.value.sample == 9
+
+
+def test_value_that_overflows_when_normalized_is_refused(tmp_path):
+    variables = [astrobio.Variable("x", "1")]  # no valid range: only finiteness bounds it
+    train = np.full((2, 1, 1, 2, 2), 1.0, np.float32)
+    train[1] += 1e-3  # std ~5e-4 on the train split
+    test = np.full((1, 1, 1, 2, 2), 3.0e38, np.float32)  # finite, but not once scaled by 1/std
+    path = astrobio.write_store(tmp_path / "s.zarr", {"a": train, "b": test}, variables=variables,
+                                split={"train": ["a"], "test": ["b"]})
+    with pytest.raises(astrobio.IntegrityError, match="not finite once normalized") as info:
+        astrobio.CubeReader(path).read([0, 2])
+    assert (info.value.run, info.value.sample) == ("b", 2)
+    np.testing.assert_array_equal(astrobio.CubeReader(path, normalize="none").read([2]).cubes, test)

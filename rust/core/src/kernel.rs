@@ -60,6 +60,8 @@ pub enum FaultKind {
     NaN,
     Inf,
     OutOfRange,
+    /// A valid value whose normalized form is not a finite f32.
+    Overflow,
 }
 
 /// Valid closed interval per variable; infinite bounds disable that side of the check.
@@ -95,11 +97,16 @@ pub fn verify_normalize_into(
             let mut bad = false;
             for (out, &x) in d.iter_mut().zip(s) {
                 // NaN fails both comparisons; +-Inf fails is_finite even with infinite bounds.
-                bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi));
-                *out = (x - shift) * scale;
+                let y = (x - shift) * scale;
+                // The output is checked too: an extreme valid value can overflow f32 when scaled.
+                bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & y.is_finite());
+                *out = y;
             }
             if bad {
-                return Err(first_fault(s, range, v, l));
+                return Err(first_fault(s, range, v, l).unwrap_or_else(|| {
+                    let offset = d.iter().position(|y| !y.is_finite()).unwrap_or(0);
+                    ValueFault { variable: v, level: l, offset, value: s[offset], kind: FaultKind::Overflow }
+                }));
             }
         }
     }
@@ -121,14 +128,14 @@ pub fn verify_values(
                 .iter()
                 .fold(false, |bad, &x| bad | !(x.is_finite() & (x >= range.lo) & (x <= range.hi)));
             if bad {
-                return Err(first_fault(s, range, v, l));
+                return Err(first_fault(s, range, v, l).expect("a bad slab has a faulty value"));
             }
         }
     }
     Ok(())
 }
 
-fn first_fault(slab: &[f32], range: ValidRange, variable: usize, level: usize) -> ValueFault {
+fn first_fault(slab: &[f32], range: ValidRange, variable: usize, level: usize) -> Option<ValueFault> {
     for (offset, &value) in slab.iter().enumerate() {
         let kind = if value.is_nan() {
             FaultKind::NaN
@@ -139,9 +146,9 @@ fn first_fault(slab: &[f32], range: ValidRange, variable: usize, level: usize) -
         } else {
             continue;
         };
-        return ValueFault { variable, level, offset, value, kind };
+        return Some(ValueFault { variable, level, offset, value, kind });
     }
-    unreachable!("first_fault called on a slab without a fault")
+    None
 }
 
 #[cfg(test)]
@@ -195,6 +202,16 @@ mod tests {
             let key = |f: &ValueFault| (f.variable, f.level, f.offset, f.kind, f.value.to_bits());
             assert_eq!(key(&err), key(&err2));
         }
+    }
+
+    #[test]
+    fn a_value_that_overflows_when_normalized_is_refused() {
+        let layout = SampleLayout { variables: 1, levels: 1, plane: 3 };
+        let src = vec![1.0, 3.0e38, 2.0];
+        let mut dst = vec![0.0; 3];
+        let affine = Affine::from_mean_std(&[0.0], &[0.01]);
+        let err = verify_normalize_into(&src, &mut dst, layout, &affine, &[ValidRange::ANY]).unwrap_err();
+        assert_eq!((err.offset, err.kind), (1, FaultKind::Overflow));
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub(crate) fn value_error(store: &CubeStore, sample: u64, fault: &ValueFault) ->
     let var = &store.manifest().variables[fault.variable];
     let what = match fault.kind {
         FaultKind::NaN | FaultKind::Inf => describe_range(fault.value, store.ranges()[fault.variable]),
+        FaultKind::Overflow => format!("{} that is not finite once normalized (check the variable's statistics)", fault.value),
         FaultKind::OutOfRange => format!(
             "{} {}",
             fault.value,
