@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .errors import ConfigError
 from .reader import CubeReader
 
-__all__ = ["CubeBatchDataset", "BatchIndexSampler", "make_loader"]
+__all__ = ["CubeBatchDataset", "BatchIndexSampler", "StatefulLoader", "make_loader"]
 
 
 class CubeBatchDataset(Dataset):
@@ -41,43 +41,123 @@ class CubeBatchDataset(Dataset):
 
 
 class BatchIndexSampler(Sampler[list[int]]):
-    """Yields batches (lists) of the given sample indices, shuffled per epoch with a seed."""
+    """Yields batches (lists) of the given sample indices, shuffled per epoch with a seed.
+
+    Under DDP each of `num_replicas` ranks takes every `num_replicas`-th batch of the same
+    epoch order (rank `rank` first); with `pad` (training) the epoch's batch list is extended
+    by wrapping around so every rank gets the same number of batches, like torch's
+    DistributedSampler. `state_dict()` / `load_state_dict()` carry (seed, epoch, start) so a
+    resumed run continues mid-epoch with the same batches.
+    """
 
     def __init__(self, indices: Sequence[int] | np.ndarray, batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0, drop_last: bool = False) -> None:
+                 seed: int = 0, drop_last: bool = False, num_replicas: int = 1, rank: int = 0,
+                 pad: bool = True) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ConfigError(f"rank {rank} is not within num_replicas {num_replicas}")
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.pad = pad
         self.epoch = 0
+        self.start = 0  # batches of this rank's epoch to skip (set when resuming mid-epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    def _n_global(self) -> int:
         n = len(self.indices)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __len__(self) -> int:
+        """Batches this rank yields in a whole epoch."""
+        n, r = self._n_global(), self.num_replicas
+        if r == 1:
+            return n
+        return -(-n // r) if self.pad else len(range(self.rank, n, r))
+
+    def epoch_batches(self) -> list[list[int]]:
+        """This rank's batches of the current epoch, in order (ignores `start`)."""
         order = self.indices
         if self.shuffle:
             rng = np.random.default_rng((self.seed, self.epoch))  # real-data-ok: seeded shuffle of real sample indices
             order = order[rng.permutation(len(order))]
-        for i in range(len(self)):
-            yield order[i * self.batch_size : (i + 1) * self.batch_size].tolist()
+        batches = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(self._n_global())]
+        if self.num_replicas > 1:
+            if self.pad and batches:
+                total = len(self) * self.num_replicas
+                batches = [batches[i % len(batches)] for i in range(total)]
+            batches = batches[self.rank :: self.num_replicas]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        start, self.start = self.start, 0  # a skip applies to one pass only
+        yield from self.epoch_batches()[start:]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": int(self.seed), "epoch": int(self.epoch), "start": int(self.start)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if int(state["seed"]) != self.seed:
+            raise ConfigError(f"sampler state was saved with seed {state['seed']}, this sampler has seed {self.seed}")
+        self.epoch = int(state["epoch"])
+        self.start = int(state["start"])
+
+
+class StatefulLoader(DataLoader):
+    """A DataLoader over a `BatchIndexSampler` that counts the batches it has handed out, so its
+    `state_dict()` says exactly where in the epoch the consumer is (worker prefetch is not
+    counted). Lightning saves and restores it with the fit loop (its `_Stateful` protocol)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.sampler, BatchIndexSampler):
+            raise ConfigError("StatefulLoader needs a BatchIndexSampler")
+        self._consumed = 0
+        self._resume: dict[str, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        # A generator: the body runs at the first next(), after Lightning's set_epoch().
+        sampler: BatchIndexSampler = self.sampler  # type: ignore[assignment]
+        skip = 0
+        if self._resume is not None and self._resume["epoch"] == sampler.epoch:
+            skip = min(self._resume["start"], len(sampler))
+        self._resume = None
+        sampler.start = skip
+        self._consumed = skip
+        for batch in super().__iter__():
+            self._consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        sampler: BatchIndexSampler = self.sampler  # type: ignore[assignment]
+        return {"seed": int(sampler.seed), "epoch": int(sampler.epoch), "start": int(self._consumed),
+                "rank": int(sampler.rank), "num_replicas": int(sampler.num_replicas)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        sampler: BatchIndexSampler = self.sampler  # type: ignore[assignment]
+        if int(state.get("num_replicas", 1)) != sampler.num_replicas:
+            raise ConfigError(f"loader state was saved with {state.get('num_replicas')} ranks; this run has "
+                              f"{sampler.num_replicas} (resume with the same number of devices)")
+        sampler.load_state_dict({"seed": state["seed"], "epoch": state["epoch"], "start": state["start"]})
+        self._resume = {"epoch": int(state["epoch"]), "start": int(state["start"])}
 
 
 def make_loader(dataset: CubeBatchDataset, sampler: BatchIndexSampler, *, num_workers: int = 0,
                 multiprocessing_context: str | None = None, pin_memory: bool | None = None,
-                timeout: float = 0.0, **kwargs: Any) -> DataLoader:
+                timeout: float = 0.0, stateful: bool = False, **kwargs: Any) -> DataLoader:
     """A DataLoader that asks the dataset for whole batches. Pinned memory is on by default
-    when CUDA is present."""
+    when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
-    return DataLoader(
+    cls = StatefulLoader if stateful else DataLoader
+    return cls(
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
         multiprocessing_context=multiprocessing_context if num_workers > 0 else None,
         pin_memory=pin_memory, timeout=timeout if num_workers > 0 else 0.0,

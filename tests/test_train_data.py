@@ -1,0 +1,56 @@
+"""The sampler's DDP sharding and resumable state, and the stateful loader (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import astrobio
+from astrobio.data import BatchIndexSampler, CubeBatchDataset, make_loader
+
+
+def test_ddp_shards_cover_the_epoch_and_have_equal_length():
+    idx = np.arange(23)
+    full = BatchIndexSampler(idx, 4, shuffle=True, seed=3)
+    full.set_epoch(2)
+    ranks = [BatchIndexSampler(idx, 4, shuffle=True, seed=3, num_replicas=2, rank=r) for r in (0, 1)]
+    for s in ranks:
+        s.set_epoch(2)
+    shards = [list(s) for s in ranks]
+    assert len(shards[0]) == len(shards[1]) == len(ranks[0]) == 3  # 6 batches -> 3 each
+    assert shards[0] + shards[1] != list(full)
+    assert sorted(sum(shards[0] + shards[1], [])) == sorted(sum(list(full), []))
+    assert shards[0] == list(full)[0::2] and shards[1] == list(full)[1::2]
+    # 5 batches over 2 ranks: padded by wrapping for training, uneven without padding
+    padded = [list(BatchIndexSampler(np.arange(20), 4, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(padded[0]) == len(padded[1]) == 3 and padded[0][-1] == [16, 17, 18, 19] and padded[1][-1] == [0, 1, 2, 3]
+    uneven = [list(BatchIndexSampler(np.arange(20), 4, num_replicas=2, rank=r, pad=False)) for r in (0, 1)]
+    assert [len(u) for u in uneven] == [3, 2] and sorted(sum(uneven[0] + uneven[1], [])) == list(range(20))
+    with pytest.raises(astrobio.ConfigError, match="rank 2"):
+        BatchIndexSampler(idx, 4, num_replicas=2, rank=2)
+
+
+def test_stateful_loader_resumes_mid_epoch_with_the_same_batches(tmp_path):
+    from conftest import build_fixture
+
+    fx = build_fixture(tmp_path / "s.zarr", run_lengths=(5, 5, 4))
+    ds = CubeBatchDataset(fx.path)
+    sampler = BatchIndexSampler(np.arange(14), 3, shuffle=True, seed=1)
+    loader = make_loader(ds, sampler, stateful=True)
+    sampler.set_epoch(4)
+    it = iter(loader)
+    seen = [next(it)["index"].tolist() for _ in range(2)]
+    state = loader.state_dict()
+    assert state == {"seed": 1, "epoch": 4, "start": 2, "rank": 0, "num_replicas": 1}
+    rest = [b["index"].tolist() for b in it]
+
+    fresh_sampler = BatchIndexSampler(np.arange(14), 3, shuffle=True, seed=1)
+    fresh = make_loader(CubeBatchDataset(fx.path), fresh_sampler, stateful=True)
+    fresh.load_state_dict(state)
+    fresh_sampler.set_epoch(4)  # what Lightning does before iterating
+    assert [b["index"].tolist() for b in fresh] == rest
+    assert len(seen) + len(rest) == len(sampler)
+    fresh_sampler.set_epoch(5)  # the skip applied to one pass only
+    assert len([b for b in fresh]) == len(sampler)
+    with pytest.raises(astrobio.ConfigError, match="seed 1"):
+        BatchIndexSampler(np.arange(14), 3, seed=2).load_state_dict(state)
