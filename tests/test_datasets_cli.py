@@ -89,10 +89,12 @@ def test_climate_pack_round_trip_and_split_by_planet(tmp_path):
         save_result(fake_result(name, teff), results / name)
     with pytest.raises(astrobio.IntegrityError, match="without results"):
         climate_part.pack_results(results, tmp_path / "pack", {"test": ["nowhere"]})
-    climate_part.pack_results(results, tmp_path / "pack", {"train": ["earth", "planet-b"], "test": ["planet-c"]})
+    climate_part.pack_results(results, tmp_path / "pack", {"test": ["planet-c"]})  # the rest: train
     store = astrobio.open_store(climate_part.build_climate_store(tmp_path / "climate.zarr", pack_dir=tmp_path / "pack"))
     assert store.sample_shape == (5, 3, 4, 8) and store.n_samples == 36
-    assert store.split["test"] == ["planet-c"] and store.manifest["provenance"]["model"] == "ExoPlaSim"
+    assert store.split == {"train": ["earth", "planet-b"], "val": [], "test": ["planet-c"]}
+    assert store.manifest["normalization"]["scope"] == "train"
+    assert store.manifest["provenance"]["model"] == "ExoPlaSim"
     assert store.manifest["coords"]["lat"]["values"] == [-60.0, -20.0, 20.0, 60.0]  # south to north
     reader = astrobio.CubeReader(store.path, normalize="none")
     batch = reader.read(store.samples("test"))
