@@ -50,6 +50,11 @@ def test_missing_source_package_names_the_install_command(monkeypatch):
         sources.package_file("spright", "data/exoplanet_eu.csv")
 
 
+def test_text_encoder_is_found_offline_by_path():
+    path = sources.text_encoder_dir()
+    assert (path / "model.safetensors").is_file() and (path / "tokenizer.json").is_file()
+
+
 def test_cli_errors_are_one_line_and_nonzero(home, capsys):
     assert main(["datasets", "build", "nope"]) == 2
     err = capsys.readouterr().err.strip()

@@ -46,6 +46,13 @@ def check_components() -> list[Check]:
             out.append(Check(f"component {module}", True, f"{what}: {getattr(mod, '__version__', 'ok')}", required))
         except Exception as e:  # a broken optional install raises more than ImportError
             out.append(Check(f"component {module}", False, f"{what} unavailable ({type(e).__name__}: {e}); fix: {fix}", required))
+    from .datasets.sources import text_encoder_dir
+    from .errors import AstrobioError
+
+    try:
+        out.append(Check("text encoder all-MiniLM-L6-v2", True, str(text_encoder_dir()), required=False))
+    except AstrobioError as e:
+        out.append(Check("text encoder all-MiniLM-L6-v2", False, str(e), required=False))
     return out
 
 

