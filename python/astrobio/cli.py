@@ -172,10 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--force", action="store_true", help="rerun planets that already have results")
     s.set_defaults(func=cmd_simulate)
+
+    # `astrobio train ...` is `python -m astrobio.train ...`; main() hands the arguments over.
+    sub.add_parser("train", help="train a model (same as python -m astrobio.train; see astrobio train --help)",
+                   add_help=False, formatter_class=fmt, epilog="example:\n  astrobio train --max-epochs 5")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        from .train.cli import main as train_main
+
+        return train_main(argv[1:], prog="astrobio train")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,0 +1,162 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)` only.
+
+A checkpoint is Lightning's dict (model `state_dict`, `optimizer_states`, `lr_schedulers`,
+precision-plugin/scaler state, `loops` with the train loader's sampler state, callback states)
+plus `checkpoint["astrobio"]`: format version, resolved config, history, store identity and the
+sampler state (a copy, for inspection). Everything in it is tensors and plain Python values, so
+loading never unpickles code.
+
+Files in `<run>/checkpoints/`: `last.ckpt` (every epoch, and every N optimizer steps when asked),
+`best.ckpt` (lowest validation RMSE so far), `epoch-XXXX.ckpt` every N epochs (XXXX = epochs
+completed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
+
+from ..errors import DataNotFoundError, IntegrityError
+
+__all__ = ["CHECKPOINT_FORMAT", "atomic_save", "load_checkpoint", "AtomicCheckpointIO", "RunCheckpoints"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save `obj` to `path` atomically: a temp file in the same folder, fsync, rename, then
+    fsync the folder. A crash at any point leaves either the old file or the new one, never a torn
+    one; the temp file is removed on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # platforms without directory fds (Windows): the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, require_astrobio: bool = True) -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True`. A file holding anything but tensors and plain
+    values (pickled code or objects) is refused with IntegrityError; a missing file is
+    DataNotFoundError; a file that is not an astrobio checkpoint is IntegrityError."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataNotFoundError("checkpoint not found", path=str(p), hint="Pass a .ckpt file or a run folder with checkpoints/last.ckpt")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise IntegrityError(f"refused to load: the checkpoint holds more than tensors and plain values "
+                             f"(weights_only=True): {first}", path=str(p)) from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise IntegrityError(f"unreadable checkpoint: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
+                             path=str(p)) from None
+    if require_astrobio:
+        meta = ckpt.get("astrobio") if isinstance(ckpt, dict) else None
+        if not isinstance(meta, dict) or "config" not in meta:
+            raise IntegrityError("not an astrobio training checkpoint (no 'astrobio' section)", path=str(p))
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise IntegrityError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}", path=str(p))
+    return ckpt
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with atomic writes and weights-only reads."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        atomic_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint(path, map_location if map_location is not None else "cpu")
+
+    def remove_checkpoint(self, path: Any) -> None:
+        Path(path).unlink(missing_ok=True)
+
+
+class RunCheckpoints(Checkpoint):
+    """Writes last.ckpt (each epoch, and every `every_n_steps` optimizer steps), best.ckpt (when
+    the monitored metric improves; a non-finite value never does) and epoch-XXXX.ckpt (every
+    `every_n_epochs` epochs). Saves at train-epoch end, after validation and early stopping have
+    updated their state, like Lightning's ModelCheckpoint. Its own state (best score) is saved
+    in the checkpoint and restored on resume."""
+
+    def __init__(self, dirpath: str | Path, *, monitor: str, every_n_epochs: int = 5, every_n_steps: int = 0) -> None:
+        super().__init__()
+        self.dirpath = Path(dirpath)
+        self.monitor = monitor
+        self.every_n_epochs = every_n_epochs
+        self.every_n_steps = every_n_steps
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self._last_step_saved = -1
+
+    @property
+    def best_path(self) -> Path:
+        return self.dirpath / "best.ckpt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "monitor": self.monitor}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = state_dict.get("best_score")
+        self.best_epoch = state_dict.get("best_epoch")
+
+    def _save(self, trainer: Any, path: Path) -> None:
+        # Lightning's weights_only=False here means "the full state" (optimizer, loops, ...), not a load flag.
+        trainer.save_checkpoint(str(path), weights_only=False)
+        self._last_step_saved = trainer.global_step
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step_saved:
+            self._save(trainer, self.last_path)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch + 1  # epochs completed
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None:
+            score = float(value)
+            if math.isfinite(score) and (self.best_score is None or score < self.best_score):
+                self.best_score, self.best_epoch = score, epoch
+                self._save(trainer, self.best_path)
+        if epoch % self.every_n_epochs == 0:
+            self._save(trainer, self.dirpath / f"epoch-{epoch:04d}.ckpt")
+        self._save(trainer, self.last_path)

@@ -1,0 +1,118 @@
+"""`python -m astrobio.train` (also `astrobio train`): flags fill the typed config, errors are
+one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Sequence
+
+from ..errors import AstrobioError
+
+__all__ = ["build_parser", "build_config", "main"]
+
+EXAMPLES = """examples:
+  python -m astrobio.train                                  # default model on the default climate dataset
+  python -m astrobio.train --max-epochs 5 --batch-size 16 --seed 1
+  python -m astrobio.train --store my_climate.zarr --output-dir runs/exp1 --physics-constraints
+  python -m astrobio.train --config exp.yaml --set optim.lr=0.001 --set trainer.patience=4
+  python -m astrobio.train --resume runs/exp1               # continue exactly from runs/exp1/checkpoints/last.ckpt
+  torchrun --nproc_per_node 4 -m astrobio.train --devices 4 --output-dir runs/ddp
+  torchrun --nnodes 2 --nproc_per_node 8 ... -m astrobio.train --devices 8 --num-nodes 2 --output-dir runs/big
+
+config file (YAML; every key optional, see astrobio/train/config.py):
+  model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8]}
+  optim:   {lr: 0.002, accumulate: 2, grad_clip: 1.0}
+  trainer: {max_epochs: 25, patience: 8, precision: auto, checkpoint_every_n_epochs: 5}
+"""
+
+# flag -> config path
+FLAGS = {
+    "model": "model.name", "max_epochs": "trainer.max_epochs", "batch_size": "data.batch_size",
+    "devices": "trainer.devices", "num_nodes": "trainer.num_nodes", "output_dir": "trainer.output_dir",
+    "seed": "trainer.seed", "store": "data.store", "precision": "trainer.precision",
+    "accelerator": "trainer.accelerator", "physics_constraints": "physics.enabled",
+}
+
+
+def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentParser:
+    from ..models import MODELS
+
+    p = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Train a model on an astrobio store: checkpoints, exact resume, early stopping, TensorBoard, "
+                    "DDP via torchrun; ends with a summary table and plots in the run folder.")
+    p.add_argument("--model", choices=sorted(MODELS), help="model to train (default: datacube)")
+    p.add_argument("--config", metavar="FILE", help="YAML config file")
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="batch size per device")
+    p.add_argument("--devices", type=int, help="devices (processes) per node; >1 uses DDP")
+    p.add_argument("--num-nodes", type=int)
+    p.add_argument("--resume", metavar="PATH", help="checkpoint file or run folder to continue exactly")
+    p.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<model>-<timestamp>)")
+    p.add_argument("--physics-constraints", action="store_const", const=True, default=None,
+                   help="add the physics loss terms (non-negative humidity, dry static stability)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--store", metavar="PATH", help="store to train on (default: the default dataset's climate part)")
+    p.add_argument("--precision", choices=["auto", "32-true", "bf16-mixed", "16-mixed"])
+    p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config option, e.g. optim.lr=0.001 (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """defaults (or the resumed checkpoint's config) < --config < --set < flags."""
+    from .checkpoint import load_checkpoint
+    from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, parse_set
+    from .trainer import resolve_checkpoint
+
+    if args.resume:
+        cfg = config_from_dict(load_checkpoint(resolve_checkpoint(args.resume))["astrobio"]["config"])
+    else:
+        cfg = TrainConfig()
+    if args.config:
+        apply_overrides(cfg, load_yaml(args.config))
+    apply_overrides(cfg, parse_set(args.set))
+    flags: dict[str, Any] = {}
+    for name, path in FLAGS.items():
+        value = getattr(args, name)
+        if value is not None:
+            section, key = path.split(".")
+            flags.setdefault(section, {})[key] = value
+    apply_overrides(cfg, flags)
+    return cfg.validate()
+
+
+def _log_to_console(level: int) -> None:
+    """astrobio's messages (accelerator, precision) on stderr; Lightning keeps its own handler."""
+    logger = logging.getLogger("astrobio")
+    logger.setLevel(level)
+    if not any(getattr(h, "_astrobio_console", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._astrobio_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:
+    args = build_parser(prog).parse_args(argv)
+    _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        from .trainer import train
+
+        result = train(build_config(args), resume=args.resume)
+        if result.table:
+            print(result.table)
+            print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, fields.png, checkpoints/, tensorboard/)")
+        return 0
+    except AstrobioError as e:
+        message = " ".join(str(e).split())
+        print(f"astrobio: error: {type(e).__name__}: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("astrobio: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,228 @@
+"""Typed training configuration: dataclasses with defaults, filled from a YAML file, `--set`
+overrides and CLI flags (in that order, later wins). The resolved config is saved as a plain
+dict in every checkpoint and as `config.yaml` in the run folder.
+
+YAML layout (every key optional):
+
+    model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8}
+    data:    {store: null, normalize: per_variable, batch_size: 8, num_workers: 0}
+    optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
+              grad_clip: 1.0, accumulate: 1}
+    physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}
+    trainer: {max_epochs: 25, patience: 8, seed: 0, precision: auto, ...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+__all__ = ["ModelConfig", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
+           "load_yaml", "apply_overrides", "config_from_dict", "parse_set"]
+
+
+@dataclass
+class ModelConfig:
+    name: str = "datacube"
+    hidden: int = 128
+    channels: list[int] = field(default_factory=lambda: [32, 32, 16, 8])
+    skip_channels: int = 8
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options of the model (everything but the name)."""
+        return {k: v for k, v in asdict(self).items() if k != "name"}
+
+
+@dataclass
+class DataConfig:
+    store: str | None = None          # None: the default dataset's climate store
+    normalize: str = "per_variable"   # per_variable | per_level
+    batch_size: int = 8               # per device
+    num_workers: int = 0              # DataLoader workers (0: read in the training process)
+    threads: int | None = None        # native reader threads (None: all cores, 1 inside workers)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05     # of all optimizer steps, linear from 0
+    min_lr_ratio: float = 0.02        # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0            # max global gradient norm (0: off)
+    accumulate: int = 1               # gradient accumulation (batches per optimizer step)
+
+
+@dataclass
+class PhysicsConfig:
+    enabled: bool = False
+    humidity_weight: float = 1.0
+    stability_weight: float = 0.1
+    kappa: float = 2.0 / 7.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 25
+    patience: int = 8                 # early stopping on val RMSE (epochs without improvement)
+    seed: int = 0
+    precision: str = "auto"           # auto | 32-true | bf16-mixed | 16-mixed
+    accelerator: str = "auto"         # auto | cpu | gpu
+    devices: int = 1
+    num_nodes: int = 1
+    output_dir: str | None = None     # None: runs/<model>-<timestamp>
+    checkpoint_every_n_epochs: int = 5
+    checkpoint_every_n_steps: int = 0  # also write last.ckpt every N optimizer steps (0: off)
+    logger: str = "tensorboard"       # tensorboard | csv | none
+    progress_bar: bool = True
+    plots: bool = True
+    plot_samples: int = 3
+    deterministic: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> "TrainConfig":
+        """Range checks that types alone do not express; returns self."""
+        checks = [
+            (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
+            (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
+            (self.data.normalize in ("per_variable", "per_level"), "data.normalize must be per_variable or per_level"),
+            (self.optim.lr > 0, "optim.lr must be > 0"),
+            (0 <= self.optim.warmup_fraction < 1, "optim.warmup_fraction must be in [0, 1)"),
+            (0 <= self.optim.min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1]"),
+            (self.optim.grad_clip >= 0, "optim.grad_clip must be >= 0"),
+            (self.optim.accumulate >= 1, "optim.accumulate must be >= 1"),
+            (self.trainer.max_epochs >= 1, "trainer.max_epochs must be >= 1"),
+            (self.trainer.patience >= 1, "trainer.patience must be >= 1"),
+            (self.trainer.devices >= 1 and self.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be >= 1"),
+            (self.trainer.precision in ("auto", "32-true", "bf16-mixed", "16-mixed"),
+             "trainer.precision must be auto, 32-true, bf16-mixed or 16-mixed"),
+            (self.trainer.accelerator in ("auto", "cpu", "gpu", "cuda"), "trainer.accelerator must be auto, cpu or gpu"),
+            (self.trainer.logger in ("tensorboard", "csv", "none"), "trainer.logger must be tensorboard, csv or none"),
+            (self.trainer.checkpoint_every_n_epochs >= 1, "trainer.checkpoint_every_n_epochs must be >= 1"),
+            (self.trainer.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps must be >= 0"),
+            (self.trainer.plot_samples >= 0, "trainer.plot_samples must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against the annotation `hint` (int -> float allowed; nothing else is converted)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported option type {hint!r}")
+
+
+def _fill(obj: Any, values: Mapping[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in fields(obj)}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown option {path!r}; valid: {', '.join(sorted(f'{where}.{n}' if where else n for n in names))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{path} must be a mapping of options, got {value!r}")
+            _fill(current, value, path)
+        else:
+            setattr(obj, key, _coerce(value, hints[key], path))
+
+
+def apply_overrides(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
+    """Fill `cfg` in place from a nested mapping (YAML layout) and return it."""
+    _fill(cfg, values, "")
+    return cfg
+
+
+def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
+    """A config from defaults + a nested mapping (e.g. the dict saved in a checkpoint)."""
+    return apply_overrides(TrainConfig(), values).validate()
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; ConfigError if it is missing or not a mapping."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"config file {p} must hold a mapping of sections (model, data, optim, physics, trainer)")
+    return dict(doc)
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`section.key=value` strings (value parsed as YAML: 3, 0.1, true, [1, 2], null) as a nested mapping."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes section.key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot parse {raw!r}") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out

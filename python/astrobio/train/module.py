@@ -1,0 +1,173 @@
+"""The LightningModule around a datacube model: loss (normalized MSE + optional physics terms),
+the non-finite guard, validation RMSE reduced exactly across ranks, the warmup + cosine LR
+schedule, and the run history that travels in every checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import math
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import AstrobioError
+from .checkpoint import CHECKPOINT_FORMAT
+from .config import TrainConfig
+
+__all__ = ["NonFiniteLossError", "EmulatorModule", "warmup_cosine"]
+
+
+class NonFiniteLossError(AstrobioError, FloatingPointError):
+    """The training loss or a validation metric became NaN/Inf; the run stops (it is never
+    counted as an improvement, and no checkpoint is written from that state)."""
+
+
+def warmup_cosine(step: int, *, warmup: int, total: int, floor: float) -> float:
+    """LR multiplier: linear warmup over `warmup` steps, then cosine from 1 to `floor` at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class EmulatorModule(L.LightningModule):
+    """Wraps `model` (params [B, P] -> cube [B, V, L, H, W]); `physics` is an optional
+    `astrobio.models.PhysicsLoss`; `meta` (plain values: store identity, variable names, baseline)
+    is saved in checkpoints beside the config and history."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, *, physics: nn.Module | None = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.physics = physics
+        self.meta = dict(meta or {})
+        self.variables: list[str] = list(self.meta.get("variables", []))
+        # steps: [epoch, batch_idx, global_step, loss] per training batch; epochs: one dict per epoch
+        self.history: dict[str, list[Any]] = {"steps": [], "epochs": []}
+        self._val_sse: torch.Tensor | None = None
+        self._val_n: torch.Tensor | None = None
+        #: optimizer steps of the whole run, for the LR schedule; set by the trainer before fit.
+        #: (Lightning's `estimated_stepping_batches` would load the train loader before the
+        #: checkpoint's loader state is restored, and a resumed run would replay the epoch.)
+        self.total_steps: int | None = None
+
+    def forward(self, params: torch.Tensor) -> torch.Tensor:
+        return self.model(params)
+
+    # ---------------------------------------------------------------- guard
+    def _check_finite(self, value: torch.Tensor, what: str, batch_idx: int | None = None) -> None:
+        bad = (~torch.isfinite(value.detach())).any().float()
+        if self.trainer.world_size > 1:  # every rank stops together, none hangs in a collective
+            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
+        if float(bad) > 0:
+            where = f"epoch {self.current_epoch + 1}, optimizer step {self.global_step}"
+            if batch_idx is not None:
+                where += f", batch {batch_idx}"
+            raise NonFiniteLossError(
+                f"non-finite {what} ({float(value.detach().float().reshape(-1)[0])}) at {where}; training stopped "
+                "(check the learning rate, precision and data; resume from the last checkpoint with --resume)")
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        target = batch["cubes"]
+        pred = self.model(batch["params"])
+        mse = F.mse_loss(pred.float(), target.float())
+        loss = mse
+        logs = {"train/mse": mse.detach()}
+        if self.physics is not None:
+            penalty, terms = self.physics(pred)
+            loss = loss + penalty
+            logs.update({f"train/physics_{k}": v.detach() for k, v in terms.items()})
+        self._check_finite(loss, "training loss", batch_idx)
+        self.history["steps"].append([self.current_epoch, batch_idx, self.global_step, float(loss.detach())])
+        bs = int(target.shape[0])
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=bs)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=bs)
+        return loss
+
+    # ---------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        v = self.model.out_shape[0] if hasattr(self.model, "out_shape") else len(self.variables)
+        self._val_sse = torch.zeros(v, dtype=torch.float64, device=self.device)
+        self._val_n = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        assert self._val_sse is not None and self._val_n is not None
+        target = batch["cubes"].float()
+        pred = self.model(batch["params"]).float()
+        err = (pred - target).double() ** 2
+        self._val_sse += err.sum(dim=(0, 2, 3, 4))
+        self._val_n += float(target[:, 0].numel())
+
+    def on_validation_epoch_end(self) -> None:
+        assert self._val_sse is not None and self._val_n is not None
+        sse, n = self._val_sse, self._val_n
+        if self.trainer.world_size > 1:
+            sse = self.trainer.strategy.reduce(sse, reduce_op="sum")
+            n = self.trainer.strategy.reduce(n, reduce_op="sum")
+        mse_by_var = sse / n.clamp(min=1.0)
+        val_mse = mse_by_var.mean()
+        val_rmse = val_mse.sqrt()
+        if self.trainer.sanity_checking:
+            return
+        self._check_finite(val_rmse, "validation RMSE")
+        # Already reduced exactly (sums over every rank); sync_dist averages identical values.
+        self.log("val/rmse", val_rmse.float(), prog_bar=True, sync_dist=True)
+        self.log("val/loss", val_mse.float(), sync_dist=True)
+        for name, m in zip(self.variables, mse_by_var.sqrt().tolist()):
+            self.log(f"val/rmse_{name}", m, sync_dist=True)
+        self.history["epochs"].append({
+            "epoch": self.current_epoch + 1,
+            "step": int(self.global_step),
+            "train_loss": self._epoch_train_loss(),
+            "val_loss": float(val_mse),
+            "val_rmse": float(val_rmse),
+            "val_rmse_by_var": [float(x) for x in mse_by_var.sqrt().tolist()],
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+        })
+
+    def _epoch_train_loss(self) -> float:
+        losses = [s[3] for s in self.history["steps"] if s[0] == self.current_epoch]
+        total = torch.tensor([sum(losses), float(len(losses))], dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            total = self.trainer.strategy.reduce(total, reduce_op="sum")
+        return float(total[0] / total[1]) if float(total[1]) > 0 else float("nan")
+
+    # ---------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> Any:
+        o = self.cfg.optim
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            # weight decay on conv/linear weights only; not on biases, norms or the learned volumes
+            (decay if p.ndim >= 2 and name.endswith(".weight") else no_decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr)
+        if self.total_steps is None:
+            raise RuntimeError("EmulatorModule.total_steps must be set before fit")
+        total = max(1, int(self.total_steps))
+        warmup = int(round(o.warmup_fraction * total))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(warmup_cosine, warmup=warmup, total=total, floor=o.min_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        sampler = None
+        loader = getattr(self.trainer, "train_dataloader", None)
+        if loader is not None and hasattr(loader, "state_dict"):
+            sampler = loader.state_dict()
+        checkpoint["astrobio"] = {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.cfg.to_dict(),
+            "history": copy.deepcopy(self.history),
+            "meta": copy.deepcopy(self.meta),
+            "sampler": sampler,  # a copy for inspection; resume uses Lightning's loop state
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = copy.deepcopy(checkpoint["astrobio"]["history"])

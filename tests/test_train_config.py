@@ -1,0 +1,65 @@
+"""Training config: defaults < YAML file < --set < flags, typed, unknown keys refused (no training)."""
+
+from __future__ import annotations
+
+import pytest
+
+import astrobio
+from astrobio.train.cli import build_config, build_parser
+from astrobio.train.config import TrainConfig, config_from_dict
+
+
+def _config(argv):
+    return build_config(build_parser().parse_args(argv))
+
+
+def test_yaml_then_set_then_flags(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("optim: {lr: 0.01, accumulate: 2}\ntrainer: {max_epochs: 7, seed: 3}\ndata: {batch_size: 4}\n"
+                 "model: {channels: [16, 16, 8]}\nphysics: {stability_weight: 1}\n")
+    cfg = _config(["--config", str(f), "--set", "optim.lr=0.005", "--set", "trainer.max_epochs=8", "--max-epochs", "9",
+                   "--physics-constraints", "--store", "x.zarr"])
+    assert cfg.optim.lr == 0.005            # --set beats the file
+    assert cfg.trainer.max_epochs == 9      # a flag beats --set and the file
+    assert cfg.trainer.seed == 3 and cfg.data.batch_size == 4 and cfg.optim.accumulate == 2  # from the file
+    assert cfg.model.channels == [16, 16, 8] and cfg.physics.enabled and cfg.data.store == "x.zarr"
+    assert cfg.physics.stability_weight == 1.0 and isinstance(cfg.physics.stability_weight, float)
+    assert cfg.trainer.patience == TrainConfig().trainer.patience  # untouched default
+    assert config_from_dict(cfg.to_dict()) == cfg  # the saved dict round-trips
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("optim: {lrr: 0.1}", "unknown option 'optim.lrr'"),
+    ("trainer: {max_epochs: ten}", "trainer.max_epochs must be an integer"),
+    ("trainer: {progress_bar: 1}", "trainer.progress_bar must be true or false"),
+    ("model: {channels: 8}", "model.channels must be a list"),
+    ("optim: 3", "optim must be a mapping"),
+    ("- a\n- b", "must hold a mapping"),
+    ("optim: {lr: [", "not valid YAML"),
+    ("optim: {lr: -1}", "optim.lr must be > 0"),
+    ("trainer: {precision: fp8}", "trainer.precision must be"),
+])
+def test_bad_config_files_are_config_errors(tmp_path, yaml_text, message):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(astrobio.ConfigError, match=message):
+        _config(["--config", str(f)])
+
+
+def test_bad_set_and_missing_file():
+    with pytest.raises(astrobio.ConfigError, match="section.key=value"):
+        _config(["--set", "nonsense"])
+    with pytest.raises(astrobio.ConfigError, match="config file not found"):
+        _config(["--config", "/nonexistent/exp.yaml"])
+
+
+def test_help_has_examples(capsys):
+    from astrobio.cli import main as astrobio_main
+    from astrobio.train.cli import main as train_main
+
+    for call in (lambda: train_main(["--help"]), lambda: astrobio_main(["train", "--help"])):
+        with pytest.raises(SystemExit) as info:
+            call()
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out and "--resume" in out and "torchrun" in out and "--physics-constraints" in out
