@@ -198,3 +198,18 @@ def test_the_emulator_beats_the_climatology_on_learnable_data(tmp_path):
     assert test["model"]["rmse"] < 0.6 * test["climatology"]["rmse"], test
     ta_model, ta_clim = test["model"]["rmse_physical"]["ta"], test["climatology"]["rmse_physical"]["ta"]
     assert ta_model < 0.6 * ta_clim
+
+
+def test_early_stopping_on_the_validation_metric(climate_store, tmp_path, monkeypatch):
+    forward = DatacubeEmulator.forward
+
+    def flat_in_eval(self, params):  # validation sees the same predictions every epoch: no improvement
+        out = forward(self, params)
+        return out if self.training else torch.zeros_like(out)
+
+    monkeypatch.setattr(DatacubeEmulator, "forward", flat_in_eval)
+    cfg = small_config(climate_store, tmp_path / "run", max_epochs=10, patience=2)
+    cfg.trainer.plots = True
+    result = train(cfg)
+    assert result.summary["stopped_early"] and result.summary["epochs_run"] == 3 and result.summary["best_epoch"] == 1
+    assert (tmp_path / "run" / "loss_curves.png").is_file()

@@ -24,7 +24,7 @@ EXAMPLES = """examples:
 config file (YAML; every key optional, see astrobio/train/config.py):
   model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8]}
   optim:   {lr: 0.002, accumulate: 2, grad_clip: 1.0}
-  trainer: {max_epochs: 25, patience: 8, precision: auto, checkpoint_every_n_epochs: 5}
+  trainer: {max_epochs: 60, patience: 10, precision: auto, checkpoint_every_n_epochs: 10}
 """
 
 # flag -> config path

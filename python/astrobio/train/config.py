@@ -9,7 +9,7 @@ YAML layout (every key optional):
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
               grad_clip: 1.0, accumulate: 1}
     physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}
-    trainer: {max_epochs: 25, patience: 8, seed: 0, precision: auto, ...}
+    trainer: {max_epochs: 60, patience: 10, seed: 0, precision: auto, ...}
 """
 
 from __future__ import annotations
@@ -68,15 +68,15 @@ class PhysicsConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 25
-    patience: int = 8                 # early stopping on val RMSE (epochs without improvement)
+    max_epochs: int = 60
+    patience: int = 10                # early stopping on val RMSE (epochs without improvement)
     seed: int = 0
     precision: str = "auto"           # auto | 32-true | bf16-mixed | 16-mixed
     accelerator: str = "auto"         # auto | cpu | gpu
     devices: int = 1
     num_nodes: int = 1
     output_dir: str | None = None     # None: runs/<model>-<timestamp>
-    checkpoint_every_n_epochs: int = 5
+    checkpoint_every_n_epochs: int = 10
     checkpoint_every_n_steps: int = 0  # also write last.ckpt every N optimizer steps (0: off)
     logger: str = "tensorboard"       # tensorboard | csv | none
     progress_bar: bool = True
