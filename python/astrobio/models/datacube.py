@@ -123,7 +123,7 @@ class DatacubeEmulator(nn.Module):
         self.head = nn.Conv3d(channels[-1], v, 1)
         # Zero head: the untrained model predicts `base` (the climatology) exactly.
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
         nn.init.normal_(self.latent, std=0.02)
         self.base = nn.Parameter(torch.zeros(1, *self.out_shape))
 

@@ -82,7 +82,12 @@ class PhysicsLoss(nn.Module):
         humidity_weight, stability_weight: weights of L_q and L_theta.
     """
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, sigma: Sequence[float] | torch.Tensor, *,
+    mean: torch.Tensor
+    std: torch.Tensor
+    sigma: torch.Tensor
+
+    def __init__(self, mean: torch.Tensor | Sequence[float], std: torch.Tensor | Sequence[float],
+                 sigma: Sequence[float] | torch.Tensor, *,
                  ta_index: int | None, hus_index: int | None, humidity_weight: float = 1.0,
                  stability_weight: float = 0.1, kappa: float = KAPPA_DRY_AIR) -> None:
         super().__init__()

@@ -25,7 +25,7 @@ __all__ = ["evaluate"]
 @torch.no_grad()
 def evaluate(model: nn.Module, store_path: Any, indices: np.ndarray, *, normalize: str, norm: Normalization,
              climatology: np.ndarray, variables: list[str], batch_size: int = 16, device: str | torch.device = "cpu",
-             physics: nn.Module | None = None, keep: list[int] | None = None) -> dict[str, Any]:
+             physics: Any = None, keep: list[int] | None = None) -> dict[str, Any]:
     """Metrics of `model` and of the climatology on `indices`. `keep`: positions in `indices`
     whose (truth, model, climatology) cubes in physical units are returned under "fields"."""
     model.eval()

@@ -47,7 +47,8 @@ class EmulatorModule(L.LightningModule):
         self.physics = physics
         self.meta = dict(meta or {})
         self.variables: list[str] = list(self.meta.get("variables", []))
-        # steps: [epoch, batch_idx, global_step, loss] per training batch; epochs: one dict per epoch
+        # steps: [epoch, batch_idx, global_step, loss averaged over ranks] per training batch;
+        # epochs: one dict per epoch
         self.history: dict[str, list[Any]] = {"steps": [], "epochs": []}
         self._val_sse: torch.Tensor | None = None
         self._val_n: torch.Tensor | None = None
@@ -60,17 +61,22 @@ class EmulatorModule(L.LightningModule):
         return self.model(params)
 
     # ---------------------------------------------------------------- guard
-    def _check_finite(self, value: torch.Tensor, what: str, batch_idx: int | None = None) -> None:
-        bad = (~torch.isfinite(value.detach())).any().float()
-        if self.trainer.world_size > 1:  # every rank stops together, none hangs in a collective
-            bad = self.trainer.strategy.reduce(bad, reduce_op="sum")
-        if float(bad) > 0:
+    def _check_finite(self, value: torch.Tensor, what: str, batch_idx: int | None = None) -> torch.Tensor:
+        """The value averaged over ranks; raises NonFiniteLossError on every rank together (one
+        all-reduce carries both, so no rank is left waiting in a collective)."""
+        v = value.detach().float().reshape(())
+        stats = torch.stack([v, (~torch.isfinite(v)).float()])
+        world = self.trainer.world_size
+        if world > 1:
+            stats = self.trainer.strategy.reduce(stats, reduce_op="sum")
+        if float(stats[1]) > 0:
             where = f"epoch {self.current_epoch + 1}, optimizer step {self.global_step}"
             if batch_idx is not None:
                 where += f", batch {batch_idx}"
             raise NonFiniteLossError(
-                f"non-finite {what} ({float(value.detach().float().reshape(-1)[0])}) at {where}; training stopped "
+                f"non-finite {what} ({float(v)} on rank {self.global_rank}) at {where}; training stopped "
                 "(check the learning rate, precision and data; resume from the last checkpoint with --resume)")
+        return stats[0] / world
 
     # ---------------------------------------------------------------- training
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -83,17 +89,19 @@ class EmulatorModule(L.LightningModule):
             penalty, terms = self.physics(pred)
             loss = loss + penalty
             logs.update({f"train/physics_{k}": v.detach() for k, v in terms.items()})
-        self._check_finite(loss, "training loss", batch_idx)
-        self.history["steps"].append([self.current_epoch, batch_idx, self.global_step, float(loss.detach())])
+        mean_loss = self._check_finite(loss, "training loss", batch_idx)
+        # the mean over ranks: identical on every rank, so a resumed rank's history is its own
+        self.history["steps"].append([self.current_epoch, batch_idx, self.global_step, float(mean_loss)])
         bs = int(target.shape[0])
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        self.log("train/loss", mean_loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=bs)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=bs)
         return loss
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        v = self.model.out_shape[0] if hasattr(self.model, "out_shape") else len(self.variables)
+        shape = getattr(self.model, "out_shape", None)
+        v = int(shape[0]) if shape is not None else len(self.variables)
         self._val_sse = torch.zeros(v, dtype=torch.float64, device=self.device)
         self._val_n = torch.zeros((), dtype=torch.float64, device=self.device)
 
@@ -134,15 +142,13 @@ class EmulatorModule(L.LightningModule):
 
     def _epoch_train_loss(self) -> float:
         losses = [s[3] for s in self.history["steps"] if s[0] == self.current_epoch]
-        total = torch.tensor([sum(losses), float(len(losses))], dtype=torch.float64, device=self.device)
-        if self.trainer.world_size > 1:
-            total = self.trainer.strategy.reduce(total, reduce_op="sum")
-        return float(total[0] / total[1]) if float(total[1]) > 0 else float("nan")
+        return sum(losses) / len(losses) if losses else float("nan")
 
     # ---------------------------------------------------------------- optimizer
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, p in self.model.named_parameters():
             # weight decay on conv/linear weights only; not on biases, norms or the learned volumes
             (decay if p.ndim >= 2 and name.endswith(".weight") else no_decay).append(p)

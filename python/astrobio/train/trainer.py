@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -126,7 +126,7 @@ def _physics(cfg: TrainConfig, store: Store, norm: Normalization) -> Any:
     sigma = level.get("values")
     if level.get("name") != "sigma" or not sigma or len(sigma) != store.sample_shape[1]:
         raise ConfigError("--physics-constraints needs the store's level coordinate as sigma values (coords.level)")
-    return PhysicsLoss(norm.mean, norm.scale, sigma, ta_index=names.index("ta"), hus_index=names.index("hus"),
+    return PhysicsLoss(torch.as_tensor(norm.mean), torch.as_tensor(norm.scale), sigma, ta_index=names.index("ta"), hus_index=names.index("hus"),
                        humidity_weight=cfg.physics.humidity_weight, stability_weight=cfg.physics.stability_weight,
                        kappa=cfg.physics.kappa)
 
@@ -197,7 +197,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     variables = [v.name for v in store.variables]
     if not store.params:
         raise ConfigError(f"{store.path} has no parameter table; the emulator maps parameters to cubes")
-    model = build_model(cfg.model.name, len(store.params), store.sample_shape, **cfg.model.options())
+    model: Any = build_model(cfg.model.name, len(store.params), store.sample_shape, **cfg.model.options())
     if hasattr(model, "init_base"):
         model.init_base(torch.as_tensor(clim, dtype=torch.float32))
     physics = _physics(cfg, store, norm)
@@ -217,7 +217,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     world = cfg.trainer.devices * cfg.trainer.num_nodes
     trainer = L.Trainer(
         accelerator=accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
-        strategy="ddp" if world > 1 else "auto", precision=precision, max_epochs=cfg.trainer.max_epochs,
+        strategy="ddp" if world > 1 else "auto", precision=cast(Any, precision), max_epochs=cfg.trainer.max_epochs,
         gradient_clip_val=cfg.optim.grad_clip or None, accumulate_grad_batches=cfg.optim.accumulate,
         callbacks=[early, checkpoints, *callbacks], logger=_logger(cfg, run_dir), plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=5,
@@ -243,7 +243,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     from .evaluate import evaluate
     from .report import plot_fields, plot_loss_curves, write_summary
 
-    state = load_checkpoint(best or last)["state_dict"] if (best or last) else None
+    chosen = best or last
+    state = load_checkpoint(chosen)["state_dict"] if chosen is not None else None
     if state is not None:
         model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     device = module.device
@@ -267,7 +268,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     history = module.history
     epochs = history["epochs"]
     best_epoch = checkpoints.best_epoch
-    summary = {
+    summary: dict[str, Any] = {
         "run_dir": str(run_dir), "model": cfg.model.name, "store": str(store.path), "store_digest": digest,
         "accelerator": accelerator, "precision": precision, "devices": cfg.trainer.devices, "num_nodes": cfg.trainer.num_nodes,
         "epochs_run": len(epochs), "best_epoch": best_epoch, "best_val_rmse": checkpoints.best_score,
