@@ -54,3 +54,23 @@ def test_stateful_loader_resumes_mid_epoch_with_the_same_batches(tmp_path):
     assert len([b for b in fresh]) == len(sampler)
     with pytest.raises(astrobio.ConfigError, match="seed 1"):
         BatchIndexSampler(np.arange(14), 3, seed=2).load_state_dict(state)
+
+
+def test_stateful_loader_counts_consumed_batches_not_worker_prefetch(tmp_path):
+    from conftest import build_fixture
+
+    fx = build_fixture(tmp_path / "s.zarr", run_lengths=(6, 6, 4))
+
+    def make():
+        return make_loader(CubeBatchDataset(fx.path), BatchIndexSampler(np.arange(16), 2, shuffle=True, seed=5),
+                           stateful=True, num_workers=2, multiprocessing_context="fork", timeout=60)
+
+    loader = make()
+    it = iter(loader)
+    first = [next(it)["index"].tolist() for _ in range(3)]  # the workers have prefetched further ahead
+    state = loader.state_dict()
+    assert state["start"] == 3
+    rest = [b["index"].tolist() for b in it]
+    resumed = make()
+    resumed.load_state_dict(state)
+    assert [b["index"].tolist() for b in resumed] == rest and len(first + rest) == 8
