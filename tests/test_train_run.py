@@ -45,7 +45,7 @@ def _one_line_error(capsys) -> str:
 
 def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_store, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["--store", str(climate_store), "--output-dir", str(out), "--max-epochs", "2",
+    rc = main(["--store", str(climate_store), "--output-dir", str(out), "--max-epochs", "2", "--physics-constraints",
                "--set", "trainer.checkpoint_every_n_epochs=1", *SMALL])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -65,6 +65,7 @@ def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_
         assert key in last, key
     meta = last["astrobio"]
     assert meta["config"]["trainer"]["max_epochs"] == 2 and meta["config"]["model"]["channels"] == [16, 16, 8]
+    assert meta["config"]["physics"]["enabled"] and set(summary["evaluation"]["test"]["physics"]["model"]) == {"humidity", "stability"}
     assert meta["sampler"]["seed"] == 0 and len(meta["history"]["epochs"]) == 2
     assert last["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["epoch"] == 1
     # the same folder again without --resume is refused; with --resume it continues (to epoch 3)
@@ -153,6 +154,9 @@ def test_refusals_exit_2_with_one_line(climate_store, tmp_path, capsys, monkeypa
     assert "split 'val' of the store has no runs" in _one_line_error(capsys)
     assert main(["--store", str(climate_store), "--precision", "16-mixed", "--accelerator", "cpu", *SMALL]) == 2
     assert "16-mixed needs CUDA" in _one_line_error(capsys)
+    renamed = build_climate_fixture(tmp_path / "renamed.zarr", planets=3, split=(1, 1, 1), names=("t", "u", "v", "q", "w"))
+    assert main(["--store", str(renamed), "--physics-constraints", "--output-dir", str(tmp_path / "p"), *SMALL]) == 2
+    assert "needs variables ta and hus; the store lacks ['ta', 'hus']" in _one_line_error(capsys)
     assert main(["--store", str(climate_store), "--set", "optim.lrr=1", *SMALL]) == 2
     assert "unknown option 'optim.lrr'" in _one_line_error(capsys)
     assert main(["--store", str(climate_store), "--set", "model.channels=[8]", "--output-dir", str(tmp_path / "c"), *SMALL[2:]]) == 2

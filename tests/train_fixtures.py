@@ -8,6 +8,7 @@ learn them and beat the climatology: tests only; the product never trains on gen
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,10 @@ def planet_cubes(spec: dict[str, float], sigma: np.ndarray, lat: np.ndarray, lon
 
 
 def build_climate_fixture(path: Path, *, planets: int = 8, shape: tuple[int, int, int] = (4, 8, 16),
-                          split: tuple[int, int, int] = (6, 1, 1), seed: int = 0, noise: float = 0.3) -> Path:
-    """A store at `path` with `planets` runs of 12 months; `split` = (train, val, test) planet counts."""
+                          split: tuple[int, int, int] = (6, 1, 1), seed: int = 0, noise: float = 0.3,
+                          names: tuple[str, ...] | None = None) -> Path:
+    """A store at `path` with `planets` runs of 12 months; `split` = (train, val, test) planet counts;
+    `names` renames the five variables."""
     assert sum(split) == planets
     rng = np.random.default_rng(seed)
     lv, h, w = shape
@@ -64,5 +67,6 @@ def build_climate_fixture(path: Path, *, planets: int = 8, shape: tuple[int, int
     splits = {"train": ids[:n_train], "val": ids[n_train : n_train + n_val], "test": ids[n_train + n_val :]}
     coords = {"level": {"name": "sigma", "values": sigma.tolist(), "units": "1"},
               "lat": {"values": lat.tolist(), "units": "degrees_north"}, "lon": {"values": lon.tolist(), "units": "degrees_east"}}
-    return astrobio.write_store(path, runs, variables=VARIABLES, params=PARAMS, split=splits, coords=coords,
+    variables = VARIABLES if names is None else [dataclasses.replace(v, name=n) for v, n in zip(VARIABLES, names)]
+    return astrobio.write_store(path, runs, variables=variables, params=PARAMS, split=splits, coords=coords,
                                 provenance={"source": "trainer test fixture", "kind": "generated"})
