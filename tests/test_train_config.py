@@ -63,3 +63,28 @@ def test_help_has_examples(capsys):
         assert info.value.code == 0
         out = capsys.readouterr().out
         assert "examples:" in out and "--resume" in out and "torchrun" in out and "--physics-constraints" in out
+
+
+def test_warmup_cosine_schedule_known_values():
+    from astrobio.train.module import warmup_cosine
+
+    f = lambda step: warmup_cosine(step, warmup=4, total=10, floor=0.1)  # noqa: E731
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]   # linear warmup
+    assert f(4) == pytest.approx(1.0) and f(7) == pytest.approx(0.55) and f(10) == pytest.approx(0.1)
+    assert f(50) == pytest.approx(0.1)                          # stays at the floor
+
+
+def test_precision_policy_on_this_cpu(monkeypatch):
+    from astrobio.train.trainer import resolve_hardware
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    cfg = TrainConfig()
+    assert resolve_hardware(cfg)[:2] == ("cpu", "32-true")
+    cfg.trainer.precision = "bf16-mixed"  # asked for explicitly: honoured on CPU (autocast bf16)
+    assert resolve_hardware(cfg)[:2] == ("cpu", "bf16-mixed")
+    cfg.trainer.precision = "16-mixed"
+    with pytest.raises(astrobio.ConfigError, match="16-mixed needs CUDA"):
+        resolve_hardware(cfg)
+    cfg.trainer.precision, cfg.trainer.accelerator = "auto", "gpu"
+    with pytest.raises(astrobio.ConfigError, match="CUDA is not available"):
+        resolve_hardware(cfg)
