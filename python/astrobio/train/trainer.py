@@ -215,17 +215,18 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
                                  every_n_steps=cfg.trainer.checkpoint_every_n_steps)
     early = EarlyStopping(monitor=MONITOR, mode="min", patience=cfg.trainer.patience, check_finite=True, strict=True)
     world = cfg.trainer.devices * cfg.trainer.num_nodes
+    per_rank = len(BatchIndexSampler(data.train_indices, cfg.data.batch_size, num_replicas=world))
     trainer = L.Trainer(
         accelerator=accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
         strategy="ddp" if world > 1 else "auto", precision=cast(Any, precision), max_epochs=cfg.trainer.max_epochs,
         gradient_clip_val=cfg.optim.grad_clip or None, accumulate_grad_batches=cfg.optim.accumulate,
         callbacks=[early, checkpoints, *callbacks], logger=_logger(cfg, run_dir), plugins=[AtomicCheckpointIO()],
-        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=5,
+        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=max(1, min(25, per_rank)),
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=cfg.trainer.progress_bar,
         default_root_dir=str(run_dir),
     )
-    per_rank = len(BatchIndexSampler(data.train_indices, cfg.data.batch_size, num_replicas=trainer.world_size,
-                                     rank=trainer.global_rank))
+    if trainer.world_size != world:
+        raise ConfigError(f"the launcher started {trainer.world_size} processes but --devices x --num-nodes is {world}")
     module.total_steps = -(-per_rank // cfg.optim.accumulate) * cfg.trainer.max_epochs
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
