@@ -86,18 +86,24 @@ class Crash(L.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_resume_after_a_crash_continues_exactly(climate_store, tmp_path):
-    def cfg(out):  # 6 batches per epoch, 2 per optimizer step; last.ckpt every 2 steps
-        c = small_config(climate_store, out, checkpoint_every_n_steps=2)
-        c.optim.accumulate = 2
+@pytest.mark.parametrize("where", ["mid-epoch", "epoch-end"])
+def test_resume_after_a_crash_continues_exactly(climate_store, tmp_path, where):
+    def cfg(out):
+        if where == "epoch-end":  # 6 optimizer steps per epoch; last.ckpt at each epoch end
+            return small_config(climate_store, out)
+        c = small_config(climate_store, out, checkpoint_every_n_steps=2)  # and every 2 steps
+        c.optim.accumulate = 2  # 6 batches per epoch, 2 per optimizer step
         return c
 
     whole = train(cfg(tmp_path / "whole"))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(cfg(tmp_path / "crashed"), callbacks=[Crash(at=5)])  # mid epoch 2
+        train(cfg(tmp_path / "crashed"), callbacks=[Crash(at=5 if where == "mid-epoch" else 8)])  # in epoch 2
     saved = load_checkpoint(tmp_path / "crashed" / "checkpoints" / "last.ckpt")
-    assert saved["global_step"] == 4 and saved["astrobio"]["sampler"] == {
-        "seed": 0, "epoch": 1, "start": 2, "rank": 0, "num_replicas": 1}
+    if where == "mid-epoch":
+        assert saved["global_step"] == 4 and saved["astrobio"]["sampler"] == {
+            "seed": 0, "epoch": 1, "start": 2, "rank": 0, "num_replicas": 1}
+    else:
+        assert saved["global_step"] == 6 and len(saved["astrobio"]["history"]["epochs"]) == 1
     resumed = train(cfg(tmp_path / "crashed"), resume=tmp_path / "crashed")
     assert len(whole.history["steps"]) == 18
     assert resumed.history["steps"] == whole.history["steps"]  # [epoch, batch, step, loss], bit for bit
