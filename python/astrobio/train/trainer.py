@@ -84,12 +84,34 @@ def _open(cfg: TrainConfig) -> Store:
     if cfg.data.store:
         store = open_store(cfg.data.store)
     else:
-        from ..datasets import default_part
-
-        store = open_store(default_part("climate"))
+        store = open_store(_default_climate_store())
     for split in ("train", "val"):
         store.samples(split)  # unknown or empty split: ConfigError / DataNotFoundError
     return store
+
+
+def _default_climate_store(wait_s: float = 1800.0) -> Path:
+    """The default climate store, built (or confirmed up to date) by local rank 0 only: under
+    torchrun the other processes of a node wait for it instead of racing to build it too."""
+    from ..datasets import default_part
+
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        return default_part("climate")
+    from ..datasets import part_path
+
+    path = part_path("climate")
+    deadline = time.monotonic() + wait_s
+    while True:
+        if (path / "zarr.json").is_file():
+            try:
+                open_store(path)
+                return path
+            except (DataNotFoundError, OSError):
+                pass
+        if time.monotonic() > deadline:
+            raise DataNotFoundError(f"local rank 0 did not finish building the default climate store in {wait_s:.0f} s",
+                                    path=str(path), hint="Build it first: astrobio datasets build default --parts climate")
+        time.sleep(2.0)
 
 
 def _run_dir(cfg: TrainConfig, resume: Path | None) -> Path:
