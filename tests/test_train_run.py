@@ -93,6 +93,7 @@ def test_resume_after_a_crash_continues_exactly(climate_store, tmp_path, where):
             return small_config(climate_store, out)
         c = small_config(climate_store, out, checkpoint_every_n_steps=2)  # and every 2 steps
         c.optim.accumulate = 2  # 6 batches per epoch, 2 per optimizer step
+        c.optim.param_noise = 0.3  # its generator state must resume too
         return c
 
     whole = train(cfg(tmp_path / "whole"))

@@ -56,6 +56,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.02        # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0            # max global gradient norm (0: off)
     accumulate: int = 1               # gradient accumulation (batches per optimizer step)
+    param_noise: float = 0.0          # std of Gaussian noise added to the normalized params in training
 
 
 @dataclass
@@ -107,6 +108,7 @@ class TrainConfig:
             (0 <= self.optim.min_lr_ratio <= 1, "optim.min_lr_ratio must be in [0, 1]"),
             (self.optim.grad_clip >= 0, "optim.grad_clip must be >= 0"),
             (self.optim.accumulate >= 1, "optim.accumulate must be >= 1"),
+            (self.optim.param_noise >= 0, "optim.param_noise must be >= 0"),
             (self.trainer.max_epochs >= 1, "trainer.max_epochs must be >= 1"),
             (self.trainer.patience >= 1, "trainer.patience must be >= 1"),
             (self.trainer.devices >= 1 and self.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be >= 1"),

@@ -56,6 +56,8 @@ class EmulatorModule(L.LightningModule):
         #: (Lightning's `estimated_stepping_batches` would load the train loader before the
         #: checkpoint's loader state is restored, and a resumed run would replay the epoch.)
         self.total_steps: int | None = None
+        self._generator: torch.Generator | None = None
+        self._generator_state: torch.Tensor | None = None  # restored from a checkpoint, applied lazily
 
     def forward(self, params: torch.Tensor) -> torch.Tensor:
         return self.model(params)
@@ -79,9 +81,31 @@ class EmulatorModule(L.LightningModule):
         return stats[0] / world
 
     # ---------------------------------------------------------------- training
+    def _noise_generator(self) -> torch.Generator:
+        """The generator of the parameter noise: its own (seeded, checkpointed) state, so the
+        DataLoader's draws from the global RNG cannot shift it and resume stays exact."""
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device)
+            if self._generator_state is not None:
+                self._generator.set_state(self._generator_state)
+            else:
+                self._generator.manual_seed(self.cfg.trainer.seed)
+        return self._generator
+
+    def _params(self, params: torch.Tensor) -> torch.Tensor:
+        """Training input: the normalized parameters plus N(0, param_noise^2) noise. Training with
+        input noise is Tikhonov regularization of the map's gradient (Bishop 1995, Neural Comput.
+        7(1):108): with a handful of planets it keeps the emulator smooth between them."""
+        sigma = self.cfg.optim.param_noise
+        if sigma <= 0:
+            return params
+        g = self._noise_generator()
+        noise = torch.randn(params.shape, generator=g, device=params.device, dtype=params.dtype)  # real-data-ok: input-noise regularization of real parameters, not data
+        return params + sigma * noise
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         target = batch["cubes"]
-        pred = self.model(batch["params"])
+        pred = self.model(self._params(batch["params"]))
         mse = F.mse_loss(pred.float(), target.float())
         loss = mse
         logs = {"train/mse": mse.detach()}
@@ -173,7 +197,10 @@ class EmulatorModule(L.LightningModule):
             "history": copy.deepcopy(self.history),
             "meta": copy.deepcopy(self.meta),
             "sampler": sampler,  # a copy for inspection; resume uses Lightning's loop state
+            "noise_rng": self._generator.get_state() if self._generator is not None else None,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = copy.deepcopy(checkpoint["astrobio"]["history"])
+        state = checkpoint["astrobio"].get("noise_rng")
+        self._generator, self._generator_state = None, (state.cpu() if state is not None else None)
