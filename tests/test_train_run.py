@@ -164,6 +164,9 @@ def test_refusals_exit_2_with_one_line(climate_store, tmp_path, capsys, monkeypa
     renamed = build_climate_fixture(tmp_path / "renamed.zarr", planets=3, split=(1, 1, 1), names=("t", "u", "v", "q", "w"))
     assert main(["--store", str(renamed), "--physics-constraints", "--output-dir", str(tmp_path / "p"), *SMALL]) == 2
     assert "needs variables ta and hus; the store lacks ['ta', 'hus']" in _one_line_error(capsys)
+    assert main(["--store", str(climate_store), "--set", "data.params=[instellation, nope]", "--output-dir",
+                 str(tmp_path / "q"), *SMALL]) == 2
+    assert "data.params names ['nope']" in _one_line_error(capsys)
     assert main(["--store", str(climate_store), "--set", "optim.lrr=1", *SMALL]) == 2
     assert "unknown option 'optim.lrr'" in _one_line_error(capsys)
     assert main(["--store", str(climate_store), "--set", "model.channels=[8]", "--output-dir", str(tmp_path / "c"), *SMALL[2:]]) == 2
@@ -224,3 +227,12 @@ def test_early_stopping_on_the_validation_metric(climate_store, tmp_path, monkey
     result = train(cfg)
     assert result.summary["stopped_early"] and result.summary["epochs_run"] == 3 and result.summary["best_epoch"] == 1
     assert (tmp_path / "run" / "loss_curves.png").is_file()
+
+
+def test_a_subset_of_parameters_as_inputs(climate_store, tmp_path):
+    cfg = small_config(climate_store, tmp_path / "run", max_epochs=1)
+    cfg.data.params = ["instellation", "synchronous", "month_sin"]
+    result = train(cfg)
+    weights = load_checkpoint(result.best_checkpoint)["state_dict"]
+    assert weights["model.mlp.0.weight"].shape[1] == 3
+    assert math.isfinite(result.summary["evaluation"]["test"]["model"]["rmse"])

@@ -42,6 +42,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     store: str | None = None          # None: the default dataset's climate store
+    params: list[str] | None = None   # model inputs by name (None: every parameter of the store)
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
     num_workers: int = 0              # DataLoader workers (0: read in the training process)

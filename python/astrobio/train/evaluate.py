@@ -25,9 +25,11 @@ __all__ = ["evaluate"]
 @torch.no_grad()
 def evaluate(model: nn.Module, store_path: Any, indices: np.ndarray, *, normalize: str, norm: Normalization,
              climatology: np.ndarray, variables: list[str], batch_size: int = 16, device: str | torch.device = "cpu",
-             physics: Any = None, keep: list[int] | None = None) -> dict[str, Any]:
+             physics: Any = None, keep: list[int] | None = None,
+             param_index: list[int] | None = None) -> dict[str, Any]:
     """Metrics of `model` and of the climatology on `indices`. `keep`: positions in `indices`
-    whose (truth, model, climatology) cubes in physical units are returned under "fields"."""
+    whose (truth, model, climatology) cubes in physical units are returned under "fields".
+    `param_index`: the parameter columns the model takes (None: all)."""
     model.eval()
     reader = CubeReader(store_path, normalize=normalize)
     v = climatology.shape[0]
@@ -42,7 +44,8 @@ def evaluate(model: nn.Module, store_path: Any, indices: np.ndarray, *, normaliz
     for start in range(0, len(indices), batch_size):
         batch = reader.read(indices[start : start + batch_size])
         target = torch.from_numpy(batch.cubes).to(device)
-        pred = model(torch.from_numpy(batch.params).to(device)).float()
+        params = batch.params if param_index is None else batch.params[:, param_index]
+        pred = model(torch.from_numpy(np.ascontiguousarray(params)).to(device)).float()
         clim = clim_t.expand_as(target)
         for name, guess in (("model", pred), ("climatology", clim)):
             err = (guess - target).double().cpu().numpy()

@@ -40,9 +40,11 @@ class EmulatorModule(L.LightningModule):
     is saved in checkpoints beside the config and history."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, *, physics: nn.Module | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, param_index: list[int] | None = None) -> None:
         super().__init__()
         self.model = model
+        # the store's parameter columns the model sees (data.params); None: all of them
+        self.param_index = param_index
         self.cfg = cfg
         self.physics = physics
         self.meta = dict(meta or {})
@@ -59,8 +61,12 @@ class EmulatorModule(L.LightningModule):
         self._generator: torch.Generator | None = None
         self._generator_state: torch.Tensor | None = None  # restored from a checkpoint, applied lazily
 
+    def inputs(self, params: torch.Tensor) -> torch.Tensor:
+        """The model's input columns of a batch's parameter table."""
+        return params if self.param_index is None else params[:, self.param_index]
+
     def forward(self, params: torch.Tensor) -> torch.Tensor:
-        return self.model(params)
+        return self.model(self.inputs(params))
 
     # ---------------------------------------------------------------- guard
     def _check_finite(self, value: torch.Tensor, what: str, batch_idx: int | None = None) -> torch.Tensor:
@@ -105,7 +111,7 @@ class EmulatorModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         target = batch["cubes"]
-        pred = self.model(self._params(batch["params"]))
+        pred = self.model(self._params(self.inputs(batch["params"])))
         mse = F.mse_loss(pred.float(), target.float())
         loss = mse
         logs = {"train/mse": mse.detach()}
@@ -132,7 +138,7 @@ class EmulatorModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         assert self._val_sse is not None and self._val_n is not None
         target = batch["cubes"].float()
-        pred = self.model(batch["params"]).float()
+        pred = self.model(self.inputs(batch["params"])).float()
         err = (pred - target).double() ** 2
         self._val_sse += err.sum(dim=(0, 2, 3, 4))
         self._val_n += float(target[:, 0].numel())

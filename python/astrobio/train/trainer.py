@@ -219,17 +219,26 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     variables = [v.name for v in store.variables]
     if not store.params:
         raise ConfigError(f"{store.path} has no parameter table; the emulator maps parameters to cubes")
-    model: Any = build_model(cfg.model.name, len(store.params), store.sample_shape, **cfg.model.options())
+    param_names = [p.name for p in store.params]
+    param_index = None
+    if cfg.data.params is not None:
+        unknown = [n for n in cfg.data.params if n not in param_names]
+        if unknown or not cfg.data.params:
+            raise ConfigError(f"data.params names {unknown or 'nothing'}; the store's parameters are {param_names}")
+        param_index = [param_names.index(n) for n in cfg.data.params]
+    n_inputs = len(param_index) if param_index is not None else len(param_names)
+    model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **cfg.model.options())
     if hasattr(model, "init_base"):
         model.init_base(torch.as_tensor(clim, dtype=torch.float32))
     physics = _physics(cfg, store, norm)
     meta = {
         "store": {"path": str(store.path), "content_digest": digest, "n_samples": store.n_samples,
                   "sample_shape": list(store.sample_shape)},
-        "variables": variables, "params": [p.name for p in store.params], "normalize": cfg.data.normalize,
+        "variables": variables, "params": param_names, "inputs": cfg.data.params or param_names,
+        "normalize": cfg.data.normalize,
         "accelerator": accelerator, "precision": precision,
     }
-    module = EmulatorModule(model, cfg, physics=physics, meta=meta)
+    module = EmulatorModule(model, cfg, physics=physics, meta=meta, param_index=param_index)
     module.allow_zero_length_dataloader_with_multiple_devices = True
 
     ckpt_dir = run_dir / "checkpoints"
@@ -283,7 +292,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
         res = evaluate(model, store.path, idx, normalize=cfg.data.normalize, norm=norm, climatology=clim,
                        variables=variables, batch_size=cfg.data.batch_size, device=device,
                        physics=physics if physics is not None else _physics_for_report(cfg, store, norm),
-                       keep=keep if name == held_out else None)
+                       keep=keep if name == held_out else None, param_index=param_index)
         if name == held_out:
             fields, samples = res["fields"], res["field_samples"]
         res.pop("fields"), res.pop("field_samples")
