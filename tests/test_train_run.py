@@ -60,6 +60,7 @@ def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_
     assert summary["precision"] == "32-true" and summary["accelerator"] == "cpu" and summary["epochs_run"] == 2
     assert math.isfinite(summary["evaluation"]["test"]["model"]["rmse"])
     assert set(summary["evaluation"]["test"]["model"]["rmse_physical"]) == {"ta", "ua", "va", "hus", "wap"}
+    assert set(summary["evaluation"]["test"]["runs"]) == {"planet-05"}  # per-planet breakdown
     last = load_checkpoint(out / "checkpoints" / "last.ckpt")
     for key in ("state_dict", "optimizer_states", "lr_schedulers", "loops", "callbacks"):
         assert key in last, key

@@ -33,6 +33,10 @@ def summary_table(summary: dict[str, Any]) -> str:
             mp, cp = m["rmse_physical"][name], c["rmse_physical"][name]
             skill = 1 - mp / cp if cp > 0 else float("nan")
             rows.append(("", f"{name} [{unit}]", _fmt(mp), _fmt(cp), f"{100 * skill:+.1f}%"))
+        if len(res.get("runs", {})) > 1:
+            for run_id, r in res["runs"].items():
+                rows.append(("", f"run {run_id} [normalized]", _fmt(r["model"]), _fmt(r["climatology"]),
+                             f"{100 * r['skill']:+.1f}%"))
         for term in sorted(res.get("physics", {}).get("model", {})):
             p = res["physics"]
             rows.append(("", f"physics {term} (truth {_fmt(p['truth'][term])})", _fmt(p["model"][term]),

@@ -296,6 +296,14 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
         if name == held_out:
             fields, samples = res["fields"], res["field_samples"]
         res.pop("fields"), res.pop("field_samples")
+        # per run (planet): where the model beats the baseline and where it does not
+        res["runs"] = {}
+        for run_id in store.split.get(name, []):
+            one = evaluate(model, store.path, np.asarray(store.run(run_id).samples), normalize=cfg.data.normalize, norm=norm,
+                           climatology=clim, variables=variables, batch_size=cfg.data.batch_size, device=device,
+                           param_index=param_index)
+            res["runs"][run_id] = {"model": one["model"]["rmse"], "climatology": one["climatology"]["rmse"],
+                                   "skill": one["skill"]}
         evaluation[name] = res
     history = module.history
     epochs = history["epochs"]
