@@ -80,7 +80,7 @@ class TrainerConfig:
     output_dir: str | None = None     # None: runs/<model>-<timestamp>
     checkpoint_every_n_epochs: int = 10
     checkpoint_every_n_steps: int = 0  # also write last.ckpt every N optimizer steps (0: off)
-    logger: str = "tensorboard"       # tensorboard | csv | none
+    logger: str = "tensorboard"       # tensorboard | csv | mlflow (offline file store) | none
     progress_bar: bool = True
     plots: bool = True
     plot_samples: int = 3
@@ -116,7 +116,8 @@ class TrainConfig:
             (self.trainer.precision in ("auto", "32-true", "bf16-mixed", "16-mixed"),
              "trainer.precision must be auto, 32-true, bf16-mixed or 16-mixed"),
             (self.trainer.accelerator in ("auto", "cpu", "gpu", "cuda"), "trainer.accelerator must be auto, cpu or gpu"),
-            (self.trainer.logger in ("tensorboard", "csv", "none"), "trainer.logger must be tensorboard, csv or none"),
+            (self.trainer.logger in ("tensorboard", "csv", "mlflow", "none"),
+             "trainer.logger must be tensorboard, csv, mlflow or none"),
             (self.trainer.checkpoint_every_n_epochs >= 1, "trainer.checkpoint_every_n_epochs must be >= 1"),
             (self.trainer.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps must be >= 0"),
             (self.trainer.plot_samples >= 0, "trainer.plot_samples must be >= 0"),

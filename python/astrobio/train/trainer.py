@@ -161,6 +161,8 @@ def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
         from lightning.pytorch.loggers import CSVLogger
 
         return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+    if kind == "mlflow":
+        return _mlflow_logger(cfg, run_dir)
     try:
         import tensorboard  # noqa: F401
     except ImportError:
@@ -169,6 +171,26 @@ def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
     from lightning.pytorch.loggers import TensorBoardLogger
 
     return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+
+
+def _mlflow_logger(cfg: TrainConfig, run_dir: Path) -> Any:
+    """MLflow tracking, offline by default: a file store inside the run folder (`mlruns/`), no
+    server. `MLFLOW_TRACKING_URI` points it at a server instead; credentials stay in MLflow's own
+    environment variables and never reach the config, the logs or the checkpoints."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise DependencyError('MLflow logging needs mlflow: pip install "astrobio[track]" '
+                              "(or choose --set trainer.logger=tensorboard / csv / none)") from None
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        uri = (run_dir / "mlruns").resolve().as_uri()
+        # MLflow 3 refuses file stores unless opted in; a database backend would need sqlalchemy
+        # and alembic for what is only an offline log beside the checkpoints.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MLFlowLogger(experiment_name=f"astrobio-{cfg.model.name}", run_name=run_dir.name, tracking_uri=uri)
 
 
 @contextlib.contextmanager
