@@ -72,6 +72,9 @@ def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_
     # the same folder again without --resume is refused; with --resume it continues (to epoch 3)
     assert main(["--store", str(climate_store), "--output-dir", str(out), *SMALL]) == 2
     assert "already holds a run's checkpoints" in _one_line_error(capsys)
+    # resuming with a different model architecture is refused in one line, before any training
+    assert main(["--resume", str(out), "--set", "model.hidden=64"]) == 2
+    assert "holds a 'datacube' model" in (line := _one_line_error(capsys)) and "hidden=32" in line and "hidden=64" in line
     assert main(["--resume", str(out), "--max-epochs", "3", "--set", "trainer.plots=false"]) == 0
     assert len(load_checkpoint(out / "checkpoints" / "last.ckpt")["astrobio"]["history"]["epochs"]) == 3
 

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -135,6 +135,10 @@ def _run_dir(cfg: TrainConfig, resume: Path | None) -> Path:
     return run
 
 
+def _options(model: dict[str, Any]) -> str:
+    return "(" + ", ".join(f"{k}={v}" for k, v in model.items() if k != "name") + ")"
+
+
 def _physics(cfg: TrainConfig, store: Store, norm: Normalization) -> Any:
     if not cfg.physics.enabled:
         return None
@@ -229,6 +233,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     cfg.data.store = str(store.path.resolve())
     digest = store.manifest.get("content_digest")
     if ckpt is not None:
+        trained = ckpt["astrobio"]["config"]["model"]
+        if trained != asdict(cfg.model):
+            raise ConfigError(f"{ckpt_path} holds a {trained['name']!r} model {_options(trained)}; this run asks for "
+                              f"{cfg.model.name!r} {_options(asdict(cfg.model))}: resume without changing the model")
         saved = ckpt["astrobio"]["meta"].get("store", {}).get("content_digest")
         if saved != digest:
             raise ConfigError(f"{ckpt_path} was trained on a different store (digest {saved}); "
