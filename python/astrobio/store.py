@@ -107,7 +107,12 @@ class Store:
         """Recompute the content digest from the data; IntegrityError if it differs from the
         manifest's (data changed after writing, or a manifest copied from another store)."""
         m = self.manifest
-        for name, recorded in m["digests"].items():
+        digests = m.get("digests")
+        if not isinstance(digests, dict) or not digests:
+            raise IntegrityError("manifest records no array digests, so its data cannot be checked", path=str(self.path))
+        for name, recorded in digests.items():
+            if name not in ("cubes", "params"):  # a manifest never leads the reader outside its arrays
+                raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=str(self.path))
             actual = tree_digest(self.path / name)
             if actual != recorded:
                 raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(self.path))
@@ -133,4 +138,9 @@ def open_store(path: str | Path) -> Store:
     # and the parameter table; one source of truth for what a valid store is.
     BatchReader(str(root), "none", 1)
     meta = json.loads((root / "zarr.json").read_text())
-    return Store(root, meta["attributes"]["astrobio"])
+    manifest = meta["attributes"]["astrobio"]
+    # fields the core does not need to read, but without which the store cannot be checked or described
+    missing = [k for k in ("stats", "digests", "content_digest") if k not in manifest]
+    if missing:
+        raise IntegrityError(f"manifest: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}", path=str(root))
+    return Store(root, manifest)
