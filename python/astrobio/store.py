@@ -143,4 +143,26 @@ def open_store(path: str | Path) -> Store:
     missing = [k for k in ("stats", "digests", "content_digest") if k not in manifest]
     if missing:
         raise IntegrityError(f"manifest: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}", path=str(root))
+    _check_split(manifest, root)
     return Store(root, manifest)
+
+
+def _check_split(manifest: dict[str, Any], root: Path) -> None:
+    """The split section (which the core does not read): {train|val|test: [run ids of this store]},
+    a run in at most one split. Anything else is an IntegrityError, not a KeyError/TypeError later."""
+    split = manifest.get("split")
+    if not isinstance(split, dict):
+        raise IntegrityError(f"manifest: split must map train/val/test to run ids, got {type(split).__name__}", path=str(root))
+    ids = {r["id"] for r in manifest["runs"]}
+    seen: dict[str, str] = {}
+    for name, runs in split.items():
+        if name not in ("train", "val", "test"):
+            raise IntegrityError(f"manifest: unknown split {name!r} (splits are train, val and test)", path=str(root))
+        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+            raise IntegrityError(f"manifest: split {name!r} must be a list of run ids", path=str(root))
+        for r in runs:
+            if r not in ids:
+                raise IntegrityError(f"manifest: split {name!r} names run {r!r}, which is not in the store", path=str(root))
+            if r in seen:
+                raise IntegrityError(f"manifest: run {r!r} is in both the {seen[r]!r} and {name!r} splits", path=str(root))
+            seen[r] = name

@@ -125,7 +125,7 @@ def test_sigkill_during_checkpoint_writes_then_resume_is_exact(ctx, template, tm
 
     rng = random.Random(SEED)
     log = tmp_path / "crashed.log"
-    killed = 0
+    killed, landed = 0, []
     for i, point in enumerate(kill_plan(rng, KILLS)):
         resume = (crashed / "checkpoints" / "last.ckpt").is_file()
         if isinstance(point, dict):
@@ -137,6 +137,7 @@ def test_sigkill_during_checkpoint_writes_then_resume_is_exact(ctx, template, tm
             break
         assert code == -signal.SIGKILL, where
         killed += 1
+        landed.append(point)
         check_after_kill(crashed, log, where)
     assert killed >= KILLS // 2, f"only {killed} kills landed (seed {SEED})"
 
@@ -155,7 +156,7 @@ def test_sigkill_during_checkpoint_writes_then_resume_is_exact(ctx, template, tm
     assert a["lr_schedulers"] == b["lr_schedulers"]
     # the resumed run cleaned up the temp files its killed predecessors left
     assert not [n for n in os.listdir(crashed / "checkpoints") if n.startswith(".")]
-    print(f"checkpoint crash test: {killed} kills (seed {SEED})")
+    print(f"checkpoint crash test: {killed} kills (seed {SEED}): {landed}")
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again(ctx, template, tmp_path):

@@ -162,3 +162,27 @@ def test_any_manifest_edit_is_refused_or_harmless(work, pristine, data):
         np.testing.assert_array_equal(batch.cubes, pristine.cubes)
     finally:
         meta_path.write_text(original)
+
+
+# Found by the long run of the property above (ASTROBIO_FUZZ_EXAMPLES=2000): a malformed split
+# section opened without complaint and then failed with KeyError/TypeError. Each is now an
+# IntegrityError when the store is opened.
+SPLIT_FINDINGS = {
+    "split removed": (lambda m: m.pop("split"), "split must map train/val/test to run ids, got NoneType"),
+    "split is a list": (lambda m: m.update(split=[None, None]), "split must map train/val/test to run ids, got list"),
+    "split of None": (lambda m: m["split"].update(train=None), "split 'train' must be a list of run ids"),
+    "run id a list": (lambda m: m["split"].update(train=[["run-0"]]), "split 'train' must be a list of run ids"),
+    "unknown run": (lambda m: m["split"].update(test=["run-9"]), "split 'test' names run 'run-9', which is not in the store"),
+    "run in two splits": (lambda m: m["split"].update(test=["run-0"]), "run 'run-0' is in both the 'train' and 'test' splits"),
+    "unknown split name": (lambda m: m["split"].update(holdout=[]), "unknown split 'holdout'"),
+}
+
+
+@pytest.mark.parametrize("finding", list(SPLIT_FINDINGS))
+def test_malformed_split_sections_are_integrity_errors(work, finding):
+    edit, message = SPLIT_FINDINGS[finding]
+    meta = json.loads((work / "zarr.json").read_text())
+    edit(meta["attributes"]["astrobio"])
+    (work / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(astrobio.IntegrityError, match=f"manifest: {message}"):
+        astrobio.open_store(work)
