@@ -27,8 +27,9 @@ def _sha(path: str | os.PathLike[str]) -> str:
 
 
 def install_checkpoint_kill(kill: dict[str, Any] | None, log: Path) -> None:
-    """kill = {"write": n, "phase": "write" | "fsync" | "rename" | "after-rename", "fraction": f}:
-    die during the n-th checkpoint write of this process (1-based) at that phase; `write` tears
+    """kill = {"write": n, "phase": "write" | "fsync" | "rename" | "after-rename", "fraction": f,
+    "name": optional file name}: die during the n-th checkpoint write of this process (1-based;
+    of that file only, when named) at that phase; `write` tears
     the temp file after `fraction` of its bytes. Every completed rename onto a `.ckpt` name is
     appended to `log` as `name<TAB>sha256`."""
     import torch
@@ -45,6 +46,8 @@ def install_checkpoint_kill(kill: dict[str, Any] | None, log: Path) -> None:
             name = os.readlink(f"/proc/self/fd/{name}")
         if not (isinstance(name, str) and ".ckpt." in os.path.basename(name) and name.endswith(".tmp")):
             return real_save(obj, f, *args, **kwargs)
+        if kill is not None and kill.get("name") and not os.path.basename(name).startswith(f".{kill['name']}."):
+            return real_save(obj, f, *args, **kwargs)  # counting only the writes of that file
         state["n"] += 1
         state["tmp"] = name
         if armed("write"):

@@ -114,7 +114,7 @@ def kill_plan(rng: random.Random, n: int) -> list[dict | float]:
         if i % 5 == 4:
             plan.append(round(rng.uniform(0.0, 0.5), 3))
         else:
-            plan.append({"write": rng.randint(1, 5), "phase": rng.choice(phases), "fraction": round(rng.random(), 3)})
+            plan.append({"write": rng.randint(1, 4), "phase": rng.choice(phases), "fraction": round(rng.random(), 3)})
     return plan
 
 
@@ -173,3 +173,23 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(ctx, template, tm
     assert main(["--resume", str(run)]) == 2
     assert run_child(ctx, str(store), str(run), False, None, str(log), 1) == 0
     assert sorted(os.listdir(run / "checkpoints")) == ["best.ckpt", "last.ckpt"]
+
+
+def test_killed_between_the_last_batch_and_the_epoch_end_checkpoint(ctx, template, tmp_path):
+    """Regression (found by this matrix): a step checkpoint written after the epoch's last batch,
+    before validation, resumed into the epoch end without the validation metric and every
+    resume failed in early stopping. Killed at the epoch-end best.ckpt write, the run now resumes
+    from the last mid-epoch checkpoint and ends bit for bit like an uninterrupted one."""
+    store = fresh_copy(template, tmp_path / "climate.zarr")
+    whole, crashed, log = tmp_path / "whole", tmp_path / "crashed", tmp_path / "crashed.log"
+    assert run_child(ctx, str(store), str(whole), False, None, str(tmp_path / "whole.log"), 2) == 0
+    kill = {"write": 1, "phase": "rename", "fraction": 0.0, "name": "best.ckpt"}
+    assert run_child(ctx, str(store), str(crashed), False, kill, str(log), 2) == -signal.SIGKILL
+    check_after_kill(crashed, log, "at the first best.ckpt rename")
+    resumed_from = load_checkpoint(crashed / "checkpoints" / "last.ckpt")["global_step"]
+    assert run_child(ctx, str(store), str(crashed), True, None, str(log), 2) == 0  # exit 1 before the fix
+    assert resumed_from == 5  # the last mid-epoch step: no step checkpoint after the epoch's last batch
+    a = load_checkpoint(whole / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(crashed / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["astrobio"]["history"] == b["astrobio"]["history"]

@@ -151,6 +151,11 @@ class RunCheckpoints(Checkpoint):
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
+        # Not after the epoch's last batch: a checkpoint from there, before validation, resumes
+        # into the epoch end without the validation metric (Lightning does not rerun it), so
+        # early stopping fails. The epoch-end checkpoint follows validation right after.
+        if trainer.is_last_batch:
+            return
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step_saved:
             self._save(trainer, self.last_path)
 
