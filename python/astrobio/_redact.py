@@ -29,7 +29,7 @@ _SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|A
 
 def _env_secrets() -> list[str]:
     # read at call time: tokens set after import count too; short values would redact noise
-    values = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8}
+    values = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 12}
     return sorted(values, key=len, reverse=True)
 
 

@@ -76,7 +76,6 @@ def test_run_ids_with_traversal_are_refused(tmp_path, run_id):
     with pytest.raises(astrobio.ConfigError, match="run id .* must match"):
         astrobio.write_store(tmp_path / "s.zarr", {run_id: cubes}, variables=[astrobio.Variable("x", "1")])
     assert sorted(os.listdir(tmp_path)) == []  # nothing written, the build removed
-    assert not Path("/abs").exists()
 
 
 def test_names_in_a_manifest_never_lead_outside_the_store(template, tmp_path):
