@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["fsync_tree", "fsync_dir", "atomic_write_bytes", "swap_into_place", "temp_sibling", "tree_digest"]
+__all__ = ["fsync_tree", "fsync_dir", "atomic_write_bytes", "swap_into_place", "temp_sibling", "tree_digest",
+           "contained"]
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -54,10 +57,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def swap_into_place(built: Path, target: Path) -> None:
     """Move the finished directory `built` to `target`, replacing any previous one.
 
-    The previous directory is renamed aside first and removed only after the new one is in
-    place, so a crash leaves either the old store or the new one at `target` (or, in the
-    instant between the two renames, the old one beside it as `.NAME.old-*`).
+    Where the OS can exchange two paths atomically (Linux renameat2 RENAME_EXCHANGE), the new
+    directory and the previous one swap places in one step, so a crash at any instant leaves
+    either the whole old store or the whole new one at `target`. Elsewhere the previous
+    directory is renamed aside first and removed only after the new one is in place (in the
+    instant between the two renames, the old one is beside `target` as `.NAME.old-*`).
     """
+    if target.exists() and _exchange(built, target):
+        fsync_dir(target.parent)
+        shutil.rmtree(built, ignore_errors=True)  # now holds the previous store
+        return
     old = None
     if target.exists():
         old = temp_sibling(target, "old")
@@ -66,6 +75,43 @@ def swap_into_place(built: Path, target: Path) -> None:
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange paths `a` and `b`; False when the platform or filesystem cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):  # no glibc >= 2.28 (musl, old systems)
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):  # filesystem without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def contained(root: Path, rel: str) -> Path | None:
+    """`root / rel` when `rel` is a plain relative path that stays inside `root` (no absolute
+    path, no '..', no NUL, no backslash); None otherwise. For names read from a manifest, which
+    must never lead a reader outside the store."""
+    if not isinstance(rel, str) or not rel or "\0" in rel or "\\" in rel or rel.startswith("/"):
+        return None
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts) or Path(rel).is_absolute() or Path(rel).drive:
+        return None
+    return root.joinpath(*parts)
 
 
 def tree_digest(root: Path, exclude: frozenset[str] = frozenset()) -> str:

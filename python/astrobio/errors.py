@@ -18,7 +18,13 @@ __all__ = [
 
 
 class AstrobioError(Exception):
-    """Root of astrobio's exceptions."""
+    """Root of astrobio's exceptions. Messages are redacted on construction: credentials in
+    object-store URLs, signed query values and secret environment values never reach a log."""
+
+    def __init__(self, *args: object) -> None:
+        from ._redact import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class DataNotFoundError(AstrobioError, FileNotFoundError):
@@ -28,6 +34,9 @@ class DataNotFoundError(AstrobioError, FileNotFoundError):
     """
 
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        from ._redact import redact
+
+        message, path = redact(message), (redact(path) if path is not None else None)
         self.path = path
         self.hint = hint if hint is not None else _default_hint(path)
         text = message if path is None or path in message else f"{message}: {path}"
@@ -60,14 +69,16 @@ class IntegrityError(AstrobioError, ValueError):
         chunk: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.reason = reason
+        from ._redact import redact
+
+        self.reason = redact(reason)
         self.run = run
         self.sample = sample
         self.chunk = chunk
-        self.path = path
+        self.path = redact(path) if path is not None else None
         where = []
-        if path is not None:
-            where.append(str(path))
+        if self.path is not None:
+            where.append(str(self.path))
         if run is not None:
             where.append(f"run {run!r}")
         if sample is not None:
@@ -75,7 +86,7 @@ class IntegrityError(AstrobioError, ValueError):
         if chunk is not None:
             where.append(f"chunk {chunk!r}")
         prefix = ", ".join(where)
-        super().__init__(f"{prefix}: {reason}" if prefix else reason)
+        super().__init__(f"{prefix}: {self.reason}" if prefix else self.reason)
 
 
 class ConfigError(AstrobioError, ValueError):

@@ -107,7 +107,12 @@ class Store:
         """Recompute the content digest from the data; IntegrityError if it differs from the
         manifest's (data changed after writing, or a manifest copied from another store)."""
         m = self.manifest
-        for name, recorded in m["digests"].items():
+        digests = m.get("digests")
+        if not isinstance(digests, dict) or not digests:
+            raise IntegrityError("manifest records no array digests, so its data cannot be checked", path=str(self.path))
+        for name, recorded in digests.items():
+            if name not in ("cubes", "params"):  # a manifest never leads the reader outside its arrays
+                raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=str(self.path))
             actual = tree_digest(self.path / name)
             if actual != recorded:
                 raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(self.path))
@@ -133,4 +138,31 @@ def open_store(path: str | Path) -> Store:
     # and the parameter table; one source of truth for what a valid store is.
     BatchReader(str(root), "none", 1)
     meta = json.loads((root / "zarr.json").read_text())
-    return Store(root, meta["attributes"]["astrobio"])
+    manifest = meta["attributes"]["astrobio"]
+    # fields the core does not need to read, but without which the store cannot be checked or described
+    missing = [k for k in ("stats", "digests", "content_digest") if k not in manifest]
+    if missing:
+        raise IntegrityError(f"manifest: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}", path=str(root))
+    _check_split(manifest, root)
+    return Store(root, manifest)
+
+
+def _check_split(manifest: dict[str, Any], root: Path) -> None:
+    """The split section (which the core does not read): {train|val|test: [run ids of this store]},
+    a run in at most one split. Anything else is an IntegrityError, not a KeyError/TypeError later."""
+    split = manifest.get("split")
+    if not isinstance(split, dict):
+        raise IntegrityError(f"manifest: split must map train/val/test to run ids, got {type(split).__name__}", path=str(root))
+    ids = {r["id"] for r in manifest["runs"]}
+    seen: dict[str, str] = {}
+    for name, runs in split.items():
+        if name not in ("train", "val", "test"):
+            raise IntegrityError(f"manifest: unknown split {name!r} (splits are train, val and test)", path=str(root))
+        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+            raise IntegrityError(f"manifest: split {name!r} must be a list of run ids", path=str(root))
+        for r in runs:
+            if r not in ids:
+                raise IntegrityError(f"manifest: split {name!r} names run {r!r}, which is not in the store", path=str(root))
+            if r in seen:
+                raise IntegrityError(f"manifest: run {r!r} is in both the {seen[r]!r} and {name!r} splits", path=str(root))
+            seen[r] = name

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._fsutil import fsync_tree, swap_into_place, temp_sibling, tree_digest
+from .._fsutil import contained, fsync_tree, swap_into_place, temp_sibling, tree_digest
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 
 __all__ = ["GroupBuilder", "read_manifest", "read_array", "content_digest", "check_name", "code_version"]
@@ -139,7 +139,10 @@ def read_manifest(path: str | Path, fmt: str, hint: str, verify: bool = True) ->
         raise IntegrityError(f"format version {manifest.get('format_version')!r} is not supported (this astrobio reads {FORMAT_VERSION})", path=str(root))
     if verify:
         for name, recorded in manifest.get("digests", {}).items():
-            actual = tree_digest(root / name) if (root / name).is_dir() else "missing"
+            where = contained(root, name)
+            if where is None:  # e.g. "../x" or "/": never read outside the store
+                raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=str(root))
+            actual = tree_digest(where) if where.is_dir() else "missing"
             if actual != recorded:
                 raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(root))
         if content_digest(manifest) != manifest.get("content_digest"):
@@ -152,7 +155,10 @@ def read_array(root: Path, path: str) -> np.ndarray:
     numpy array of str."""
     import zarr
 
+    where = contained(root, path)
+    if where is None:  # names come from the manifest: never follow one outside the store
+        raise IntegrityError(f"array path {path!r} leads outside the store", path=str(root))
     try:
-        return np.asarray(zarr.open_array(store=str(root / path), mode="r", zarr_format=3)[...])
+        return np.asarray(zarr.open_array(store=str(where), mode="r", zarr_format=3)[...])
     except Exception as e:  # zarr raises several types: missing node, bad metadata, checksum
         raise IntegrityError(f"array {path!r} is missing or unreadable ({e})", path=str(root)) from None

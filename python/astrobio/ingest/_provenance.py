@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._redact import redact
+
 __all__ = ["file_digest", "sources_record", "tool_versions", "inputs_digest", "up_to_date", "command_line"]
 
 
@@ -24,7 +26,7 @@ def file_digest(path: Path) -> str:
 
 
 def sources_record(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    return [{"path": str(p), "name": p.name, "bytes": p.stat().st_size, "digest": file_digest(p)} for p in paths]
+    return [{"path": redact(str(p)), "name": redact(p.name), "bytes": p.stat().st_size, "digest": file_digest(p)} for p in paths]
 
 
 def tool_versions(*packages: str) -> dict[str, str]:
@@ -38,7 +40,9 @@ def tool_versions(*packages: str) -> dict[str, str]:
 
 
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in sys.argv)
+    """The command that ran, for the manifest; credentials in it are redacted (manifests are
+    shared with the data)."""
+    return redact(" ".join(shlex.quote(a) for a in sys.argv))
 
 
 def inputs_digest(sources: list[dict[str, Any]], options: Mapping[str, Any], code_version: str) -> str:

@@ -17,6 +17,7 @@ _EXPORTS = {
     "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config", "PhysicsConfig": "config",
     "TrainConfig": "config", "TrainerConfig": "config", "config_from_dict": "config",
     "EmulatorModule": "module", "NonFiniteLossError": "module",
+    "DataLoaderError": "guards", "ExplodingGradientError": "guards", "GradientGuard": "guards", "preflight": "guards",
     "RunResult": "trainer", "train": "trainer",
 }
 

@@ -142,8 +142,20 @@ class RunCheckpoints(Checkpoint):
         trainer.save_checkpoint(str(path), weights_only=False)
         self._last_step_saved = trainer.global_step
 
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        # Temp files of a writer killed mid-write (atomic_save's `.NAME.*.tmp`) are never loaded;
+        # remove them before this run writes. Only rank 0 writes checkpoints, and none is writing yet.
+        if trainer.is_global_zero and self.dirpath.is_dir():
+            for stale in self.dirpath.glob(".*.ckpt.*.tmp"):
+                stale.unlink(missing_ok=True)
+
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
+        # Not after the epoch's last batch: a checkpoint from there, before validation, resumes
+        # into the epoch end without the validation metric (Lightning does not rerun it), so
+        # early stopping fails. The epoch-end checkpoint follows validation right after.
+        if trainer.is_last_batch:
+            return
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0 and step != self._last_step_saved:
             self._save(trainer, self.last_path)
 

@@ -5,7 +5,7 @@ dict in every checkpoint and as `config.yaml` in the run folder.
 YAML layout (every key optional):
 
     model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8}
-    data:    {store: null, normalize: per_variable, batch_size: 8, num_workers: 0}
+    data:    {store: null, normalize: per_variable, batch_size: 8, num_workers: 0, verify: true, timeout: 600}
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
               grad_clip: 1.0, accumulate: 1}
     physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}
@@ -47,6 +47,8 @@ class DataConfig:
     batch_size: int = 8               # per device
     num_workers: int = 0              # DataLoader workers (0: read in the training process)
     threads: int | None = None        # native reader threads (None: all cores, 1 inside workers)
+    verify: bool = True               # full integrity scan + digest check of the store before training
+    timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class OptimConfig:
     grad_clip: float = 1.0            # max global gradient norm (0: off)
     accumulate: int = 1               # gradient accumulation (batches per optimizer step)
     param_noise: float = 0.0          # std of Gaussian noise added to the normalized params in training
+    grad_norm_limit: float = 1.0e6    # a gradient norm above this stops the run (0: only a non-finite norm does)
 
 
 @dataclass
@@ -110,6 +113,8 @@ class TrainConfig:
             (self.optim.grad_clip >= 0, "optim.grad_clip must be >= 0"),
             (self.optim.accumulate >= 1, "optim.accumulate must be >= 1"),
             (self.optim.param_noise >= 0, "optim.param_noise must be >= 0"),
+            (self.optim.grad_norm_limit >= 0, "optim.grad_norm_limit must be >= 0"),
+            (self.data.timeout >= 0, "data.timeout must be >= 0"),
             (self.trainer.max_epochs >= 1, "trainer.max_epochs must be >= 1"),
             (self.trainer.patience >= 1, "trainer.patience must be >= 1"),
             (self.trainer.devices >= 1 and self.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be >= 1"),
@@ -125,6 +130,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        for name, value in (("data.store", self.data.store), ("trainer.output_dir", self.trainer.output_dir)):
+            if value is not None and "\0" in value:  # the OS would refuse it later, with a traceback
+                raise ConfigError(f"{name} contains a NUL character: {value!r}")
         return self
 
 

@@ -83,9 +83,9 @@ class StoreDataModule(L.LightningDataModule):
         rank, world = self._rank()
         sampler = BatchIndexSampler(self.train_indices, self.cfg.batch_size, shuffle=True, seed=self.seed,
                                     num_replicas=world, rank=rank, pad=True)
-        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, stateful=True)
+        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout, stateful=True)
 
     def val_dataloader(self) -> Any:
         rank, world = self._rank()
         sampler = BatchIndexSampler(self.val_indices, self.cfg.batch_size, num_replicas=world, rank=rank, pad=False)
-        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers)
+        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout)

@@ -28,6 +28,7 @@ from ..store import Store, open_store
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, load_checkpoint
 from .config import TrainConfig
 from .datamodule import Normalization, StoreDataModule, climatology
+from .guards import GradientGuard, loader_failures, preflight
 
 __all__ = ["RunResult", "train", "resolve_checkpoint", "resolve_hardware"]
 
@@ -87,6 +88,8 @@ def _open(cfg: TrainConfig) -> Store:
         store = open_store(_default_climate_store())
     for split in ("train", "val"):
         store.samples(split)  # unknown or empty split: ConfigError / DataNotFoundError
+    if cfg.data.verify:
+        preflight(store)  # every chunk and the digests, before anything trains
     return store
 
 
@@ -281,7 +284,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
         accelerator=accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
         strategy="ddp" if world > 1 else "auto", precision=cast(Any, precision), max_epochs=cfg.trainer.max_epochs,
         gradient_clip_val=cfg.optim.grad_clip or None, accumulate_grad_batches=cfg.optim.accumulate,
-        callbacks=[early, checkpoints, *callbacks], logger=_logger(cfg, run_dir), plugins=[AtomicCheckpointIO()],
+        callbacks=[early, checkpoints, GradientGuard(cfg.optim.grad_norm_limit, scaler_handles_non_finite=precision == "16-mixed"),
+                   *callbacks], logger=_logger(cfg, run_dir), plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=max(1, min(25, per_rank)),
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=cfg.trainer.progress_bar,
         default_root_dir=str(run_dir),
@@ -294,7 +298,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
         import yaml
 
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    with _deterministic(cfg.trainer.deterministic, accelerator == "gpu"):
+    with _deterministic(cfg.trainer.deterministic, accelerator == "gpu"), loader_failures(trainer, run_dir):
         trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     best = checkpoints.best_path if checkpoints.best_path.is_file() else None

@@ -1,0 +1,1 @@
+"""The fault matrix (docs/reliability.md): one module per fault family."""
