@@ -113,6 +113,75 @@ pub fn verify_normalize_into(
     Ok(())
 }
 
+/// Check and normalize a decoded sample where it lies (the decompressor wrote it into its slot
+/// of the batch): one read and one write per value, no second buffer. On a fault it returns
+/// the (variable, level) slab at fault, whose values are then already overwritten; the caller
+/// decodes the chunk again and names the fault with [`verify_normalize_into`] (the rare path).
+pub fn normalize_in_place(
+    buf: &mut [f32],
+    layout: SampleLayout,
+    affine: &Affine,
+    ranges: &[ValidRange],
+) -> Result<(), (usize, usize)> {
+    debug_assert_eq!(buf.len(), layout.len());
+    for v in 0..layout.variables {
+        let range = ranges[v];
+        for l in 0..layout.levels {
+            let slab = v * layout.levels + l;
+            let start = slab * layout.plane;
+            let d = &mut buf[start..start + layout.plane];
+            if !slab_in_place(d, affine.shift[slab], affine.scale[slab], range) {
+                return Err((v, l));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One slab in place; `false` when a value (or its normalized form) is invalid. Dispatches to
+/// an AVX2 build of the same loop when the CPU has it (the default target is plain x86-64).
+#[inline]
+fn slab_in_place(d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { slab_in_place_avx2(d, shift, scale, range) };
+        }
+    }
+    slab_in_place_generic(d, shift, scale, range)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn slab_in_place_avx2(d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    slab_in_place_generic(d, shift, scale, range)
+}
+
+#[inline(always)]
+fn slab_in_place_generic(d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    // Fixed-width lanes with a lane-wise fault mask: the shape LLVM turns into packed compares.
+    const LANES: usize = 16;
+    let mut bad = [false; LANES];
+    let mut chunks = d.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (b, y) in bad.iter_mut().zip(c.iter_mut()) {
+            let x = *y;
+            let z = (x - shift) * scale;
+            *b |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite());
+            *y = z;
+        }
+    }
+    let mut tail_bad = false;
+    for y in chunks.into_remainder() {
+        let x = *y;
+        let z = (x - shift) * scale;
+        tail_bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite());
+        *y = z;
+    }
+    !(tail_bad | bad.iter().any(|&b| b))
+}
+
 /// Check `src` only (no output), for full-store scans.
 pub fn verify_values(
     src: &[f32],
@@ -170,6 +239,25 @@ mod tests {
         for (i, (&x, &y)) in src.iter().zip(&dst).enumerate() {
             let slab = i / L.plane;
             assert_eq!(y, (x - (slab as f32 + 1.0)) * 0.5, "element {i}");
+        }
+    }
+
+    #[test]
+    fn in_place_equals_the_two_buffer_pass_and_flags_the_bad_slab() {
+        let layout = SampleLayout { variables: 2, levels: 3, plane: 37 }; // not a multiple of the lanes
+        let src: Vec<f32> = (0..layout.len()).map(|i| (i as f32).sin() * 50.0).collect();
+        let affine = Affine::from_mean_std(&[1.0, -2.0, 3.0, 0.5, 5.0, 6.0], &[2.0, 3.0, 0.25, 1.0, 7.0, 9.0]);
+        let ranges = [ValidRange { lo: -60.0, hi: 60.0 }; 2];
+        let mut two = vec![0.0; layout.len()];
+        verify_normalize_into(&src, &mut two, layout, &affine, &ranges).unwrap();
+        let mut one = src.clone();
+        normalize_in_place(&mut one, layout, &affine, &ranges).unwrap();
+        assert!(one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()));
+        for (at, bad) in [(4 * 37 + 36, f32::NAN), (37 + 3, 61.0), (2, f32::NEG_INFINITY)] {
+            let mut buf = src.clone();
+            buf[at] = bad;
+            let slab = at / 37;
+            assert_eq!(normalize_in_place(&mut buf, layout, &affine, &ranges), Err((slab / 3, slab % 3)));
         }
     }
 

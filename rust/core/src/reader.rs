@@ -6,7 +6,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
-use crate::kernel::{verify_normalize_into, Affine, FaultKind, ValueFault};
+use crate::kernel::{normalize_in_place, verify_normalize_into, Affine, FaultKind, ValueFault};
 use crate::manifest::NormMode;
 use crate::pool;
 use crate::store::{describe_range, CubeStore};
@@ -65,13 +65,22 @@ impl BatchReader {
         results.into_iter().collect()
     }
 
+    /// Decode straight into the sample's slot, then check and normalize it there.
     fn read_one(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
         let store = &self.store;
-        store
-            .with_decoded_sample(sample, |src| {
-                verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
-            })?
-            .map_err(|fault| value_error(store, sample, &fault))
+        store.decode_sample_into(sample, dst)?;
+        if normalize_in_place(dst, store.layout(), &self.cube_affine, store.ranges()).is_ok() {
+            return Ok(());
+        }
+        // Rare path: the slot now holds normalized values; decode again to name the fault
+        // exactly as the two-buffer pass (and the full-store scan) would.
+        let fault = store.with_decoded_sample(sample, |src| {
+            verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
+        })?;
+        match fault {
+            Err(fault) => Err(value_error(store, sample, &fault)),
+            Ok(()) => Err(CoreError::integrity(store.location(sample), String::from("the chunk changed while it was read"))),
+        }
     }
 
     /// Fill `out` (`indices.len() * n_params` values) with the normalized parameter rows.
