@@ -6,7 +6,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
-use crate::kernel::{normalize_in_place, verify_normalize_into, Affine, FaultKind, ValueFault};
+use crate::kernel::{verify_normalize_into, Affine, FaultKind, ValueFault};
 use crate::manifest::NormMode;
 use crate::pool;
 use crate::store::{describe_range, CubeStore};
@@ -65,11 +65,10 @@ impl BatchReader {
         results.into_iter().collect()
     }
 
-    /// Decode straight into the sample's slot, then check and normalize it there.
+    /// Decode, check and normalize straight into the sample's slot (store.rs picks the path).
     fn read_one(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
         let store = &self.store;
-        store.decode_sample_into(sample, dst)?;
-        if normalize_in_place(dst, store.layout(), &self.cube_affine, store.ranges()).is_ok() {
+        if store.read_normalized_into(sample, dst, &self.cube_affine)? {
             return Ok(());
         }
         // Rare path: the slot now holds normalized values; decode again to name the fault

@@ -14,7 +14,8 @@ use zarrs::array::{
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
 
-use crate::chunk::{as_bytes_mut, ChunkError, FastChain};
+use crate::chunk::{as_bytes_mut, ChunkError, Compressor, FastChain, Visit};
+use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine};
 use crate::error::{CoreError, CoreResult, Location};
 use crate::kernel::{SampleLayout, ValidRange};
 use crate::manifest::Manifest;
@@ -168,11 +169,17 @@ impl CubeStore {
         }
         if let Some(chain) = self.fast {
             let path = self.root.join(self.chunk_key(sample));
-            return chain.decode_file(&path, as_bytes_mut(dst)).map_err(|e| match e {
-                ChunkError::Missing => fail("chunk missing".into()),
-                ChunkError::Io(source) => CoreError::Io { path, source },
-                ChunkError::Bad(reason) => fail(reason),
-            });
+            let done = if chain.compressor == Compressor::Blosc {
+                // The same block decoder as batch reads, so a scan and a read agree on every chunk.
+                chain.visit_file(&path, dst, &mut |_, planes, block| {
+                    planes_unshuffle_into(planes, block);
+                    true
+                })
+                .map(|_| ())
+            } else {
+                chain.decode_file(&path, as_bytes_mut(dst))
+            };
+            return done.map_err(|e| self.chunk_error(sample, path, e));
         }
         let indices = [sample, 0, 0, 0, 0];
         let encoded = self
@@ -187,6 +194,36 @@ impl CubeStore {
         }
         as_bytes_mut(dst).copy_from_slice(&decoded);
         Ok(())
+    }
+
+    /// Decode, check and normalize one sample into `dst` in a single pass where the chain
+    /// allows (blosc: per block, still in cache), else decode then normalize in place.
+    /// `Ok(false)`: a value is invalid (`dst` then holds no promise; decode again to name it).
+    pub fn read_normalized_into(&self, sample: u64, dst: &mut [f32], affine: &Affine) -> CoreResult<bool> {
+        if let Some(chain @ FastChain { compressor: Compressor::Blosc, .. }) = self.fast {
+            if dst.len() == self.layout.len() {
+                let path = self.root.join(self.chunk_key(sample));
+                let (layout, ranges) = (self.layout, &self.ranges);
+                let mut sink = |first: usize, planes: [&[u8]; 4], block: &mut [f32]| {
+                    planes_normalize_into(first, planes, block, layout, affine, ranges)
+                };
+                match chain.visit_file(&path, dst, &mut sink) {
+                    Ok(Visit::Fused(ok)) => return Ok(ok),
+                    Ok(Visit::Decoded) => return Ok(normalize_in_place(dst, layout, affine, ranges).is_ok()),
+                    Err(e) => return Err(self.chunk_error(sample, path, e)),
+                }
+            }
+        }
+        self.decode_sample_into(sample, dst)?;
+        Ok(normalize_in_place(dst, self.layout, affine, &self.ranges).is_ok())
+    }
+
+    fn chunk_error(&self, sample: u64, path: PathBuf, e: ChunkError) -> CoreError {
+        match e {
+            ChunkError::Missing => CoreError::integrity(self.location(sample), String::from("chunk missing")),
+            ChunkError::Io(source) => CoreError::Io { path, source },
+            ChunkError::Bad(reason) => CoreError::integrity(self.location(sample), reason),
+        }
     }
 
     /// Decode one sample (as [`Self::decode_sample_into`]) into a per-thread buffer and hand
