@@ -97,12 +97,17 @@ def print_table(results: dict[str, dict], ratio: dict[str, float], skipped: dict
         print(f"  {k:<44} {v:6.2f}x")
 
 
-def markdown(results: dict[str, dict], ratio: dict[str, float], skipped: dict[str, str]) -> str:
+def markdown(results: dict[str, dict], ratio: dict[str, float], skipped: dict[str, str], codecs: dict | None) -> str:
     lines = ["| contender | GB/s (median) | samples/s |", "| --- | ---: | ---: |"]
     lines += [f"| {k} | {r['gb_per_s']:.2f} | {r['samples_per_s']:.1f} |" for k, r in results.items()]
     lines += [f"| {k} | skipped | {why} |" for k, why in skipped.items()]
     lines += ["", "| ratio | value |", "| --- | ---: |"]
     lines += [f"| {k} | {v:.2f}x |" for k, v in ratio.items()]
+    if codecs:
+        lines += ["", "| compression | ratio | decode alone GB/s | astrobio-1t GB/s | build s (incl. stats) |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {k} | {c['ratio']:.2f} | {c['decode_gb_per_s']:.2f} | {c['astrobio_1t_gb_per_s']:.2f} | "
+                  f"{c['build_s_incl_stats']:.1f} |" for k, c in codecs.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -150,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.codecs or args.quick:
             import codecs_compare
 
-            codecs = codecs_compare.compare(Path(tmp), 8 if args.quick else 64, rounds=1 if args.quick else 3)
+            codecs = codecs_compare.compare(Path(tmp), 16 if args.quick else 64, rounds=1 if args.quick else 3)
+            print(f"\n{'compression':<12} {'ratio':>6} {'decode GB/s':>12} {'astrobio-1t GB/s':>17}")
+            for k, c in codecs.items():
+                print(f"{k:<12} {c['ratio']:>6.2f} {c['decode_gb_per_s']:>12.2f} {c['astrobio_1t_gb_per_s']:>17.2f}")
         meta = {
             "samples": n, "batch": BATCH, "rounds": rounds, "shape": list(SHAPE), "cpus": os.cpu_count(),
             "uncompressed_gb": n * sample_bytes / 1e9, "store_gb": store_bytes / 1e9, "codecs": codec,
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(doc, indent=2))
         if args.markdown:
-            args.markdown.write_text(markdown(results, ratio, skipped))
+            args.markdown.write_text(markdown(results, ratio, skipped, codecs))
         if args.plot:
             import plot_loader
 

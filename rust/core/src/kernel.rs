@@ -247,6 +247,10 @@ fn planes_slab(p: [&[u8]; 4], d: &mut [f32], shift: f32, scale: f32, range: Vali
             let (lo, hi, inf) = (_mm_set1_ps(range.lo), _mm_set1_ps(range.hi), _mm_set1_ps(f32::INFINITY));
             let abs = _mm_castsi128_ps(_mm_set1_epi32(0x7fff_ffff));
             let mut ok_all = _mm_castsi128_ps(_mm_set1_epi32(-1));
+            // The batch (tens of MB) does not stay in cache: non-temporal stores skip reading
+            // each destination line before overwriting it. They need 16-byte alignment, which
+            // every slot and block start has in practice (else: plain stores).
+            let aligned = (d.as_ptr() as usize) % 16 == 0;
             while i + 16 <= n {
                 let v = sse2::gather16([p0, p1, p2, p3], i);
                 for (k, x) in v.into_iter().enumerate() {
@@ -254,10 +258,16 @@ fn planes_slab(p: [&[u8]; 4], d: &mut [f32], shift: f32, scale: f32, range: Vali
                     let finite = _mm_and_ps(_mm_cmplt_ps(_mm_and_ps(x, abs), inf), _mm_cmplt_ps(_mm_and_ps(z, abs), inf));
                     let inside = _mm_and_ps(_mm_cmpge_ps(x, lo), _mm_cmple_ps(x, hi));
                     ok_all = _mm_and_ps(ok_all, _mm_and_ps(finite, inside));
-                    _mm_storeu_ps(d.as_mut_ptr().add(i + 4 * k), z);
+                    if aligned {
+                        _mm_stream_ps(d.as_mut_ptr().add(i + 4 * k), z);
+                    } else {
+                        _mm_storeu_ps(d.as_mut_ptr().add(i + 4 * k), z);
+                    }
                 }
                 i += 16;
             }
+            // Streaming stores are weakly ordered: fence before the values are handed on.
+            _mm_sfence();
             (i, _mm_movemask_ps(ok_all) == 0xF)
         }
     };
