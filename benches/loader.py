@@ -50,10 +50,14 @@ BATCH = 16
 SHAPE = gcm_fields.SHAPE
 
 
-def timed_rounds(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[tuple[float, int]]]:
-    """Run every contender once per round, in turn (interleaved), recording (seconds, bytes out)."""
+def timed_rounds(runs: dict[str, Callable[[], int]], rounds: int, current: list, all_batches: list,
+                 per_round: int) -> dict[str, list[tuple[float, int]]]:
+    """Run every contender once per round, in turn (interleaved), recording (seconds, bytes out).
+    Round r reads the next `per_round` batches of the store (wrapping), the same for everyone."""
     times: dict[str, list[tuple[float, int]]] = {k: [] for k in runs}
     for r in range(rounds):
+        start = (r * per_round) % len(all_batches)
+        current[:] = (all_batches + all_batches)[start:start + per_round]
         for name, fn in runs.items():
             t0 = time.perf_counter()
             nbytes = fn()
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small store, 1 round, all checks: a smoke run for CI")
     ap.add_argument("--samples", type=int, default=None, help="samples in the store (default 800, 2.1 GB; quick: 32)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; quick: 1)")
+    ap.add_argument("--batches-per-round", type=int, default=25,
+                    help="batches each contender reads per round (default 25 = 1 GB; rounds walk the store)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--markdown", type=Path, default=None, help="write the tables as markdown here")
     ap.add_argument("--plot", type=Path, default=None, help="write a bar chart (PNG, matplotlib) here")
@@ -139,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(0)
         order = rng.permutation(n)
         batches = [sorted(order[i:i + BATCH].tolist()) for i in range(0, n - BATCH + 1, BATCH)]
-        runs, checks, skipped, closers = peers.contenders(path, batches, workers=not args.no_dataloader)
+        per_round = min(args.batches_per_round, len(batches))
+        current = list(batches[:per_round])
+        runs, checks, skipped, closers = peers.contenders(path, current, workers=not args.no_dataloader)
         try:
             checked = peers.check_against_reference(checks)  # raises on any mismatch
-            times = timed_rounds(runs, rounds)
+            times = timed_rounds(runs, rounds, current, batches, per_round)
         finally:
             for close in closers:
                 close()
@@ -160,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, c in codecs.items():
                 print(f"{k:<12} {c['ratio']:>6.2f} {c['decode_gb_per_s']:>12.2f} {c['astrobio_1t_gb_per_s']:>17.2f}")
         meta = {
-            "samples": n, "batch": BATCH, "rounds": rounds, "shape": list(SHAPE), "cpus": os.cpu_count(),
+            "samples": n, "batch": BATCH, "rounds": rounds, "batches_per_round": per_round, "shape": list(SHAPE), "cpus": os.cpu_count(),
             "uncompressed_gb": n * sample_bytes / 1e9, "store_gb": store_bytes / 1e9, "codecs": codec,
             "machine": platform.platform(), "processor": platform.processor(),
             "load_average": os.getloadavg(), "checked_equal_to_reference": checked,

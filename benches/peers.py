@@ -144,8 +144,11 @@ def dataloader_rows(path: Path, batches: Sequence[Batch], workers: Sequence[int]
     return runs, checks, closers
 
 
-def contenders(path: Path, batches: Sequence[Batch], workers: bool = True):
-    """(runs, checks, skipped, closers): timed callables, checked callables, peers not installed."""
+def contenders(path: Path, batches: list[Batch], workers: bool = True):
+    """(runs, checks, skipped, closers): timed callables, checked callables, peers not installed.
+
+    Every run (and the DataLoaders' samplers) iterates `batches` itself, so the caller may
+    replace its contents between rounds."""
     sample_vals = int(np.prod(_core.BatchReader(str(path), "per_variable", 1).sample_shape))
     out = np.empty((len(batches[0]), sample_vals), np.float32)
     norm = Normalizer(path)
@@ -176,7 +179,8 @@ def contenders(path: Path, batches: Sequence[Batch], workers: bool = True):
             decode(chunk_path(path, i).read_bytes(), raw[slot])
         return raw
 
-    in_memory = {i: chunk_path(path, i).read_bytes() for b in batches[:MEMORY_BATCHES] for i in b}
+    mem_batches = [list(b) for b in batches[:MEMORY_BATCHES]]  # fixed: `batches` changes per round
+    in_memory = {i: chunk_path(path, i).read_bytes() for b in mem_batches for i in b}
 
     def decode_memory(idx: Batch) -> np.ndarray:
         for slot, i in enumerate(idx):
@@ -194,7 +198,7 @@ def contenders(path: Path, batches: Sequence[Batch], workers: bool = True):
     for name, fn in per_batch.items():
         runs[name] = lambda fn=fn: sum(fn(b).nbytes for b in batches)
     runs["decode-only (file)"] = lambda: sum(decode_files(b).nbytes for b in batches)
-    runs["decode-only (memory)"] = lambda: sum(decode_memory(b).nbytes for b in batches[:MEMORY_BATCHES])
+    runs["decode-only (memory)"] = lambda: sum(decode_memory(b).nbytes for b in mem_batches)
     runs["memcpy"] = lambda: sum(memcpy(b).nbytes for b in batches)
 
     first = list(batches[0])
