@@ -22,9 +22,8 @@ def plot(doc: dict, out: Path) -> None:
     ax.barh(names[::-1], vals[::-1], color=colors[::-1])
     for y, v in enumerate(vals[::-1]):
         ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
-    ax.set_xscale("log")
     m = doc["meta"]
-    ax.set_xlabel("GB/s of normalized float32 batches (median of interleaved rounds, log scale)")
+    ax.set_xlabel("GB/s of normalized float32 batches (median of interleaved rounds)")
     ax.set_title(f"Loader throughput, {m['samples']} samples of {'x'.join(map(str, m['shape']))}, "
                  f"batch {m['batch']}, {m['cpus']} CPUs", fontsize=10)
     fig.tight_layout()
