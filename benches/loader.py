@@ -1,17 +1,26 @@
-"""Loader throughput: astrobio's Rust core against baselines, on one store, in one process.
+"""Loader throughput: astrobio's Rust core against its peers, on one store, in one process.
 
-    python benches/loader.py [--quick] [--json results.json] [--samples N]
+    python benches/loader.py [--quick] [--json results.json] [--samples N] [--rounds R]
+                             [--store DIR] [--compression C] [--plot PNG] [--markdown MD]
 
-Contenders (interleaved, several rounds, medians; each is checked against the reference first
-so a fast wrong answer never wins):
-  astrobio-1t / -2t   decode + verify + normalize + collate, one native call per batch
-  zarr+numpy          zarr-python 3 read per sample + numpy normalize + torch default_collate
-  zstd-only           zstandard decompression of the same chunk bytes (a lower bound)
-  memcpy              copying the batch's output bytes (the hardware ceiling)
+Contenders (interleaved over several rounds, medians; each one's output is checked against the
+reference first, so a fast wrong answer never wins):
+  astrobio-1t / -2t     decode + verify + normalize + collate a batch, one native call
+  zarr+numpy            zarr-python 3 (default codec pipeline) per sample + numpy finite check
+                        and normalize + torch default_collate (the reference output)
+  zarrs+numpy           the same through the `zarrs` Rust codec pipeline for zarr-python
+  tensorstore+numpy     the same through tensorstore
+  decode-only (file)    read each chunk file + decompress it into the batch (numcodecs /
+                        zstandard, one thread): the store's codec alone, no checks
+  decode-only (memory)  decompress chunk bytes already in memory: the codec's own ceiling
+  memcpy                copy the batch's output bytes once
+  DataLoader rows       torch DataLoader, num_workers 0 and 2, over astrobio's batch dataset
+                        and over a zarr+numpy map-style dataset with default_collate
 
-The store: 5 x 32 x 64 x 64 float32 per sample (2.6 MB), the store's default codecs. The
-fields are smooth large-scale patterns plus small-scale noise so they compress like climate
-fields rather than like white noise.
+The store is built by the benchmark itself from real ExoPlaSim GCM fields, regridded to
+5 x 32 x 64 x 64 float32 per sample and tiled with small perturbations (benches/gcm_fields.py),
+with the store's default codecs (or --compression). --quick is a smoke run for CI: a small
+store, one round, all the equality checks.
 """
 
 from __future__ import annotations
@@ -19,140 +28,161 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-import astrobio
-from astrobio import _core
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SHAPE = (5, 32, 64, 64)
+import gcm_fields  # noqa: E402
+import peers  # noqa: E402
+
+import astrobio  # noqa: E402
+from astrobio import _core  # noqa: E402
+
 BATCH = 16
+SHAPE = gcm_fields.SHAPE
 
 
-def bench_fields(n: int, seed: int = 0) -> np.ndarray:
-    """Smooth, climate-like fields: zonal structure, level profile, waves, small noise."""
-    v, lv, h, w = SHAPE
-    rng = np.random.default_rng(seed)
-    lat = np.linspace(-np.pi / 2, np.pi / 2, h)[:, None]
-    lon = np.linspace(0, 2 * np.pi, w, endpoint=False)[None, :]
-    lev = np.linspace(0, 1, lv)[:, None, None]
-    out = np.empty((n, v, lv, h, w), np.float32)
-    for s in range(n):
-        phase = rng.uniform(0, 2 * np.pi, v)
-        for k in range(v):
-            base = 250 * (k == 0) + 30 * np.cos(lat) ** 2 * (1 - lev) + 5 * np.sin(3 * lon + phase[k]) * np.cos(lat)
-            out[s, k] = base + rng.normal(0, 0.05, (lv, h, w))
+def timed_rounds(runs: dict[str, Callable[[], int]], rounds: int, current: list, all_batches: list,
+                 per_round: int) -> dict[str, list[tuple[float, int]]]:
+    """Run every contender once per round, in turn (interleaved), recording (seconds, bytes out).
+    Round r reads the next `per_round` batches of the store (wrapping), the same for everyone."""
+    times: dict[str, list[tuple[float, int]]] = {k: [] for k in runs}
+    for r in range(rounds):
+        start = (r * per_round) % len(all_batches)
+        current[:] = (all_batches + all_batches)[start:start + per_round]
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            nbytes = fn()
+            times[name].append((time.perf_counter() - t0, nbytes))
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    return times
+
+
+def summarize(times: dict[str, list[tuple[float, int]]], sample_bytes: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, rows in times.items():
+        rates = [b / t for t, b in rows]
+        med = statistics.median(rates)
+        out[name] = {
+            "gb_per_s": med / 1e9,
+            "samples_per_s": med / sample_bytes,
+            "rounds_gb_per_s": [r / 1e9 for r in rates],
+        }
     return out
 
 
-def build_store(path: Path, n: int) -> None:
-    variables = [astrobio.Variable(name, "1") for name in ("ta", "ua", "va", "hus", "wap")]
-    with astrobio.StoreWriter(path, variables=variables, sample_shape=SHAPE, name="bench") as w:
-        block = 32
-        for i in range(0, n, block):
-            w.add_run(f"run-{i // block:04d}", bench_fields(min(block, n - i), seed=i))
-        w.commit()
+def ratios(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Speed of astrobio (1 and 2 threads) over each other contender; >1 means astrobio is faster."""
+    out = {}
+    for mine in ("astrobio-1t", "astrobio-2t"):
+        for other, r in results.items():
+            if other != mine and not other.startswith("astrobio-") and r.get("gb_per_s"):
+                out[f"{mine} / {other}"] = results[mine]["gb_per_s"] / r["gb_per_s"]
+    out["astrobio-2t / astrobio-1t"] = results["astrobio-2t"]["gb_per_s"] / results["astrobio-1t"]["gb_per_s"]
+    return out
 
 
-def contenders(path: Path, n: int):
-    import torch
-    import zarr
-    import zstandard
-    from torch.utils.data import default_collate
+def print_table(results: dict[str, dict], ratio: dict[str, float], skipped: dict[str, str]) -> None:
+    print(f"\n{'contender':<24} {'GB/s':>7} {'samples/s':>10}")
+    for name, r in results.items():
+        print(f"{name:<24} {r['gb_per_s']:>7.2f} {r['samples_per_s']:>10.1f}")
+    for name, why in skipped.items():
+        print(f"{name:<24} {'skipped':>7}  ({why})")
+    print("\nratios (GB/s of astrobio over GB/s of the other; > 1: astrobio faster)")
+    for k, v in ratio.items():
+        print(f"  {k:<44} {v:6.2f}x")
 
-    manifest = astrobio.open_store(path).manifest["normalization"]["cubes"]["per_variable"]
-    mean = np.asarray(manifest["mean"], np.float32)[:, None, None, None]
-    inv = (1.0 / np.asarray(manifest["std"])).astype(np.float32)[:, None, None, None]
-    one = _core.BatchReader(str(path), "per_variable", 1)
-    two = _core.BatchReader(str(path), "per_variable", 2)
-    arr = zarr.open_array(store=str(path / "cubes"), mode="r")
-    dctx = zstandard.ZstdDecompressor()
 
-    def chunk_bytes(i: int) -> bytes:
-        return (path / "cubes" / "c" / str(i) / "0" / "0" / "0" / "0").read_bytes()
-
-    def zarr_numpy(idx):
-        samples = []
-        for i in idx:
-            x = arr[i]
-            if not np.isfinite(x).all():
-                raise ValueError("non-finite")
-            samples.append(torch.from_numpy((x - mean) * inv))
-        return default_collate(samples).numpy()
-
-    def zstd_only(idx):
-        for i in idx:
-            dctx.decompress(chunk_bytes(i)[:-4])  # strip the crc32c trailer
-        return None
-
-    src = np.ones((len(range(BATCH)), *SHAPE), np.float32)
-    dst = np.empty_like(src)
-
-    def memcpy(idx):
-        np.copyto(dst, src)
-        return None
-
-    return {
-        "astrobio-1t": lambda idx: one.read_batch(idx),
-        "astrobio-2t": lambda idx: two.read_batch(idx),
-        "zarr+numpy": zarr_numpy,
-        "zstd-only": zstd_only,
-        "memcpy": memcpy,
-    }
+def markdown(results: dict[str, dict], ratio: dict[str, float], skipped: dict[str, str], codecs: dict | None) -> str:
+    lines = ["| contender | GB/s (median) | samples/s |", "| --- | ---: | ---: |"]
+    lines += [f"| {k} | {r['gb_per_s']:.2f} | {r['samples_per_s']:.1f} |" for k, r in results.items()]
+    lines += [f"| {k} | skipped | {why} |" for k, why in skipped.items()]
+    lines += ["", "| ratio | value |", "| --- | ---: |"]
+    lines += [f"| {k} | {v:.2f}x |" for k, v in ratio.items()]
+    if codecs:
+        lines += ["", "| compression | ratio | decode alone GB/s | astrobio-1t GB/s | build s (incl. stats) |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {k} | {c['ratio']:.2f} | {c['decode_gb_per_s']:.2f} | {c['astrobio_1t_gb_per_s']:.2f} | "
+                  f"{c['build_s_incl_stats']:.1f} |" for k, c in codecs.items()]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small store, 2 rounds: a smoke run for CI")
-    ap.add_argument("--samples", type=int, default=None, help="samples in the store (default 800, ~2.1 GB; quick: 48)")
-    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="small store, 1 round, all checks: a smoke run for CI")
+    ap.add_argument("--samples", type=int, default=None, help="samples in the store (default 800, 2.1 GB; quick: 32)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; quick: 1)")
+    ap.add_argument("--batches-per-round", type=int, default=25,
+                    help="batches each contender reads per round (default 25 = 1 GB; rounds walk the store)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
-    ap.add_argument("--store", type=Path, default=None, help="reuse/keep the store at this path")
+    ap.add_argument("--markdown", type=Path, default=None, help="write the tables as markdown here")
+    ap.add_argument("--plot", type=Path, default=None, help="write a bar chart (PNG, matplotlib) here")
+    ap.add_argument("--store", type=Path, default=None, help="build (if missing) and keep the store at this path")
+    ap.add_argument("--compression", default=None, help="store compression (default: the writer's default)")
+    ap.add_argument("--codecs", action="store_true", help="also compare the store compressions (sizes, decode speed)")
+    ap.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader rows")
     args = ap.parse_args(argv)
-    n = args.samples or (48 if args.quick else 800)
-    rounds = args.rounds or (2 if args.quick else 5)
+    n = args.samples or (32 if args.quick else 800)
+    rounds = args.rounds or (1 if args.quick else 5)
+    sample_bytes = int(np.prod(SHAPE)) * 4
+    writer_kwargs = {"compression": args.compression} if args.compression else {}
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="astrobio-bench-") as tmp:
         path = args.store or Path(tmp) / "bench.zarr"
         if not (path / "zarr.json").exists():
             t0 = time.perf_counter()
-            build_store(path, n)
-            print(f"built {n} samples ({n * np.prod(SHAPE) * 4 / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+            gcm_fields.build_store(path, n, **writer_kwargs)
+            print(f"built {n} samples ({n * sample_bytes / 1e9:.2f} GB) in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
         n = astrobio.open_store(path).n_samples
-        runs = contenders(path, n)
         rng = np.random.default_rng(0)
-        batches = [rng.choice(n, BATCH, replace=False).tolist() for _ in range(max(1, n // BATCH))]
-        ref = runs["zarr+numpy"](batches[0])
-        for name in ("astrobio-1t", "astrobio-2t"):
-            np.testing.assert_allclose(runs[name](batches[0]), ref, rtol=1e-5, atol=1e-5, err_msg=name)
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(rounds):
-            for name, fn in runs.items():  # interleaved: every contender sees the same machine state
-                t0 = time.perf_counter()
-                for b in batches:
-                    fn(b)
-                times[name].append(time.perf_counter() - t0)
-        out_bytes = len(batches) * BATCH * int(np.prod(SHAPE)) * 4
-        results = {
-            name: {
-                "median_s": statistics.median(t),
-                "gb_per_s": out_bytes / statistics.median(t) / 1e9,
-                "samples_per_s": len(batches) * BATCH / statistics.median(t),
-            }
-            for name, t in times.items()
+        order = rng.permutation(n)
+        batches = [sorted(order[i:i + BATCH].tolist()) for i in range(0, n - BATCH + 1, BATCH)]
+        per_round = min(args.batches_per_round, len(batches))
+        current = list(batches[:per_round])
+        runs, checks, skipped, closers = peers.contenders(path, current, workers=not args.no_dataloader)
+        try:
+            checked = peers.check_against_reference(checks)  # raises on any mismatch
+            times = timed_rounds(runs, rounds, current, batches, per_round)
+        finally:
+            for close in closers:
+                close()
+        results = summarize(times, sample_bytes)
+        ratio = ratios(results)
+        print_table(results, ratio, skipped)
+        store_bytes = sum(f.stat().st_size for f in (path / "cubes").rglob("*") if f.is_file())
+        codec = json.loads((path / "cubes" / "zarr.json").read_text())["codecs"]
+        codecs = None
+        if args.codecs or args.quick:
+            import codecs_compare
+
+            codecs = codecs_compare.compare(Path(tmp), 16 if args.quick else 64, rounds=1 if args.quick else 3)
+            print(f"\n{'compression':<12} {'ratio':>6} {'decode GB/s':>12} {'astrobio-1t GB/s':>17}")
+            for k, c in codecs.items():
+                print(f"{k:<12} {c['ratio']:>6.2f} {c['decode_gb_per_s']:>12.2f} {c['astrobio_1t_gb_per_s']:>17.2f}")
+        meta = {
+            "samples": n, "batch": BATCH, "rounds": rounds, "batches_per_round": per_round, "shape": list(SHAPE), "cpus": os.cpu_count(),
+            "uncompressed_gb": n * sample_bytes / 1e9, "store_gb": store_bytes / 1e9, "codecs": codec,
+            "machine": platform.platform(), "processor": platform.processor(),
+            "load_average": os.getloadavg(), "checked_equal_to_reference": checked,
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        base = results["astrobio-1t"]["median_s"]
-        print(f"{'contender':<14} {'GB/s':>8} {'samples/s':>10} {'time vs astrobio-1t':>20}")
-        for name, r in results.items():
-            print(f"{name:<14} {r['gb_per_s']:>8.2f} {r['samples_per_s']:>10.0f} {r['median_s'] / base:>19.2f}x")
-        meta = {"samples": n, "batch": BATCH, "rounds": rounds, "shape": SHAPE, "cpus": os.cpu_count()}
+        doc = {"meta": meta, "results": results, "ratios": ratio, "skipped": skipped, "codec_comparison": codecs}
         if args.json:
-            args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+            args.json.write_text(json.dumps(doc, indent=2))
+        if args.markdown:
+            args.markdown.write_text(markdown(results, ratio, skipped, codecs))
+        if args.plot:
+            import plot_loader
+
+            plot_loader.plot(doc, args.plot)
     return 0
 
 

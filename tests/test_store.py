@@ -54,6 +54,33 @@ def test_store_is_readable_by_plain_zarr(store):
     assert g["cubes"].metadata.dimension_names == ("sample", "variable", "level", "lat", "lon")
 
 
+@pytest.mark.parametrize("compression", ["blosc-lz4", "blosc-zstd", "zstd"])
+def test_every_compression_reads_back_the_same_through_zarr_and_the_core(tmp_path, compression):
+    import zarr
+
+    from astrobio import _core
+
+    x = cubes(3)
+    x[:, 0] += np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5) * 0.5  # not constant
+    path = astrobio.write_store(tmp_path / "s.zarr", {"r": x}, variables=VARS, compression=compression)
+    arr = zarr.open_array(store=str(path / "cubes"), mode="r")
+    names = [c["name"] for c in json.loads((path / "cubes" / "zarr.json").read_text())["codecs"]]
+    assert names == ["bytes", "zstd" if compression == "zstd" else "blosc", "crc32c"]
+    np.testing.assert_array_equal(arr[:], x)
+    raw = _core.BatchReader(str(path), "none", 1).read_batch([2, 0, 1])
+    np.testing.assert_array_equal(raw, x[[2, 0, 1]])
+
+
+def test_default_compression_is_shuffled_lz4_and_unknown_ones_are_refused(tmp_path):
+    path = astrobio.write_store(tmp_path / "s.zarr", {"r": cubes(1)}, variables=VARS)
+    codecs = json.loads((path / "cubes" / "zarr.json").read_text())["codecs"]
+    assert codecs[1]["name"] == "blosc" and codecs[1]["configuration"]["cname"] == "lz4"
+    assert codecs[1]["configuration"]["shuffle"] == "shuffle"
+    with pytest.raises(astrobio.ConfigError, match="unknown compression 'lzma'"):
+        astrobio.write_store(tmp_path / "t.zarr", {"r": cubes(1)}, variables=VARS, compression="lzma")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # no temporary left behind
+
+
 def test_samples_by_split_and_empty_split_refused(store):
     s = astrobio.open_store(store.path)
     assert s.samples("test").tolist() == list(range(7, 12))

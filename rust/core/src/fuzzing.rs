@@ -7,13 +7,17 @@
 //! the crc32c check instead of spending its time on checksum mismatches:
 //! `0` the rest as is; `1` the rest plus its valid crc32c (a forged zstd frame);
 //! `2` the rest zstd-compressed plus its crc32c (forged values: size, NaN/Inf, range checks).
+//! Modes `3`, `4`, `5` do the same against a store whose chunks are blosc (shuffle + lz4), the
+//! default compression: `4` is a forged blosc buffer, `5` forged values.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::json;
-use zarrs::array::codec::{BytesCodec, Crc32cCodec, ZstdCodec};
+use zarrs::array::codec::{
+    BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, BytesCodec, Crc32cCodec, ZstdCodec,
+};
 use zarrs::array::{data_type, ArrayBuilder, BytesToBytesCodecTraits, CodecOptions};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
@@ -27,21 +31,56 @@ use crate::verify::{verify_store, Failure};
 const SHAPE: [u64; 4] = [2, 2, 2, 3];
 const SAMPLES: u64 = 2;
 
+/// The chunk compression of a fuzz fixture store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixtureCodec {
+    Zstd,
+    Blosc,
+}
+
+impl FixtureCodec {
+    /// Which fixture an input's first byte addresses (see the module docs).
+    pub fn of_input(data: &[u8]) -> Self {
+        match data.first().map_or(0, |m| (m / 3) % 2) {
+            0 => FixtureCodec::Zstd,
+            _ => FixtureCodec::Blosc,
+        }
+    }
+
+    fn stage(self) -> Arc<dyn BytesToBytesCodecTraits> {
+        match self {
+            FixtureCodec::Zstd => Arc::new(ZstdCodec::new(3, false)),
+            FixtureCodec::Blosc => Arc::new(
+                BloscCodec::new(
+                    BloscCompressor::LZ4,
+                    BloscCompressionLevel::try_from(5u8).expect("level 5"),
+                    None,
+                    BloscShuffleMode::Shuffle,
+                    Some(4),
+                )
+                .expect("blosc lz4 shuffle"),
+            ),
+        }
+    }
+}
+
 /// How the input's first byte turns the rest into a chunk file (see the module docs).
 pub fn chunk_file(data: &[u8]) -> Vec<u8> {
     let Some((&mode, rest)) = data.split_first() else { return Vec::new() };
     let opts = CodecOptions::default();
     let crc = |b: Vec<u8>| Crc32cCodec::new().encode(Cow::Owned(b), &opts).expect("crc32c").into_owned();
+    let codec = FixtureCodec::of_input(data);
     match mode % 3 {
         0 => rest.to_vec(),
         1 => crc(rest.to_vec()),
-        _ => crc(ZstdCodec::new(1, false).encode(Cow::Borrowed(rest), &opts).expect("zstd").into_owned()),
+        _ => crc(codec.stage().encode(Cow::Borrowed(rest), &opts).expect("compress").into_owned()),
     }
 }
 
 /// A fixture store plus an open reader; [`DecodeVerify::run`] feeds it one input.
 pub struct DecodeVerify {
     root: PathBuf,
+    codec: FixtureCodec,
     reader: BatchReader,
     out: Vec<f32>,
     /// Sample 1 as read from the intact store: a read that succeeds must reproduce it.
@@ -49,25 +88,40 @@ pub struct DecodeVerify {
 }
 
 impl DecodeVerify {
-    /// Build the fixture store in the empty or missing directory `root`.
+    /// Build the fixture store (zstd chunks) in the empty or missing directory `root`.
     pub fn create(root: impl Into<PathBuf>) -> CoreResult<Self> {
+        Self::create_with(root, FixtureCodec::Zstd)
+    }
+
+    /// Build the fixture store with chunks compressed by `codec`; inputs must address it
+    /// (mode bytes 0-2 for zstd, 3-5 for blosc).
+    pub fn create_with(root: impl Into<PathBuf>, codec: FixtureCodec) -> CoreResult<Self> {
         let root = root.into();
-        write_fixture(&root).map_err(|e| CoreError::Io { path: root.clone(), source: std::io::Error::other(e) })?;
+        write_fixture(&root, codec).map_err(|e| CoreError::Io { path: root.clone(), source: std::io::Error::other(e) })?;
         let reader = BatchReader::open(&root, NormMode::PerVariable, 1)?;
         let n = reader.sample_len();
         let mut out = vec![0.0; 2 * n];
         reader.read_batch_into(&[1, 0], &mut out)?;
         let sample1 = out[..n].iter().map(|x| x.to_bits()).collect();
-        Ok(DecodeVerify { root, reader, out, sample1 })
+        Ok(DecodeVerify { root, codec, reader, out, sample1 })
     }
 
     /// Inputs that decode to the intact sample 0, one per mode, to seed a corpus.
     pub fn seeds(&self) -> CoreResult<Vec<Vec<u8>>> {
         let path = self.chunk_path();
         let chunk = std::fs::read(&path).map_err(|source| CoreError::Io { path, source })?;
-        let body = &chunk[..chunk.len() - 4]; // zstd frame without its crc32c
+        let body = &chunk[..chunk.len() - 4]; // compressed chunk without its crc32c
         let raw: Vec<u8> = fixture_values(0).iter().flat_map(|x| x.to_le_bytes()).collect();
-        Ok(vec![[&[0], &chunk[..]].concat(), [&[1], body].concat(), [&[2], &raw[..]].concat()])
+        let m = self.mode_base();
+        Ok(vec![[&[m], &chunk[..]].concat(), [&[m + 1], body].concat(), [&[m + 2], &raw[..]].concat()])
+    }
+
+    /// The first mode byte that addresses this fixture.
+    pub fn mode_base(&self) -> u8 {
+        match self.codec {
+            FixtureCodec::Zstd => 0,
+            FixtureCodec::Blosc => 3,
+        }
     }
 
     fn chunk_path(&self) -> PathBuf {
@@ -81,6 +135,7 @@ impl DecodeVerify {
     /// When the read and the scan disagree, when an accepted batch holds a non-finite value or a
     /// changed sample 1, or when a bad chunk is not named as sample 0's: each would be a bug.
     pub fn run(&mut self, data: &[u8]) -> CoreResult<()> {
+        assert_eq!(FixtureCodec::of_input(data), self.codec, "the input addresses the other fixture");
         let path = self.chunk_path();
         std::fs::write(&path, chunk_file(data)).expect("write the chunk file");
         let read = self.reader.read_batch_into(&[1, 0], &mut self.out);
@@ -107,12 +162,16 @@ impl DecodeVerify {
 
 /// The fuzz target's entry: one process-wide fixture under the temporary directory.
 pub fn decode_verify(data: &[u8]) {
-    static FIXTURE: OnceLock<Mutex<DecodeVerify>> = OnceLock::new();
-    let fixture = FIXTURE.get_or_init(|| {
-        let root = std::env::temp_dir().join(format!("astrobio-core-fuzz-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        Mutex::new(DecodeVerify::create(root).expect("build the fuzz fixture store"))
+    static FIXTURES: OnceLock<[Mutex<DecodeVerify>; 2]> = OnceLock::new();
+    let fixtures = FIXTURES.get_or_init(|| {
+        let make = |codec: FixtureCodec| {
+            let root = std::env::temp_dir().join(format!("astrobio-core-fuzz-{}-{codec:?}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            Mutex::new(DecodeVerify::create_with(root, codec).expect("build the fuzz fixture store"))
+        };
+        [make(FixtureCodec::Zstd), make(FixtureCodec::Blosc)]
     });
+    let fixture = &fixtures[FixtureCodec::of_input(data) as usize];
     // Errors are fine; only a panic (a broken invariant, an abort) is a finding.
     let _ = fixture.lock().unwrap_or_else(|p| p.into_inner()).run(data);
 }
@@ -124,15 +183,15 @@ fn fixture_values(s: u64) -> Vec<f32> {
 }
 
 /// The store as python/astrobio/_writer.py lays it out (fewer manifest fields: only what the
-/// core reads), codecs bytes -> zstd -> crc32c, one sample per chunk.
-fn write_fixture(root: &std::path::Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// core reads), codecs bytes -> zstd or blosc -> crc32c, one sample per chunk.
+fn write_fixture(root: &std::path::Path, codec: FixtureCodec) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(root)?;
     let storage = Arc::new(FilesystemStore::new(root)?);
     let [v, l, h, w] = SHAPE;
     let mut builder = ArrayBuilder::new(vec![SAMPLES, v, l, h, w], vec![1, v, l, h, w], data_type::float32(), "NaN");
     builder
         .array_to_bytes_codec(Arc::new(BytesCodec::little()))
-        .bytes_to_bytes_codecs(vec![Arc::new(ZstdCodec::new(3, false)), Arc::new(Crc32cCodec::new())]);
+        .bytes_to_bytes_codecs(vec![codec.stage(), Arc::new(Crc32cCodec::new())]);
     let cubes = builder.build(storage.clone(), "/cubes")?;
     cubes.store_metadata()?;
     for s in 0..SAMPLES {

@@ -113,6 +113,199 @@ pub fn verify_normalize_into(
     Ok(())
 }
 
+/// Check and normalize a decoded sample where it lies (the decompressor wrote it into its slot
+/// of the batch): one read and one write per value, no second buffer. On a fault it returns
+/// the (variable, level) slab at fault, whose values are then already overwritten; the caller
+/// decodes the chunk again and names the fault with [`verify_normalize_into`] (the rare path).
+pub fn normalize_in_place(
+    buf: &mut [f32],
+    layout: SampleLayout,
+    affine: &Affine,
+    ranges: &[ValidRange],
+) -> Result<(), (usize, usize)> {
+    debug_assert_eq!(buf.len(), layout.len());
+    for v in 0..layout.variables {
+        let range = ranges[v];
+        for l in 0..layout.levels {
+            let slab = v * layout.levels + l;
+            let start = slab * layout.plane;
+            let d = &mut buf[start..start + layout.plane];
+            if !slab_in_place(d, affine.shift[slab], affine.scale[slab], range) {
+                return Err((v, l));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One slab in place; `false` when a value (or its normalized form) is invalid. Dispatches to
+/// an AVX2 build of the same loop when the CPU has it (the default target is plain x86-64).
+#[inline]
+fn slab_in_place(d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { slab_in_place_avx2(d, shift, scale, range) };
+        }
+    }
+    slab_in_place_generic(d, shift, scale, range)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn slab_in_place_avx2(d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    slab_in_place_generic(d, shift, scale, range)
+}
+
+#[inline(always)]
+fn slab_in_place_generic(d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    // Fixed-width lanes with a lane-wise fault mask: the shape LLVM turns into packed compares.
+    const LANES: usize = 16;
+    let mut bad = [false; LANES];
+    let mut chunks = d.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (b, y) in bad.iter_mut().zip(c.iter_mut()) {
+            let x = *y;
+            let z = (x - shift) * scale;
+            *b |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite());
+            *y = z;
+        }
+    }
+    let mut tail_bad = false;
+    for y in chunks.into_remainder() {
+        let x = *y;
+        let z = (x - shift) * scale;
+        tail_bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite());
+        *y = z;
+    }
+    !(tail_bad | bad.iter().any(|&b| b))
+}
+
+/// Unshuffle, check and normalize one decoded blosc block: `planes[k][i]` is byte `k` (little
+/// endian) of value `first + i` of the sample; the values go to `dst` (`dst.len()` values,
+/// the block's place in the batch). `false` when a value (or its normalized form) is invalid.
+pub fn planes_normalize_into(
+    first: usize,
+    planes: [&[u8]; 4],
+    dst: &mut [f32],
+    layout: SampleLayout,
+    affine: &Affine,
+    ranges: &[ValidRange],
+) -> bool {
+    let mut ok = true;
+    let mut done = 0;
+    while done < dst.len() {
+        // Split the block at (variable, level) slab boundaries: each piece has one affine.
+        let at = first + done;
+        let slab = at / layout.plane.max(1);
+        let take = (layout.plane - at % layout.plane).min(dst.len() - done);
+        let p = planes.map(|pl| &pl[done..done + take]);
+        let range = ranges[slab / layout.levels];
+        ok &= planes_slab(p, &mut dst[done..done + take], affine.shift[slab], affine.scale[slab], range);
+        done += take;
+    }
+    ok
+}
+
+/// Unshuffle only: the raw values of one decoded blosc block (for scans and fault reports).
+pub fn planes_unshuffle_into(planes: [&[u8]; 4], dst: &mut [f32]) {
+    let n = dst.len();
+    let (p0, p1, p2, p3) = (&planes[0][..n], &planes[1][..n], &planes[2][..n], &planes[3][..n]);
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n and every plane and `dst` hold n elements (sliced above).
+        unsafe {
+            let v = sse2::gather16([p0, p1, p2, p3], i);
+            for (k, x) in v.into_iter().enumerate() {
+                std::arch::x86_64::_mm_storeu_ps(dst.as_mut_ptr().add(i + 4 * k), x);
+            }
+        }
+        i += 16;
+    }
+    for j in i..n {
+        dst[j] = f32::from_bits(u32::from_le_bytes([p0[j], p1[j], p2[j], p3[j]]));
+    }
+}
+
+/// One slab piece: byte planes in, checked and normalized values out. SSE2 (baseline x86-64):
+/// four 16-byte loads and eight unpacks rebuild 16 values, then the same branch-free checks
+/// as [`verify_normalize_into`]; the scalar loop finishes the tail (and other targets).
+fn planes_slab(p: [&[u8]; 4], d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
+    let n = d.len();
+    let (p0, p1, p2, p3) = (&p[0][..n], &p[1][..n], &p[2][..n], &p[3][..n]);
+    #[cfg(not(target_arch = "x86_64"))]
+    let (mut i, mut good) = (0, true);
+    #[cfg(target_arch = "x86_64")]
+    let (i, mut good) = {
+        use std::arch::x86_64::*;
+        let mut i = 0;
+        // SAFETY: SSE2 is part of x86-64; every access is at i + 16 <= n on slices of length n.
+        unsafe {
+            let (vs, vk) = (_mm_set1_ps(shift), _mm_set1_ps(scale));
+            let (lo, hi, inf) = (_mm_set1_ps(range.lo), _mm_set1_ps(range.hi), _mm_set1_ps(f32::INFINITY));
+            let abs = _mm_castsi128_ps(_mm_set1_epi32(0x7fff_ffff));
+            let mut ok_all = _mm_castsi128_ps(_mm_set1_epi32(-1));
+            // The batch (tens of MB) does not stay in cache: non-temporal stores skip reading
+            // each destination line before overwriting it. They need 16-byte alignment, which
+            // every slot and block start has in practice (else: plain stores).
+            let aligned = (d.as_ptr() as usize) % 16 == 0;
+            while i + 16 <= n {
+                let v = sse2::gather16([p0, p1, p2, p3], i);
+                for (k, x) in v.into_iter().enumerate() {
+                    let z = _mm_mul_ps(_mm_sub_ps(x, vs), vk);
+                    let finite = _mm_and_ps(_mm_cmplt_ps(_mm_and_ps(x, abs), inf), _mm_cmplt_ps(_mm_and_ps(z, abs), inf));
+                    let inside = _mm_and_ps(_mm_cmpge_ps(x, lo), _mm_cmple_ps(x, hi));
+                    ok_all = _mm_and_ps(ok_all, _mm_and_ps(finite, inside));
+                    if aligned {
+                        _mm_stream_ps(d.as_mut_ptr().add(i + 4 * k), z);
+                    } else {
+                        _mm_storeu_ps(d.as_mut_ptr().add(i + 4 * k), z);
+                    }
+                }
+                i += 16;
+            }
+            // Streaming stores are weakly ordered: fence before the values are handed on.
+            _mm_sfence();
+            (i, _mm_movemask_ps(ok_all) == 0xF)
+        }
+    };
+    for j in i..n {
+        let x = f32::from_bits(u32::from_le_bytes([p0[j], p1[j], p2[j], p3[j]]));
+        let z = (x - shift) * scale;
+        good &= x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite();
+        d[j] = z;
+    }
+    good
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    /// Values i..i+16 rebuilt from four little-endian byte planes, as four 4-lane vectors.
+    ///
+    /// # Safety
+    /// Every plane must hold at least i + 16 bytes.
+    #[inline(always)]
+    pub unsafe fn gather16(p: [&[u8]; 4], i: usize) -> [__m128; 4] {
+        let a = _mm_loadu_si128(p[0].as_ptr().add(i).cast());
+        let b = _mm_loadu_si128(p[1].as_ptr().add(i).cast());
+        let c = _mm_loadu_si128(p[2].as_ptr().add(i).cast());
+        let d = _mm_loadu_si128(p[3].as_ptr().add(i).cast());
+        // bytes a0 b0 a1 b1 ... as 16-bit words, then words (a b)(c d) as 32-bit values.
+        let (ab_lo, ab_hi) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
+        let (cd_lo, cd_hi) = (_mm_unpacklo_epi8(c, d), _mm_unpackhi_epi8(c, d));
+        [
+            _mm_castsi128_ps(_mm_unpacklo_epi16(ab_lo, cd_lo)),
+            _mm_castsi128_ps(_mm_unpackhi_epi16(ab_lo, cd_lo)),
+            _mm_castsi128_ps(_mm_unpacklo_epi16(ab_hi, cd_hi)),
+            _mm_castsi128_ps(_mm_unpackhi_epi16(ab_hi, cd_hi)),
+        ]
+    }
+}
+
 /// Check `src` only (no output), for full-store scans.
 pub fn verify_values(
     src: &[f32],
@@ -171,6 +364,51 @@ mod tests {
             let slab = i / L.plane;
             assert_eq!(y, (x - (slab as f32 + 1.0)) * 0.5, "element {i}");
         }
+    }
+
+    #[test]
+    fn in_place_equals_the_two_buffer_pass_and_flags_the_bad_slab() {
+        let layout = SampleLayout { variables: 2, levels: 3, plane: 37 }; // not a multiple of the lanes
+        let src: Vec<f32> = (0..layout.len()).map(|i| (i as f32).sin() * 50.0).collect();
+        let affine = Affine::from_mean_std(&[1.0, -2.0, 3.0, 0.5, 5.0, 6.0], &[2.0, 3.0, 0.25, 1.0, 7.0, 9.0]);
+        let ranges = [ValidRange { lo: -60.0, hi: 60.0 }; 2];
+        let mut two = vec![0.0; layout.len()];
+        verify_normalize_into(&src, &mut two, layout, &affine, &ranges).unwrap();
+        let mut one = src.clone();
+        normalize_in_place(&mut one, layout, &affine, &ranges).unwrap();
+        assert!(one.iter().zip(&two).all(|(a, b)| a.to_bits() == b.to_bits()));
+        for (at, bad) in [(4 * 37 + 36, f32::NAN), (37 + 3, 61.0), (2, f32::NEG_INFINITY)] {
+            let mut buf = src.clone();
+            buf[at] = bad;
+            let slab = at / 37;
+            assert_eq!(normalize_in_place(&mut buf, layout, &affine, &ranges), Err((slab / 3, slab % 3)));
+        }
+    }
+
+    #[test]
+    fn byte_planes_unshuffle_normalize_like_the_two_buffer_pass() {
+        let layout = SampleLayout { variables: 2, levels: 3, plane: 37 };
+        let src: Vec<f32> = (0..layout.len()).map(|i| (i as f32).cos() * 40.0).collect();
+        let affine = Affine::from_mean_std(&[1.0, -2.0, 3.0, 0.5, 5.0, 6.0], &[2.0, 3.0, 0.25, 1.0, 7.0, 9.0]);
+        let ranges = [ValidRange { lo: -60.0, hi: 60.0 }; 2];
+        let mut want = vec![0.0; layout.len()];
+        verify_normalize_into(&src, &mut want, layout, &affine, &ranges).unwrap();
+        // Blocks of 50 values (not slab-aligned), each shuffled into four byte planes.
+        let mut got = vec![0.0; layout.len()];
+        let mut raw = vec![0.0; layout.len()];
+        for first in (0..layout.len()).step_by(50) {
+            let vals = &src[first..(first + 50).min(src.len())];
+            let planes: Vec<Vec<u8>> = (0..4).map(|k| vals.iter().map(|x| x.to_le_bytes()[k]).collect()).collect();
+            let p = [&planes[0][..], &planes[1][..], &planes[2][..], &planes[3][..]];
+            let end = first + vals.len();
+            assert!(planes_normalize_into(first, p, &mut got[first..end], layout, &affine, &ranges));
+            planes_unshuffle_into(p, &mut raw[first..end]);
+        }
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert_eq!(raw, src);
+        let planes: Vec<Vec<u8>> = (0..4).map(|k| [f32::NAN, 1.0].iter().map(|x| x.to_le_bytes()[k]).collect()).collect();
+        let p = [&planes[0][..], &planes[1][..], &planes[2][..], &planes[3][..]];
+        assert!(!planes_normalize_into(0, p, &mut [0.0; 2], layout, &affine, &ranges));
     }
 
     #[test]

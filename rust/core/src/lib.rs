@@ -4,6 +4,7 @@
 //! physical ranges), per-variable normalization and batch collation into one contiguous
 //! buffer, parallel over samples on a fork-safe rayon pool. `astrobio-py` wraps this.
 
+pub mod chunk;
 pub mod error;
 pub mod fuzzing;
 pub mod kernel;

@@ -65,13 +65,21 @@ impl BatchReader {
         results.into_iter().collect()
     }
 
+    /// Decode, check and normalize straight into the sample's slot (store.rs picks the path).
     fn read_one(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
         let store = &self.store;
-        store
-            .with_decoded_sample(sample, |src| {
-                verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
-            })?
-            .map_err(|fault| value_error(store, sample, &fault))
+        if store.read_normalized_into(sample, dst, &self.cube_affine)? {
+            return Ok(());
+        }
+        // Rare path: the slot now holds normalized values; decode again to name the fault
+        // exactly as the two-buffer pass (and the full-store scan) would.
+        let fault = store.with_decoded_sample(sample, |src| {
+            verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
+        })?;
+        match fault {
+            Err(fault) => Err(value_error(store, sample, &fault)),
+            Ok(()) => Err(CoreError::integrity(store.location(sample), String::from("the chunk changed while it was read"))),
+        }
     }
 
     /// Fill `out` (`indices.len() * n_params` values) with the normalized parameter rows.

@@ -1,7 +1,9 @@
-//! Opening an astrobio store and decoding its chunks through zarrs (checksums verified by the
+//! Opening an astrobio store and decoding its chunks: the chains astrobio writes through the
+//! fast path (chunk.rs), any other valid zarr v3 chain through zarrs (checksums verified by the
 //! crc32c codec on every decode). Missing chunks are errors here, never the fill value.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use zarrs::array::{
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
 
+use crate::chunk::{as_bytes_mut, ChunkError, Compressor, FastChain, Visit};
+use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine};
 use crate::error::{CoreError, CoreResult, Location};
 use crate::kernel::{SampleLayout, ValidRange};
 use crate::manifest::Manifest;
@@ -30,6 +34,13 @@ pub struct CubeStore {
     ranges: Vec<ValidRange>,
     params: Vec<f32>,
     options: CodecOptions,
+    /// The cube chunks' codec chain when chunk.rs decodes it; `None`: through zarrs.
+    fast: Option<FastChain>,
+}
+
+thread_local! {
+    // Per-thread decoded sample for callers that want a view (the full-store scan).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn not_found(path: &Path, what: impl Into<String>) -> CoreError {
@@ -87,7 +98,8 @@ impl CubeStore {
         let ranges = manifest.variables.iter().map(|f| f.range()).collect();
         // We parallelize across samples; codecs inside one chunk run single-threaded.
         let options = CodecOptions::default().with_concurrent_target(1).with_validate_checksums(true);
-        let mut store = CubeStore { root, manifest, cubes, layout, ranges, params: Vec::new(), options };
+        let fast = fast_chain(&root, CUBES);
+        let mut store = CubeStore { root, manifest, cubes, layout, ranges, params: Vec::new(), options, fast };
         if !store.manifest.params.is_empty() {
             let params = open_array(&storage, &store.root, PARAMS)?;
             store.params = store.load_params(&params)?;
@@ -139,14 +151,36 @@ impl CubeStore {
         Ok(index as u64)
     }
 
-    /// Fetch and decode one sample's chunk (checksum and decoded size verified), then hand
-    /// its values to `f` without copying when the decoded buffer is aligned for f32.
-    pub fn with_decoded_sample<R>(
-        &self,
-        sample: u64,
-        f: impl FnOnce(&[f32]) -> R,
-    ) -> CoreResult<R> {
+    /// Whether cube chunks take the fast path (chunk.rs) rather than zarrs' codec pipeline.
+    pub fn fast_path(&self) -> Option<FastChain> {
+        self.fast
+    }
+
+    /// Fetch, verify (checksum, decoded size) and decode one sample's chunk into `dst`
+    /// (exactly one sample's values), with no intermediate copy on the fast path.
+    pub fn decode_sample_into(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
         let fail = |reason: String| CoreError::integrity(self.location(sample), reason);
+        if dst.len() != self.layout.len() {
+            return Err(CoreError::InvalidArgument(format!(
+                "a sample holds {} values, the buffer {}",
+                self.layout.len(),
+                dst.len()
+            )));
+        }
+        if let Some(chain) = self.fast {
+            let path = self.root.join(self.chunk_key(sample));
+            let done = if chain.compressor == Compressor::Blosc {
+                // The same block decoder as batch reads, so a scan and a read agree on every chunk.
+                chain.visit_file(&path, dst, &mut |_, planes, block| {
+                    planes_unshuffle_into(planes, block);
+                    true
+                })
+                .map(|_| ())
+            } else {
+                chain.decode_file(&path, as_bytes_mut(dst))
+            };
+            return done.map_err(|e| self.chunk_error(sample, path, e));
+        }
         let indices = [sample, 0, 0, 0, 0];
         let encoded = self
             .cubes
@@ -158,7 +192,48 @@ impl CubeStore {
         if decoded.len() != expected {
             return Err(fail(format!("decoded {} bytes, expected {expected}", decoded.len())));
         }
-        Ok(with_f32(&decoded, f))
+        as_bytes_mut(dst).copy_from_slice(&decoded);
+        Ok(())
+    }
+
+    /// Decode, check and normalize one sample into `dst` in a single pass where the chain
+    /// allows (blosc: per block, still in cache), else decode then normalize in place.
+    /// `Ok(false)`: a value is invalid (`dst` then holds no promise; decode again to name it).
+    pub fn read_normalized_into(&self, sample: u64, dst: &mut [f32], affine: &Affine) -> CoreResult<bool> {
+        if let Some(chain @ FastChain { compressor: Compressor::Blosc, .. }) = self.fast {
+            if dst.len() == self.layout.len() {
+                let path = self.root.join(self.chunk_key(sample));
+                let (layout, ranges) = (self.layout, &self.ranges);
+                let mut sink = |first: usize, planes: [&[u8]; 4], block: &mut [f32]| {
+                    planes_normalize_into(first, planes, block, layout, affine, ranges)
+                };
+                match chain.visit_file(&path, dst, &mut sink) {
+                    Ok(Visit::Fused(ok)) => return Ok(ok),
+                    Ok(Visit::Decoded) => return Ok(normalize_in_place(dst, layout, affine, ranges).is_ok()),
+                    Err(e) => return Err(self.chunk_error(sample, path, e)),
+                }
+            }
+        }
+        self.decode_sample_into(sample, dst)?;
+        Ok(normalize_in_place(dst, self.layout, affine, &self.ranges).is_ok())
+    }
+
+    fn chunk_error(&self, sample: u64, path: PathBuf, e: ChunkError) -> CoreError {
+        match e {
+            ChunkError::Missing => CoreError::integrity(self.location(sample), String::from("chunk missing")),
+            ChunkError::Io(source) => CoreError::Io { path, source },
+            ChunkError::Bad(reason) => CoreError::integrity(self.location(sample), reason),
+        }
+    }
+
+    /// Decode one sample (as [`Self::decode_sample_into`]) into a per-thread buffer and hand
+    /// its values to `f`. `f` must not call this again (the buffer is borrowed).
+    pub fn with_decoded_sample<R>(&self, sample: u64, f: impl FnOnce(&[f32]) -> R) -> CoreResult<R> {
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.resize(self.layout.len(), 0.0);
+            self.decode_sample_into(sample, buf)?;
+            Ok(f(buf))
+        })
     }
 
     fn decode(&self, encoded: Vec<u8>, indices: &[u64]) -> Result<Vec<u8>, String> {
@@ -228,6 +303,17 @@ fn open_array(storage: &Arc<FilesystemStore>, root: &Path, name: &str) -> CoreRe
     }
     Array::open(storage.clone(), &format!("/{name}"))
         .map_err(|e| integrity(Some(format!("{name}/zarr.json")), format!("array metadata unreadable: {e}")))
+}
+
+/// The fast chain of an array's codecs, read from its zarr.json (already parsed by zarrs, so
+/// a failure here only means "not fast-pathed").
+fn fast_chain(root: &Path, name: &str) -> Option<FastChain> {
+    let text = std::fs::read(root.join(name).join("zarr.json")).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    if meta.get("storage_transformers").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
+        return None;
+    }
+    FastChain::from_codecs(meta.get("codecs")?)
 }
 
 fn check_float32(array: &Array<FilesystemStore>, name: &str) -> CoreResult<()> {

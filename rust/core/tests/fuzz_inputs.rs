@@ -3,7 +3,7 @@
 //! crafted inputs that once aborted the process. `DecodeVerify::run` panics on any broken
 //! invariant (read and scan disagree, a non-finite value accepted, the wrong sample blamed).
 
-use astrobio_core::fuzzing::DecodeVerify;
+use astrobio_core::fuzzing::{DecodeVerify, FixtureCodec};
 use astrobio_core::CoreError;
 
 /// xorshift64*: deterministic and dependency-free; quality is not the point.
@@ -24,8 +24,9 @@ impl Rng {
 const SPECIAL_F32: [f32; 9] =
     [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, 1e-45, -0.0, 400.0, 400.00003];
 
-/// A few libFuzzer-style mutations of `seed`; the first byte (the mode) may change too.
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+/// A few libFuzzer-style mutations of `seed`; the first byte (the mode) may change too, within
+/// the modes of the fixture `base` addresses.
+fn mutate(rng: &mut Rng, seed: &[u8], base: u8) -> Vec<u8> {
     let mut d = seed.to_vec();
     for _ in 0..1 + rng.below(3) {
         let at = rng.below(d.len());
@@ -42,7 +43,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
                 let k = 1 + 4 * rng.below((d.len() - 1) / 4);
                 d[k..k + 4].copy_from_slice(&SPECIAL_F32[rng.below(SPECIAL_F32.len())].to_le_bytes());
             }
-            5 if !d.is_empty() => d[0] = rng.below(3) as u8,
+            5 if !d.is_empty() => d[0] = base + rng.below(3) as u8,
             _ => {
                 let (a, b) = (rng.below(d.len()), rng.below(d.len()));
                 let copy = d[a.min(b)..a.max(b)].to_vec();
@@ -50,12 +51,25 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             }
         }
     }
+    on_fixture(d, base)
+}
+
+/// Keep an input's mode byte (mutated, random or truncated away) on the fixture of `base`.
+fn on_fixture(mut d: Vec<u8>, base: u8) -> Vec<u8> {
+    match d.first_mut() {
+        Some(m) => *m = base + *m % 3,
+        None => d.push(base),
+    }
     d
 }
 
 fn fixture() -> (tempfile::TempDir, DecodeVerify) {
+    fixture_with(FixtureCodec::Zstd)
+}
+
+fn fixture_with(codec: FixtureCodec) -> (tempfile::TempDir, DecodeVerify) {
     let dir = tempfile::tempdir().unwrap();
-    let fx = DecodeVerify::create(dir.path().join("store")).unwrap();
+    let fx = DecodeVerify::create_with(dir.path().join("store"), codec).unwrap();
     (dir, fx)
 }
 
@@ -68,17 +82,35 @@ fn seeds_decode_to_the_intact_sample() {
 }
 
 #[test]
+fn blosc_seeds_decode_to_the_intact_sample() {
+    let (_dir, mut fx) = fixture_with(FixtureCodec::Blosc);
+    for seed in fx.seeds().unwrap() {
+        fx.run(&seed).unwrap();
+    }
+}
+
+#[test]
 fn thousands_of_mutated_inputs_never_panic() {
-    let (_dir, mut fx) = fixture();
+    mutated_inputs(FixtureCodec::Zstd, 3000);
+}
+
+#[test]
+fn thousands_of_mutated_blosc_inputs_never_panic() {
+    mutated_inputs(FixtureCodec::Blosc, 2000);
+}
+
+fn mutated_inputs(codec: FixtureCodec, count: usize) {
+    let (_dir, mut fx) = fixture_with(codec);
     let seeds = fx.seeds().unwrap();
+    let base = fx.mode_base();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut accepted, mut refused) = (0, 0);
-    for i in 0..3000 {
+    for i in 0..count {
         let input = if i % 8 == 0 {
-            (0..rng.below(200)).map(|_| rng.next() as u8).collect()
+            on_fixture((0..rng.below(200)).map(|_| rng.next() as u8).collect(), base)
         } else {
             let seed = &seeds[rng.below(seeds.len())];
-            mutate(&mut rng, seed)
+            mutate(&mut rng, seed, base)
         };
         match fx.run(&input) {
             Ok(()) => accepted += 1,
@@ -86,7 +118,7 @@ fn thousands_of_mutated_inputs_never_panic() {
         }
     }
     // Both outcomes must be reached, or the generator is not exercising the checks.
-    assert!(accepted > 100 && refused > 1000, "accepted {accepted}, refused {refused}");
+    assert!(accepted > count / 30 && refused > count / 3, "{codec:?}: accepted {accepted}, refused {refused}");
 }
 
 fn reason(r: Result<(), CoreError>) -> String {
@@ -135,4 +167,23 @@ fn zstd_bomb_of_rle_blocks_is_refused() {
     // Garbage after a valid frame makes the bound unknown; zarrs would then stream without limit.
     frame.truncate(frame.len() - 2);
     assert!(reason(fx.run(&[&[1u8][..], &frame].concat())).contains("not a valid zstd frame"));
+}
+
+/// A blosc header (with a valid crc32c) that declares a gigabyte is refused from its header,
+/// before anything is decoded or allocated; so is one whose compressed size is not the file's.
+#[test]
+fn blosc_header_declaring_a_huge_size_is_refused_not_allocated() {
+    let (_dir, mut fx) = fixture_with(FixtureCodec::Blosc);
+    // version 2, lz4 format 1, flags: byte shuffle, typesize 4, nbytes, blocksize, cbytes.
+    let header = |nbytes: u32, cbytes: u32| {
+        let mut h = vec![2u8, 1, 0x01, 4];
+        for v in [nbytes, 1 << 16, cbytes] {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
+        h
+    };
+    let why = reason(fx.run(&[&[4u8][..], &header(1 << 30, 16)].concat()));
+    assert!(why.contains("decoded 1073741824 bytes, expected 96"), "{why}");
+    let why = reason(fx.run(&[&[4u8][..], &header(96, 4096)].concat()));
+    assert!(why.contains("not a valid blosc buffer"), "{why}");
 }
