@@ -4,8 +4,11 @@ schedule, and the run history that travels in every checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import random
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -18,7 +21,7 @@ from ..errors import AstrobioError
 from .checkpoint import CHECKPOINT_FORMAT
 from .config import TrainConfig
 
-__all__ = ["NonFiniteLossError", "TaskModule", "EmulatorModule", "warmup_cosine"]
+__all__ = ["NonFiniteLossError", "TaskModule", "EmulatorModule", "warmup_cosine", "seeded_rng", "step_seed"]
 
 
 class NonFiniteLossError(AstrobioError, FloatingPointError):
@@ -32,6 +35,31 @@ def warmup_cosine(step: int, *, warmup: int, total: int, floor: float) -> float:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """torch's (CPU) and Python's global generators seeded for a block, restored afterwards.
+
+    A training step that draws its noise (dropout, posterior samples, negative pairs) inside
+    `seeded_rng(step_seed(seed, epoch, batch_idx))` depends on nothing drawn before it, so a run resumed from
+    a checkpoint repeats it exactly without saving generator states. (CUDA generators are not
+    forked: on GPU the draws stay seeded by `--seed` but are not replayed exactly on resume.)
+    """
+    state = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(state)
+
+
+def step_seed(seed: int, epoch: int, batch_idx: int) -> int:
+    """A per-batch seed from the run's seed and the batch's position (epoch, index in the epoch),
+    which a resumed run reproduces (also with gradient accumulation)."""
+    return (seed * 1_000_003 + epoch * 1_000_033 + batch_idx) % (2**63)
 
 
 class TaskModule(L.LightningModule):

@@ -168,6 +168,14 @@ class DatacubeTask:
 
         return summary_table(summary)
 
+    def headline(self, summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+        """(metric, model, baseline, baseline value) rows for the --mode full table."""
+        from ..report import _fmt
+
+        split = summary["held_out_split"]
+        res = summary["evaluation"][split]
+        return [(f"{split} RMSE [normalized]", _fmt(res["model"]["rmse"]), "climatology", _fmt(res["climatology"]["rmse"]))]
+
     def plots(self, cfg: TrainConfig, summary: dict[str, Any], module: Any, run_dir: Path) -> dict[str, str]:
         from ..report import plot_fields, plot_loss_curves
 

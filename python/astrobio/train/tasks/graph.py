@@ -23,9 +23,6 @@ each training step (posterior sample, negative pairs) is drawn from a generator 
 
 from __future__ import annotations
 
-import contextlib
-import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,7 @@ from ...errors import ConfigError
 from ...models._optional import require
 from ..config import TrainConfig
 from ..metrics import average_precision, roc_auc
-from ..module import TaskModule
+from ..module import TaskModule, seeded_rng, step_seed
 from ._metabolic import open_metabolic
 
 __all__ = ["GraphTask", "GraphDataModule", "GraphModule", "node_features", "link_split", "heuristic_scores",
@@ -46,20 +43,6 @@ __all__ = ["GraphTask", "GraphDataModule", "GraphModule", "node_features", "link
 
 BASELINES = ("common_neighbours", "adamic_adar")
 COUNTS = ("C", "H", "N", "O", "P", "S", "other_atoms")
-
-
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """torch's and Python's global generators seeded for a block, restored afterwards (PyG's
-    RandomLinkSplit and negative sampling draw from both)."""
-    state = random.getstate()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(state)
 
 
 def node_features(graphs: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -96,7 +79,7 @@ def link_split(x: np.ndarray, edge_index: np.ndarray, *, val: float, test: float
                          num_nodes=x.shape[0])
     split = T.RandomLinkSplit(num_val=val, num_test=test, is_undirected=True, add_negative_train_samples=False,
                               split_labels=True)
-    with _seeded(seed):
+    with seeded_rng(seed):
         train, valid, tst = split(data)
     return {"train": train, "val": valid, "test": tst}
 
@@ -175,7 +158,7 @@ class GraphModule(TaskModule):
         known = batch.edge_index[0] * n + batch.edge_index[1]
         beta = self.kl_beta()
         # this step's noise from (seed, step): independent of everything drawn before, so exact on resume
-        with _seeded(self.cfg.trainer.seed * 1_000_003 + int(self.global_step)):
+        with seeded_rng(step_seed(self.cfg.trainer.seed, self.current_epoch, batch_idx)):
             neg = sample_negatives(batch, known)
             z = self.model(batch.x, batch.edge_index)
             loss, recon, kl = self.model.loss(z, batch.pos_edge_label_index, neg, beta)
@@ -290,6 +273,14 @@ class GraphTask:
                 f"{summary['best_epoch']} of {summary['epochs_run']} (val AUC {_fmt(summary['best_score'] or float('nan'))}); "
                 f"{summary['wall_time_s']:.0f} s; precision {summary['precision']}")
         return rows_table(head, rows)
+
+    def headline(self, summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+        """(metric, model, baseline, baseline value) rows for the --mode full table."""
+        from ..report import _fmt
+
+        r = summary["evaluation"]["test"]["all"]
+        return [(f"test {m.upper()} (pooled)", _fmt(r["model"][m]), "common neighbours / Adamic-Adar",
+                 f"{_fmt(r['common_neighbours'][m])} / {_fmt(r['adamic_adar'][m])}") for m in ("auc", "ap")]
 
     def plots(self, cfg: TrainConfig, summary: dict[str, Any], module: Any, run_dir: Path) -> dict[str, str]:
         from ..report import plot_metric_curves

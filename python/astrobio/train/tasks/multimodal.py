@@ -32,7 +32,7 @@ from ...data import BatchIndexSampler, make_loader
 from ...errors import ConfigError, IntegrityError
 from ..config import TrainConfig
 from ..datamodule import Normalization
-from ..module import TaskModule
+from ..module import TaskModule, seeded_rng, step_seed
 from .datacube import open_climate_store
 
 __all__ = ["MultimodalTask", "FusionModule", "surface_targets", "TARGETS"]
@@ -90,7 +90,9 @@ class FusionModule(TaskModule):
     summed exactly across ranks; the monitored `val/rmse` is the last head's (fusion)."""
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        preds = self.model(batch["params"], batch["cube"])
+        # dropout drawn from (seed, step): a resumed run repeats it exactly
+        with seeded_rng(step_seed(self.cfg.trainer.seed, self.current_epoch, batch_idx)):
+            preds = self.model(batch["params"], batch["cube"])
         losses = {k: F.mse_loss(p.float(), batch["y"]) for k, p in preds.items()}
         loss = torch.stack(list(losses.values())).mean()
         mean = self._check_finite(loss, "training loss", batch_idx)
@@ -252,6 +254,16 @@ class MultimodalTask:
             tail = "\n" + f"fusion beats params only on {summary['held_out_split']}: {'yes' if beats['params'] else 'no'}; " \
                           f"beats cube only: {'yes' if beats['cube'] else 'no'}"
         return rows_table(head, rows) + tail
+
+    def headline(self, summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+        """(metric, model, baseline, baseline value) rows for the --mode full table."""
+        from ..report import _fmt
+
+        split = summary["held_out_split"]
+        res = summary["evaluation"][split]["standardized"]
+        label = {"params": "params only", "cube": "cube only", "fusion": "fusion"}
+        return [(f"{split} RMSE [standardized], {label[h]}", _fmt(res[h]), "train mean", _fmt(res["baseline"]))
+                for h in reversed(summary["heads"])]
 
     def plots(self, cfg: TrainConfig, summary: dict[str, Any], module: Any, run_dir: Path) -> dict[str, str]:
         from ..report import plot_metric_curves
