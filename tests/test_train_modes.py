@@ -67,7 +67,7 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
     for name in ("datacube", "graph", "language", "multimodal"):
         assert build_config(parser.parse_args(["--model", name])).model.name == name
     cfg = build_config(parser.parse_args(["--model", "graph", "--set", "model.graph.latent=4"]))
-    assert cfg.model.graph.latent == 4 and cfg.trainer.max_epochs == 300 and cfg.data.batch_size == 3  # graph defaults
+    assert cfg.model.graph.latent == 4 and cfg.trainer.max_epochs == 200 and cfg.data.batch_size == 3  # graph defaults
     assert build_config(parser.parse_args(["--model", "graph", "--max-epochs", "7"])).trainer.max_epochs == 7
     old = tmp_path / "old.yaml"  # a config written before the other models existed still loads
     old.write_text("model: {name: datacube, hidden: 64, channels: [16, 8]}\ntrainer: {max_epochs: 4}\n")

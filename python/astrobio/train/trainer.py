@@ -199,7 +199,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     chosen = best or last
     state = load_checkpoint(chosen)["state_dict"] if chosen is not None else None
     if state is not None:
-        module.model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+        module.load_model_state(state)
     module.model.to(module.device)
     module.model.eval()
     history = module.history

@@ -42,8 +42,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "datacube": {},
     # one step per epoch (all networks in one batch): many cheap epochs
     "graph": {"data": {"batch_size": 3}, "optim": {"lr": 0.01, "weight_decay": 0.0, "warmup_fraction": 0.0},
-              "trainer": {"max_epochs": 300, "patience": 40, "checkpoint_every_n_epochs": 100}},
-    "language": {"data": {"batch_size": 32}, "optim": {"lr": 1e-3, "weight_decay": 0.0, "warmup_fraction": 0.06},
+              "trainer": {"max_epochs": 200, "patience": 30, "checkpoint_every_n_epochs": 50}},
+    # astrobio.text.fit.LanguageConfig's defaults
+    "language": {"data": {"batch_size": 32},
+                 "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_fraction": 0.06, "min_lr_ratio": 0.05},
                  "trainer": {"max_epochs": 8, "patience": 3, "checkpoint_every_n_epochs": 4}},
     "multimodal": {"data": {"batch_size": 16}, "optim": {"lr": 2e-3},
                    "trainer": {"max_epochs": 60, "patience": 15, "checkpoint_every_n_epochs": 20}},
