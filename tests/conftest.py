@@ -100,3 +100,13 @@ def ecoli_graphs(tmp_path_factory):
     from train_fixtures import ecoli_core_graphs
 
     return ecoli_core_graphs(tmp_path_factory.mktemp("graphs") / "metabolic.zarr")
+
+
+@pytest.fixture(scope="session")
+def ijo_graphs(tmp_path_factory):
+    """A graph store with the real iJO1366 network (the one with reaction subsystems)."""
+    from astrobio.datasets.sources import package_file
+    from astrobio.ingest.metabolic import ingest_metabolic
+
+    return ingest_metabolic({"iJO1366": package_file("cobra", "data/iJO1366.xml.gz")},
+                            tmp_path_factory.mktemp("ijo") / "metabolic.zarr")

@@ -117,19 +117,41 @@ def _log_to_console(level: int) -> None:
         logger.propagate = False
 
 
+def _import_trainer() -> Any:
+    """`trainer.train`; an ImportError while Lightning imports becomes one DependencyError line.
+    (torchmetrics, a Lightning dependency, imports transformers whenever it is installed, so a
+    broken transformers install breaks the trainer of every model: name it and the fix.)"""
+    from ..errors import DependencyError
+
+    try:
+        from .trainer import train
+    except ImportError as e:
+        from ..models._optional import EXTRAS
+
+        name = (e.name or "").split(".")[0]
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if name in EXTRAS:
+            raise DependencyError(f"the trainer cannot import: {name} is installed but fails to import ({first}); "
+                                  f"reinstall it with: pip install --force-reinstall 'astrobio[{EXTRAS[name][0]}]' "
+                                  f"(or uninstall {name})") from None
+        raise DependencyError(f"the trainer cannot import ({type(e).__name__}: {first}); reinstall astrobio's "
+                              "dependencies: pip install astrobio") from None
+    return train
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:
     args = build_parser(prog).parse_args(argv)
     _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.mode == "full":
+            _import_trainer()
             from .pipeline import run_full
 
             result = run_full(override_layers(args), resume=args.resume)
             print(result.table)
             print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
             return 0
-        from .trainer import train
-
+        train = _import_trainer()
         result = train(build_config(args), resume=args.resume)
         if result.table:
             print(result.table)

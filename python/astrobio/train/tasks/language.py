@@ -124,12 +124,13 @@ class LanguageTask:
     mode = "max"
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
-        from ...models.language import check_llm_stack
-
-        self.versions = check_llm_stack()  # one DependencyError line when transformers/peft are missing or clash
         from ...models._optional import require
 
-        require("sklearn")  # the TF-IDF baseline
+        for name in ("transformers", "peft", "sklearn"):  # any failure at import: one DependencyError line
+            require(name)
+        from ...models.language import check_llm_stack
+
+        self.versions = check_llm_stack()  # versions, and the pair importing together
         from ...datasets.reactions import load_reaction_subsystems
 
         o = cfg.model.language
