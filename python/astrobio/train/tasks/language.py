@@ -31,7 +31,43 @@ from ..config import TrainConfig
 from ..module import TaskModule, seeded_rng, step_seed, warmup_cosine
 from ._metabolic import open_metabolic
 
-__all__ = ["LanguageTask", "LanguageTaskModule"]
+__all__ = ["EpochShuffle", "LanguageTask", "LanguageTaskModule"]
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """Indices 0..n-1 in an order drawn from (seed, epoch) only. Lightning calls `set_epoch` at
+    each epoch start, so a resumed run gets the same order as an uninterrupted one (a shuffling
+    DataLoader's own generator would restart at the resume)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Any:
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def _datamodule(data: Any, tokenizer: Any, cfg: TrainConfig) -> Any:
+    """astrobio.text's ReactionDataModule with an (seed, epoch)-shuffled train loader."""
+    from torch.utils.data import DataLoader
+
+    from ...text.data import ReactionDataModule
+
+    class DataModule(ReactionDataModule):
+        def train_dataloader(self) -> DataLoader:
+            train = self.dataset("train")
+            return DataLoader(train, batch_size=self.batch_size, sampler=EpochShuffle(len(train), self.seed),
+                              collate_fn=self.collate, num_workers=self.num_workers)
+
+    return DataModule(data, tokenizer, batch_size=cfg.data.batch_size, max_length=cfg.model.language.max_length,
+                      seed=cfg.trainer.seed, num_workers=cfg.data.num_workers)
 
 
 class LanguageTaskModule(TaskModule):
@@ -153,7 +189,6 @@ class LanguageTask:
 
     def build(self, cfg: TrainConfig, hardware: dict[str, str]) -> tuple[Any, Any, int]:
         from ...models.language import build_language_model, load_tokenizer
-        from ...text.data import ReactionDataModule
 
         data, o = self.data, cfg.model.language
         self.tokenizer = load_tokenizer()
@@ -165,8 +200,7 @@ class LanguageTask:
         meta = {"store": dict(self.identity), "classes": list(data.classes), "trainable": model.trainable_parameters(),
                 "versions": {"transformers": self.versions[0], "peft": self.versions[1]}, **hardware}
         module = LanguageTaskModule(model, cfg, meta=meta, class_weights=weights)
-        dm = ReactionDataModule(data, self.tokenizer, batch_size=cfg.data.batch_size, max_length=o.max_length,
-                                seed=cfg.trainer.seed, num_workers=cfg.data.num_workers)
+        dm = _datamodule(data, self.tokenizer, cfg)
         per_rank = -(-len(data.indices("train")) // cfg.data.batch_size)
         return dm, module, per_rank
 
