@@ -154,13 +154,13 @@ def test_tiny_finetune_learns_and_the_adapter_reproduces_it(data, tokenizer, tmp
     texts, labels = small.texts_of("train"), small.labels_of("train")
     before = _mean_loss(model, tokenizer, texts, labels)
     dm = ReactionDataModule(small, tokenizer, batch_size=16, max_length=32, seed=0)
-    module = LanguageModule(model.train(), lr=5e-3, head_lr=3e-2, warmup_fraction=0.0, total_steps=10)
-    trainer = L.Trainer(max_epochs=5, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+    module = LanguageModule(model.train(), lr=5e-3, head_lr=3e-2, warmup_fraction=0.0, total_steps=6)
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=dm)
-    assert trainer.global_step == 10
+    assert trainer.global_step == 6
     assert {"val/acc", "val/f1", "val/loss"} <= set(trainer.callback_metrics)
-    assert len(module.history) == 5 and all(np.isfinite(h["val_f1"]) for h in module.history)
+    assert len(module.history) == 3 and all(np.isfinite(h["val_f1"]) for h in module.history)
     after = _mean_loss(model, tokenizer, texts, labels)
     assert after < 0.7 * before, (before, after)
 

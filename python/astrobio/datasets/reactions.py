@@ -16,7 +16,7 @@ Rules, applied in this order (each documented because each changes the metric):
    (`rare="other"`) or dropped (`rare="drop"`); `OTHER` itself is kept only if it then reaches
    `min_count` names, else its names are dropped too.
 5. Split: stratified by class and deterministic. For each class (sorted), its names are sorted and
-   permuted with `numpy.random.default_rng(seed)` (one generator for the whole split, classes in
+   permuted with a numpy Generator seeded with `seed` (one generator for the whole split, classes in
    sorted order); the first round(n * test) go to test, the next round(n * val) to val (at least
    one each), the rest to train. Same store + same options -> the same split on every machine.
 
