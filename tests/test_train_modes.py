@@ -57,6 +57,7 @@ def test_resume_after_a_crash_is_exact_for_every_model(model, epochs, crash_at, 
 def test_resume_with_another_model_is_one_line(climate_slice, ecoli_graphs, tmp_path, capsys):
     out = tmp_path / "g"
     train(_config("graph", out, climate_slice, ecoli_graphs, max_epochs=1))
+    capsys.readouterr()  # the training run's own log lines
     assert main(["--resume", str(out), "--model", "multimodal"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "was trained with --model graph, not --model multimodal" in err[0]

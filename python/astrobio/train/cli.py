@@ -105,12 +105,28 @@ def build_config(args: argparse.Namespace) -> Any:
     return cfg.validate()
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current sys.stderr, not the one at creation (which may be closed since:
+    pytest's capture, an embedding application)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _log_to_console(level: int) -> None:
     """astrobio's messages (accelerator, precision) on stderr; Lightning keeps its own handler."""
     logger = logging.getLogger("astrobio")
     logger.setLevel(level)
+    for h in list(logger.handlers):  # an older handler bound to a fixed stream: replace it
+        if getattr(h, "_astrobio_console", False) and not isinstance(h, _StderrHandler):
+            logger.removeHandler(h)
     if not any(getattr(h, "_astrobio_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handler._astrobio_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -116,7 +116,7 @@ def sample_negatives(batch: Any, known: torch.Tensor) -> torch.Tensor:
         for _ in range(10):  # rejection sampling; sparse graphs accept almost every candidate
             if got.shape[1] >= need or hi - lo < 2:
                 break
-            cand = torch.randint(lo, hi, (2, 2 * (need - got.shape[1]) + 8))
+            cand = torch.randint(lo, hi, (2, 2 * (need - got.shape[1]) + 8))  # real-data-ok: candidate non-edges of the real graph (negative sampling)
             cand = cand[:, cand[0] != cand[1]]
             cand = cand[:, ~torch.isin(cand[0] * total + cand[1], known)]
             got = torch.cat([got, cand], dim=1)
