@@ -173,7 +173,7 @@ def fit_language(cfg: LanguageConfig | None = None, output_dir: str | Path = "ru
     keep = KeepBestTrainable()
     trainer = L.Trainer(max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=1, precision=cfg.precision,
                         logger=False, enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                        num_sanity_val_steps=0, deterministic=True,
+                        num_sanity_val_steps=0, deterministic="warn",  # warn-only: some CUDA kernels have no deterministic variant
                         callbacks=[keep, EarlyStopping("val/f1", mode="max", patience=cfg.patience)])
     trainer.fit(module, datamodule=dm)
     keep.restore(model)
