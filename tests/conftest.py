@@ -83,3 +83,30 @@ def reference_batch(fx: Fixture, indices, mode: str = "per_variable") -> np.ndar
     # Documented rule: a constant field (std 0) is centred, not scaled.
     scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0).astype(np.float32)
     return np.stack([(s - mean.astype(np.float32)) * scale for s in x])
+
+
+@pytest.fixture(scope="session")
+def climate_slice(tmp_path_factory):
+    """5 real planets of the default climate store (3 train, 1 val, 1 test)."""
+    from train_fixtures import real_climate_slice
+
+    work = tmp_path_factory.mktemp("climate-slice")
+    return real_climate_slice(work / "slice.zarr", work)
+
+
+@pytest.fixture(scope="session")
+def ecoli_graphs(tmp_path_factory):
+    """A graph store with the real e_coli_core network."""
+    from train_fixtures import ecoli_core_graphs
+
+    return ecoli_core_graphs(tmp_path_factory.mktemp("graphs") / "metabolic.zarr")
+
+
+@pytest.fixture(scope="session")
+def ijo_graphs(tmp_path_factory):
+    """A graph store with the real iJO1366 network (the one with reaction subsystems)."""
+    from astrobio.datasets.sources import package_file
+    from astrobio.ingest.metabolic import ingest_metabolic
+
+    return ingest_metabolic({"iJO1366": package_file("cobra", "data/iJO1366.xml.gz")},
+                            tmp_path_factory.mktemp("ijo") / "metabolic.zarr")

@@ -70,3 +70,34 @@ def build_climate_fixture(path: Path, *, planets: int = 8, shape: tuple[int, int
     variables = VARIABLES if names is None else [dataclasses.replace(v, name=n) for v, n in zip(VARIABLES, names)]
     return astrobio.write_store(path, runs, variables=variables, params=PARAMS, split=splits, coords=coords,
                                 provenance={"source": "trainer test fixture", "kind": "generated"})
+
+
+def real_climate_slice(path: Path, work: Path, split: dict[str, list[str]] | None = None) -> Path:
+    """A store at `path` holding a few planets of the real default climate store (built from the
+    shipped ExoPlaSim pack into `work`), unchanged, with `split` (planet ids by split)."""
+    import zarr
+
+    from astrobio.datasets.climate import build_climate_store
+    from astrobio.store import StoreWriter, open_store
+
+    split = split or {"train": ["earth", "proxima_centauri_b", "trappist-1_d"], "val": ["toi-700_d"], "test": ["trappist-1_e"]}
+    src = build_climate_store(work / "climate.zarr")
+    store = open_store(src)
+    cubes = zarr.open_array(src / "cubes", mode="r")
+    params = zarr.open_array(src / "params", mode="r")
+    with StoreWriter(path, variables=store.variables, params=store.params, sample_shape=store.sample_shape,
+                     coords=store.manifest.get("coords"), name="slice of the default climate store",
+                     provenance={"kind": "simulation", "source": str(src), "runs": [r for s in split.values() for r in s]}) as w:
+        for run_id in [r for s in split.values() for r in s]:
+            run = store.run(run_id)
+            w.add_run(run_id, np.asarray(cubes[run.start : run.start + run.count]),
+                      np.asarray(params[run.start : run.start + run.count]))
+        return w.commit(split)
+
+
+def ecoli_core_graphs(path: Path) -> Path:
+    """A graph store with cobra's e_coli_core network only (real, small: 72 metabolites)."""
+    from astrobio.datasets.sources import package_file
+    from astrobio.ingest.metabolic import ingest_metabolic
+
+    return ingest_metabolic({"e_coli_core": package_file("cobra", "data/textbook.xml.gz")}, path)

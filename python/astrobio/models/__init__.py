@@ -1,7 +1,14 @@
-"""Models (each imports only torch and its own library) and the registry the trainer builds from."""
+"""Models (each imports only torch and its own library) and the registry the trainer builds from.
+
+`DatacubeEmulator` and `FusionModel` need only torch. `GraphVAE` needs torch_geometric and the
+language model transformers + peft: their modules import those libraries only when a model is
+built, so `import astrobio.models` works without them (the model then raises
+astrobio.DependencyError naming the pip extra: `graph` or `llm`).
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import nn
@@ -10,10 +17,20 @@ from .datacube import DatacubeEmulator
 from .physics import KAPPA_DRY_AIR, PhysicsLoss, humidity_negativity, static_instability
 
 __all__ = ["MODELS", "build_model", "DatacubeEmulator", "PhysicsLoss", "KAPPA_DRY_AIR", "humidity_negativity",
-           "static_instability"]
+           "static_instability", "GraphVAE", "GCNEncoder", "FusionModel"]
 
-#: name -> model class; every class takes (n_params, out_shape, **options).
+# name -> module, imported on first use (optional libraries stay unimported until then)
+_LAZY = {"GraphVAE": "graph", "GCNEncoder": "graph", "FusionModel": "multimodal"}
+
+#: name -> model class; every class takes (n_params, out_shape, **options). (The other models
+#: are built by their tasks in astrobio.train.tasks.)
 MODELS: dict[str, type[nn.Module]] = {"datacube": DatacubeEmulator}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_model(name: str, n_params: int, out_shape: tuple[int, ...], **options: Any) -> nn.Module:

@@ -1,4 +1,4 @@
-"""The trainer: typed config -> Lightning fit (AMP, clipping, warmup + cosine, accumulation,
+"""The trainer (every model through one entry point; model-specific parts in `tasks`): typed config -> Lightning fit (AMP, clipping, warmup + cosine, accumulation,
 atomic checkpoints, exact resume, early stopping, non-finite guard, DDP) -> held-out evaluation
 beside the climatology baseline, summary and plots. Entry point: `python -m astrobio.train`.
 
@@ -16,7 +16,9 @@ _EXPORTS = {
     "load_checkpoint": "checkpoint",
     "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config", "PhysicsConfig": "config",
     "TrainConfig": "config", "TrainerConfig": "config", "config_from_dict": "config",
-    "EmulatorModule": "module", "NonFiniteLossError": "module",
+    "EmulatorModule": "module", "NonFiniteLossError": "module", "TaskModule": "module",
+    "GraphOptions": "config", "MultimodalOptions": "config", "LanguageOptions": "config",
+    "TASKS": "tasks", "get_task": "tasks", "run_full": "pipeline", "PHASES": "pipeline",
     "DataLoaderError": "guards", "ExplodingGradientError": "guards", "GradientGuard": "guards", "preflight": "guards",
     "RunResult": "trainer", "train": "trainer",
 }

@@ -7,7 +7,7 @@ sampler state (a copy, for inspection). Everything in it is tensors and plain Py
 loading never unpickles code.
 
 Files in `<run>/checkpoints/`: `last.ckpt` (every epoch, and every N optimizer steps when asked),
-`best.ckpt` (lowest validation RMSE so far), `epoch-XXXX.ckpt` every N epochs (XXXX = epochs
+`best.ckpt` (best monitored validation metric so far: lowest RMSE, highest AUC, ...), `epoch-XXXX.ckpt` every N epochs (XXXX = epochs
 completed).
 """
 
@@ -112,10 +112,14 @@ class RunCheckpoints(Checkpoint):
     updated their state, like Lightning's ModelCheckpoint. Its own state (best score) is saved
     in the checkpoint and restored on resume."""
 
-    def __init__(self, dirpath: str | Path, *, monitor: str, every_n_epochs: int = 5, every_n_steps: int = 0) -> None:
+    def __init__(self, dirpath: str | Path, *, monitor: str, mode: str = "min", every_n_epochs: int = 5,
+                 every_n_steps: int = 0) -> None:
         super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be min or max, got {mode!r}")
         self.dirpath = Path(dirpath)
         self.monitor = monitor
+        self.mode = mode
         self.every_n_epochs = every_n_epochs
         self.every_n_steps = every_n_steps
         self.best_score: float | None = None
@@ -166,7 +170,8 @@ class RunCheckpoints(Checkpoint):
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None:
             score = float(value)
-            if math.isfinite(score) and (self.best_score is None or score < self.best_score):
+            better = self.best_score is None or (score < self.best_score if self.mode == "min" else score > self.best_score)
+            if math.isfinite(score) and better:
                 self.best_score, self.best_epoch = score, epoch
                 self._save(trainer, self.best_path)
         if epoch % self.every_n_epochs == 0:

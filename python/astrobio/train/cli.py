@@ -14,6 +14,11 @@ __all__ = ["build_parser", "build_config", "main"]
 
 EXAMPLES = """examples:
   python -m astrobio.train                                  # default model on the default climate dataset
+  python -m astrobio.train --model graph                    # graph VAE: link prediction on the metabolic networks
+  python -m astrobio.train --model language                 # LoRA MiniLM: reaction name -> subsystem
+  python -m astrobio.train --model multimodal               # fusion of climate cube + planet parameters
+  python -m astrobio.train --mode full --output-dir runs/full   # every component in phases, then fusion
+  python -m astrobio.train --mode full --resume runs/full   # skip finished phases, continue the interrupted one
   python -m astrobio.train --max-epochs 5 --batch-size 16 --seed 1
   python -m astrobio.train --store my_climate.zarr --output-dir runs/exp1 --physics-constraints
   python -m astrobio.train --config exp.yaml --set optim.lr=0.001 --set trainer.patience=4
@@ -22,7 +27,8 @@ EXAMPLES = """examples:
   torchrun --nnodes 2 --nproc_per_node 8 ... -m astrobio.train --devices 8 --num-nodes 2 --output-dir runs/big
 
 config file (YAML; every key optional, see astrobio/train/config.py):
-  model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8]}
+  model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8],
+            graph: {hidden: 64, latent: 32, kl_anneal_epochs: 50}, multimodal: {embed: 64}, language: {lora_r: 8}}
   optim:   {lr: 0.002, accumulate: 2, grad_clip: 1.0}
   trainer: {max_epochs: 60, patience: 10, precision: auto, checkpoint_every_n_epochs: 10}
 """
@@ -37,13 +43,16 @@ FLAGS = {
 
 
 def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentParser:
-    from ..models import MODELS
+    from .tasks import TASKS
 
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Train a model on an astrobio store: checkpoints, exact resume, early stopping, TensorBoard, "
                     "DDP via torchrun; ends with a summary table and plots in the run folder.")
-    p.add_argument("--model", choices=sorted(MODELS), help="model to train (default: datacube)")
+    p.add_argument("--model", choices=sorted(TASKS), help="model to train (default: datacube)")
+    p.add_argument("--mode", choices=["train", "full"], default="train",
+                   help="train: one model; full: every component in phases (each encoder, then fusion) into "
+                        "<output-dir>/phases/<name>/, resumable at phase boundaries")
     p.add_argument("--config", metavar="FILE", help="YAML config file")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--batch-size", type=int, help="batch size per device")
@@ -63,51 +72,106 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
     return p
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """defaults (or the resumed checkpoint's config) < --config < --set < flags."""
-    from .checkpoint import load_checkpoint
-    from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, parse_set
-    from .trainer import resolve_checkpoint
+def override_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The user's settings in precedence order: --config file, --set, flags."""
+    from .config import load_yaml, parse_set
 
-    if args.resume:
-        cfg = config_from_dict(load_checkpoint(resolve_checkpoint(args.resume))["astrobio"]["config"])
-    else:
-        cfg = TrainConfig()
-    if args.config:
-        apply_overrides(cfg, load_yaml(args.config))
-    apply_overrides(cfg, parse_set(args.set))
+    layers = [load_yaml(args.config)] if args.config else []
+    layers.append(parse_set(args.set))
     flags: dict[str, Any] = {}
     for name, path in FLAGS.items():
-        value = getattr(args, name)
+        value = getattr(args, name, None)
         if value is not None:
             section, key = path.split(".")
             flags.setdefault(section, {})[key] = value
-    apply_overrides(cfg, flags)
+    layers.append(flags)
+    return layers
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The model's defaults (or the resumed checkpoint's config) < --config < --set < flags."""
+    from .checkpoint import load_checkpoint
+    from .config import TrainConfig, apply_overrides, config_from_dict, model_name
+
+    layers = override_layers(args)
+    if args.resume:
+        from .trainer import resolve_checkpoint
+
+        cfg = config_from_dict(load_checkpoint(resolve_checkpoint(args.resume))["astrobio"]["config"])
+    else:
+        cfg = TrainConfig.for_model(model_name(*layers))
+    for layer in layers:
+        apply_overrides(cfg, layer)
     return cfg.validate()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current sys.stderr, not the one at creation (which may be closed since:
+    pytest's capture, an embedding application)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def _log_to_console(level: int) -> None:
     """astrobio's messages (accelerator, precision) on stderr; Lightning keeps its own handler."""
     logger = logging.getLogger("astrobio")
     logger.setLevel(level)
+    for h in list(logger.handlers):  # an older handler bound to a fixed stream: replace it
+        if getattr(h, "_astrobio_console", False) and not isinstance(h, _StderrHandler):
+            logger.removeHandler(h)
     if not any(getattr(h, "_astrobio_console", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handler._astrobio_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
 
 
+def _import_trainer() -> Any:
+    """`trainer.train`; an ImportError while Lightning imports becomes one DependencyError line.
+    (torchmetrics, a Lightning dependency, imports transformers whenever it is installed, so a
+    broken transformers install breaks the trainer of every model: name it and the fix.)"""
+    from ..errors import DependencyError
+
+    try:
+        from .trainer import train
+    except ImportError as e:
+        from ..models._optional import EXTRAS
+
+        name = (e.name or "").split(".")[0]
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if name in EXTRAS:
+            raise DependencyError(f"the trainer cannot import: {name} is installed but fails to import ({first}); "
+                                  f"reinstall it with: pip install --force-reinstall 'astrobio[{EXTRAS[name][0]}]' "
+                                  f"(or uninstall {name})") from None
+        raise DependencyError(f"the trainer cannot import ({type(e).__name__}: {first}); reinstall astrobio's "
+                              "dependencies: pip install astrobio") from None
+    return train
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:
     args = build_parser(prog).parse_args(argv)
     _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        from .trainer import train
+        if args.mode == "full":
+            _import_trainer()
+            from .pipeline import run_full
 
+            result = run_full(override_layers(args), resume=args.resume)
+            print(result.table)
+            print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
+            return 0
+        train = _import_trainer()
         result = train(build_config(args), resume=args.resume)
         if result.table:
             print(result.table)
-            print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, fields.png, checkpoints/, tensorboard/)")
+            print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, plots, checkpoints/, tensorboard/)")
         return 0
     except AstrobioError as e:
         message = " ".join(str(e).split())

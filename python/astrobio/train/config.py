@@ -4,12 +4,20 @@ dict in every checkpoint and as `config.yaml` in the run folder.
 
 YAML layout (every key optional):
 
-    model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8}
-    data:    {store: null, normalize: per_variable, batch_size: 8, num_workers: 0, verify: true, timeout: 600}
+    model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8,
+              graph: {hidden: 64, latent: 32, ...}, multimodal: {...}, language: {...}}
+    data:    {store: null, graphs: null, normalize: per_variable, batch_size: 8, num_workers: 0,
+              verify: true, timeout: 600}
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
               grad_clip: 1.0, accumulate: 1}
     physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}
     trainer: {max_epochs: 60, patience: 10, seed: 0, precision: auto, ...}
+
+`model`'s top-level options are the datacube emulator's (so configs written before the other
+models existed still load); each other model has its own section (`model.graph`,
+`model.multimodal`, `model.language`), read only when that model is trained. Each model also has
+defaults for the shared sections (e.g. the graph VAE trains more, cheaper epochs): they are
+applied first (`TrainConfig.for_model`), then the file, `--set` and flags.
 """
 
 from __future__ import annotations
@@ -23,25 +31,80 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 
-__all__ = ["ModelConfig", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
+__all__ = ["GraphOptions", "MultimodalOptions", "LanguageOptions", "ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
            "load_yaml", "apply_overrides", "config_from_dict", "parse_set"]
+
+
+@dataclass
+class GraphOptions:
+    """The graph VAE (`--model graph`): link prediction on metabolic networks."""
+
+    networks: list[str] = field(default_factory=lambda: ["iJO1366", "iYS1720", "e_coli_core"])
+    hidden: int = 64                  # GCN hidden width
+    latent: int = 32                  # embedding size (mu, logstd)
+    kl_weight: float = 1.0            # final weight of the KL term (per node, as in PyG's VGAE example)
+    kl_anneal_epochs: int = 50        # linear KL warm-up from 0 (0: full weight from the start)
+    val_fraction: float = 0.05        # held-out edges per network (RandomLinkSplit)
+    test_fraction: float = 0.10
+    split_seed: int = 0               # the edge split's seed (fixed: independent of trainer.seed)
+
+
+@dataclass
+class MultimodalOptions:
+    """Multimodal fusion (`--model multimodal`) on climate samples; see docs/training.md."""
+
+    modalities: list[str] = field(default_factory=lambda: ["params", "cube"])
+    embed: int = 64                   # embedding size of each encoder
+    cube_channels: list[int] = field(default_factory=lambda: [32, 64])
+    cube_variables: list[str] = field(default_factory=lambda: ["ua", "va", "hus", "wap"])
+    dropout: float = 0.1
+    init_params: str | None = None    # checkpoint whose params encoder initializes this one (--mode full)
+    init_cube: str | None = None      # checkpoint whose cube encoder initializes this one (--mode full)
+
+
+@dataclass
+class LanguageOptions:
+    """The LoRA language model (`--model language`): reaction name -> subsystem (the data rules
+    are astrobio.datasets.reactions'; optim.lr is the LoRA matrices' learning rate)."""
+
+    networks: list[str] | None = None  # metabolic models to read (None: all; only iJO1366 has subsystems)
+    r: int = 8                        # LoRA rank
+    alpha: int = 16
+    dropout: float = 0.1              # LoRA dropout
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    head_dropout: float = 0.1
+    max_length: int = 64              # word pieces per name
+    head_lr: float = 3e-3             # the new classification head's learning rate
+    label_smoothing: float = 0.0
+    class_weight: str = "balanced"    # balanced | none (cross-entropy weights n / (K n_k))
+    min_count: int = 10               # rarer subsystems merge into "other" (rare=other) or are dropped
+    rare: str = "other"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    subset: list[int] | None = None   # [train, val, test] sizes: the first examples of each split (quick runs)
 
 
 @dataclass
 class ModelConfig:
     name: str = "datacube"
+    # the datacube emulator's options (top level, as before the other models existed)
     hidden: int = 128
     channels: list[int] = field(default_factory=lambda: [32, 32, 16, 8])
     skip_channels: int = 8
+    graph: GraphOptions = field(default_factory=GraphOptions)
+    multimodal: MultimodalOptions = field(default_factory=MultimodalOptions)
+    language: LanguageOptions = field(default_factory=LanguageOptions)
 
     def options(self) -> dict[str, Any]:
-        """Constructor options of the model (everything but the name)."""
-        return {k: v for k, v in asdict(self).items() if k != "name"}
+        """Constructor options of the datacube emulator (the top-level keys but the name)."""
+        return {"hidden": self.hidden, "channels": list(self.channels), "skip_channels": self.skip_channels}
 
 
 @dataclass
 class DataConfig:
-    store: str | None = None          # None: the default dataset's climate store
+    store: str | None = None          # climate store (datacube, multimodal); None: the default dataset's
+    graphs: str | None = None         # metabolic graph store (graph, language); None: the default dataset's
     params: list[str] | None = None   # model inputs by name (None: every parameter of the store)
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
@@ -88,6 +151,7 @@ class TrainerConfig:
     plots: bool = True
     plot_samples: int = 3
     deterministic: bool = True
+    phases: list[str] | None = None   # --mode full: the phases to run, in order (None: all; see astrobio.train.pipeline)
 
 
 @dataclass
@@ -100,6 +164,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def for_model(cls, name: str) -> "TrainConfig":
+        """Defaults for model `name`: the dataclass defaults, then that model's own defaults for
+        the shared sections (astrobio.train.tasks.DEFAULTS)."""
+        from .tasks import DEFAULTS, check_name
+
+        check_name(name)
+        cfg = cls()
+        cfg.model.name = name
+        return apply_overrides(cfg, DEFAULTS.get(name, {}))
 
     def validate(self) -> "TrainConfig":
         """Range checks that types alone do not express; returns self."""
@@ -126,6 +201,22 @@ class TrainConfig:
             (self.trainer.checkpoint_every_n_epochs >= 1, "trainer.checkpoint_every_n_epochs must be >= 1"),
             (self.trainer.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps must be >= 0"),
             (self.trainer.plot_samples >= 0, "trainer.plot_samples must be >= 0"),
+            (self.model.graph.latent >= 1 and self.model.graph.hidden >= 1, "model.graph.hidden and latent must be >= 1"),
+            (self.model.graph.kl_weight >= 0 and self.model.graph.kl_anneal_epochs >= 0,
+             "model.graph.kl_weight and kl_anneal_epochs must be >= 0"),
+            (0 < self.model.graph.val_fraction and 0 < self.model.graph.test_fraction
+             and self.model.graph.val_fraction + self.model.graph.test_fraction < 0.5,
+             "model.graph.val_fraction and test_fraction must be > 0 and sum to < 0.5"),
+            (bool(self.model.graph.networks), "model.graph.networks must name at least one network"),
+            (bool(self.model.multimodal.modalities) and set(self.model.multimodal.modalities) <= {"params", "cube"}
+             and len(set(self.model.multimodal.modalities)) == len(self.model.multimodal.modalities),
+             "model.multimodal.modalities must be a non-empty subset of [params, cube]"),
+            (self.model.language.class_weight in ("balanced", "none"), "model.language.class_weight must be balanced or none"),
+            (self.model.language.rare in ("other", "drop"), "model.language.rare must be other or drop"),
+            (self.model.language.subset is None or (len(self.model.language.subset) == 3 and min(self.model.language.subset) >= 1),
+             "model.language.subset must be [train, val, test] sizes >= 1"),
+            (self.model.multimodal.embed >= 1 and 0 <= self.model.multimodal.dropout < 1,
+             "model.multimodal.embed must be >= 1 and dropout in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -199,6 +290,18 @@ def apply_overrides(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
     """A config from defaults + a nested mapping (e.g. the dict saved in a checkpoint)."""
     return apply_overrides(TrainConfig(), values).validate()
+
+
+def model_name(*layers: Mapping[str, Any], default: str = "datacube") -> str:
+    """The `model.name` the last layer that sets it gives (layers in precedence order)."""
+    name = default
+    for layer in layers:
+        model = layer.get("model")
+        if isinstance(model, Mapping) and "name" in model:
+            if not isinstance(model["name"], str):
+                raise ConfigError(f"model.name must be a string, got {model['name']!r}")
+            name = model["name"]
+    return name
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

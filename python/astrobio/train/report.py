@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DependencyError
 
-__all__ = ["summary_table", "write_summary", "plot_loss_curves", "plot_fields"]
+__all__ = ["summary_table", "rows_table", "write_summary", "plot_loss_curves", "plot_metric_curves", "plot_fields"]
 
 
 def _fmt(x: float) -> str:
@@ -50,8 +50,20 @@ def summary_table(summary: dict[str, Any]) -> str:
     return head + "\n" + "\n".join(lines)
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> str:
-    table = summary_table(summary)
+def rows_table(head: str, rows: list[tuple[str, ...]]) -> str:
+    """`head` over a plain-text table of `rows` (the first row is the header; the first two
+    columns left-aligned, the others right-aligned)."""
+    n = max(len(r) for r in rows)
+    rows = [tuple(r) + ("",) * (n - len(r)) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(n)]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return head + "\n" + "\n".join(lines)
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any], table: str | None = None) -> str:
+    """summary.txt (the table; the datacube table when none is given) and summary.json."""
+    table = summary_table(summary) if table is None else table
     (run_dir / "summary.txt").write_text(table + "\n")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     return table
@@ -88,6 +100,35 @@ def plot_loss_curves(history: dict[str, Any], path: Path, baseline_val_rmse: flo
         ax2.axhline(baseline_val_rmse, color="k", ls="--", label="climatology")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("val RMSE [normalized]")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_metric_curves(history: dict[str, Any], path: Path, *, metric: str, label: str,
+                       baseline: float | None = None, baseline_label: str = "baseline") -> Path:
+    """Training loss per step and epoch, and the monitored validation metric per epoch beside
+    the baseline's value (any model; `metric` is the key of the history's epoch dicts)."""
+    plt = _pyplot()
+    epochs = history["epochs"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = np.asarray([s[2] for s in history["steps"]], float)
+    losses = np.asarray([s[3] for s in history["steps"]], float)
+    if len(steps):
+        ax1.plot(steps, losses, lw=0.6, alpha=0.5, label="train loss (batch)")
+    ax1.plot([e["step"] for e in epochs], [e["train_loss"] for e in epochs], "o-", ms=3, label="train loss (epoch mean)")
+    if epochs and "val_loss" in epochs[0]:
+        ax1.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "s-", ms=3, label="val loss")
+    ax1.set_xlabel("optimizer step")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot([e["epoch"] for e in epochs], [e[metric] for e in epochs], "s-", ms=3, label="model")
+    if baseline is not None and math.isfinite(baseline):
+        ax2.axhline(baseline, color="k", ls="--", label=baseline_label)
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel(label)
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

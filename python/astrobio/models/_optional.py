@@ -1,0 +1,34 @@
+"""Optional libraries, imported only when the model that needs them is asked for.
+
+A missing or broken install (ImportError, or any error raised while the library imports, e.g.
+an ABI mismatch) disables only its own model: astrobio.DependencyError with one line naming
+the pip extra that installs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import DependencyError
+
+__all__ = ["EXTRAS", "require"]
+
+#: import name -> (pip extra, what needs it)
+EXTRAS = {
+    "torch_geometric": ("graph", "the graph VAE (--model graph)"),
+    "transformers": ("llm", "the language model (--model language)"),
+    "peft": ("llm", "the language model (--model language)"),
+    "sklearn": ("llm", "the language model's TF-IDF baseline (--model language)"),
+}
+
+
+def require(name: str) -> ModuleType:
+    """`import name`, or DependencyError naming the extra to install."""
+    try:
+        return importlib.import_module(name)
+    except Exception as e:  # broken installs raise more than ImportError (OSError, AttributeError, ...)
+        extra, who = EXTRAS.get(name.split(".")[0], ("dev", "this component"))
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DependencyError(f"{who} needs {name.split('.')[0]}, which is unavailable ({type(e).__name__}: {first}); "
+                              f"install it with: pip install 'astrobio[{extra}]'") from None
