@@ -82,33 +82,16 @@ def _pyplot() -> Any:
 
 
 def plot_loss_curves(history: dict[str, Any], path: Path, baseline_val_rmse: float | None) -> Path:
-    plt = _pyplot()
-    epochs = history["epochs"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = np.asarray([s[2] for s in history["steps"]], float)
-    losses = np.asarray([s[3] for s in history["steps"]], float)
-    if len(steps):
-        ax1.plot(steps, losses, lw=0.6, alpha=0.5, label="train loss (batch)")
-    ax1.plot([e["step"] for e in epochs], [e["train_loss"] for e in epochs], "o-", label="train loss (epoch mean)")
-    ax1.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "s-", label="val MSE")
-    ax1.set_xlabel("optimizer step")
-    ax1.set_ylabel("loss [normalized units^2]")
-    ax1.set_yscale("log")
-    ax1.legend()
-    ax2.plot([e["epoch"] for e in epochs], [e["val_rmse"] for e in epochs], "s-", label="model")
-    if baseline_val_rmse is not None:
-        ax2.axhline(baseline_val_rmse, color="k", ls="--", label="climatology")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("val RMSE [normalized]")
-    ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    """The datacube emulator's curves: losses in normalized units (log scale) and validation RMSE
+    beside the climatology."""
+    return plot_metric_curves(history, path, metric="val_rmse", label="val RMSE [normalized]",
+                              baseline=baseline_val_rmse, baseline_label="climatology",
+                              loss_label="loss [normalized units^2]", val_loss_label="val MSE", log_loss=True)
 
 
 def plot_metric_curves(history: dict[str, Any], path: Path, *, metric: str, label: str,
-                       baseline: float | None = None, baseline_label: str = "baseline") -> Path:
+                       baseline: float | None = None, baseline_label: str = "baseline", loss_label: str = "loss",
+                       val_loss_label: str = "val loss", log_loss: bool = False) -> Path:
     """Training loss per step and epoch, and the monitored validation metric per epoch beside
     the baseline's value (any model; `metric` is the key of the history's epoch dicts)."""
     plt = _pyplot()
@@ -120,9 +103,11 @@ def plot_metric_curves(history: dict[str, Any], path: Path, *, metric: str, labe
         ax1.plot(steps, losses, lw=0.6, alpha=0.5, label="train loss (batch)")
     ax1.plot([e["step"] for e in epochs], [e["train_loss"] for e in epochs], "o-", ms=3, label="train loss (epoch mean)")
     if epochs and "val_loss" in epochs[0]:
-        ax1.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "s-", ms=3, label="val loss")
+        ax1.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "s-", ms=3, label=val_loss_label)
     ax1.set_xlabel("optimizer step")
-    ax1.set_ylabel("loss")
+    ax1.set_ylabel(loss_label)
+    if log_loss:
+        ax1.set_yscale("log")
     ax1.legend()
     ax2.plot([e["epoch"] for e in epochs], [e[metric] for e in epochs], "s-", ms=3, label="model")
     if baseline is not None and math.isfinite(baseline):
