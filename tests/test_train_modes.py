@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import json
 
-import lightning as L
 import pytest
 import torch
 
 from astrobio.train import TrainConfig, load_checkpoint, train
 from astrobio.train.cli import build_config, build_parser, main
+from train_fixtures import Crash
 
 QUIET = {"progress_bar": False, "logger": "none", "plots": False}
-
-
-class Crash(L.Callback):
-    """Simulates the process dying after optimizer step `at` (before that step's checkpoint)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.at:
-            raise RuntimeError("simulated crash")
 
 
 def _config(model, out, climate_slice, ecoli_graphs, **trainer) -> TrainConfig:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -16,7 +15,7 @@ import astrobio
 from astrobio.models import DatacubeEmulator
 from astrobio.train import TrainConfig, load_checkpoint, train
 from astrobio.train.cli import main
-from train_fixtures import build_climate_fixture
+from train_fixtures import Crash, build_climate_fixture
 
 SMALL = ["--set", "model.channels=[16, 16, 8]", "--set", "model.hidden=32", "--set", "trainer.progress_bar=false"]
 
@@ -77,17 +76,6 @@ def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_
     assert "holds a 'datacube' model" in (line := _one_line_error(capsys)) and "hidden=32" in line and "hidden=64" in line
     assert main(["--resume", str(out), "--max-epochs", "3", "--set", "trainer.plots=false"]) == 0
     assert len(load_checkpoint(out / "checkpoints" / "last.ckpt")["astrobio"]["history"]["epochs"]) == 3
-
-
-class Crash(L.Callback):
-    """Simulates the process dying after optimizer step `at` (before that step's checkpoint)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.at:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.mark.parametrize("where", ["mid-epoch", "epoch-end"])

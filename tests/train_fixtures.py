@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 
 import astrobio
@@ -101,3 +102,14 @@ def ecoli_core_graphs(path: Path) -> Path:
     from astrobio.ingest.metabolic import ingest_metabolic
 
     return ingest_metabolic({"e_coli_core": package_file("cobra", "data/textbook.xml.gz")}, path)
+
+
+class Crash(L.Callback):
+    """Simulates the process dying after optimizer step `at` (before that step's checkpoint)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.at:
+            raise RuntimeError("simulated crash")
