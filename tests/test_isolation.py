@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import astrobio
+
+# the astrobio under test (installed wheel in CI, the source tree in an editable install): the
+# child interpreters must import the same one, native module included
+PACKAGE_ROOT = Path(astrobio.__file__).resolve().parents[1]
 
 PRELUDE = textwrap.dedent('''
     import importlib.abc, importlib.metadata, sys
@@ -62,7 +66,7 @@ BODY = textwrap.dedent('''
 def _run(tmp_path, how: str, names: str, broken: str, *other: str) -> subprocess.CompletedProcess:
     script = tmp_path / "isolate.py"
     script.write_text(PRELUDE + BODY)
-    env = {"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+    env = {"PYTHONPATH": str(PACKAGE_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "ASTROBIO_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, str(script), how, names, broken, *other], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -151,7 +155,7 @@ def test_importing_astrobio_loads_no_optional_library(tmp_path):
             "import astrobio.models.graph, astrobio.models.language, astrobio.models.multimodal; "
             "from astrobio.models import DatacubeEmulator, FusionModel, GraphVAE; "
             "print(sorted(m for m in ('torch_geometric', 'transformers', 'peft', 'sklearn', 'lightning') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(ROOT / "python"), "PATH": "/usr/bin:/bin",
+    proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(PACKAGE_ROOT), "PATH": "/usr/bin:/bin",
                                                              "HOME": str(tmp_path)},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
