@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 __all__ = ["fsync_tree", "fsync_dir", "atomic_write_bytes", "swap_into_place", "temp_sibling", "tree_digest",
-           "contained"]
+           "file_digest", "contained"]
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -112,6 +112,15 @@ def contained(root: Path, rel: str) -> Path | None:
     if any(p in ("", ".", "..") for p in parts) or Path(rel).is_absolute() or Path(rel).drive:
         return None
     return root.joinpath(*parts)
+
+
+def file_digest(path: Path) -> str:
+    """"sha256:<hex>" of one file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def tree_digest(root: Path, exclude: frozenset[str] = frozenset()) -> str:

@@ -12,17 +12,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .._fsutil import file_digest
 from .._redact import redact
 
 __all__ = ["file_digest", "sources_record", "tool_versions", "inputs_digest", "up_to_date", "command_line"]
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
 
 
 def sources_record(paths: Iterable[Path]) -> list[dict[str, Any]]:

