@@ -6,8 +6,7 @@ core `astrobio._core`; everything here imports only numpy/zarr at package import
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import AstrobioError, ConfigError, DataNotFoundError, DependencyError, IntegrityError, SampleIndexError
 from .reader import Batch, CubeReader
 from .store import Run, Store, StoreWriter, Variable, open_store, write_store

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["fsync_tree", "fsync_dir", "atomic_write_bytes", "swap_into_place", "temp_sibling", "tree_digest",
+__all__ = ["fsync_tree", "fsync_dir", "atomic_write", "atomic_write_bytes", "swap_into_place", "temp_sibling", "tree_digest",
            "file_digest", "contained"]
 
 
@@ -39,12 +42,19 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: temp file in the same directory, fsync, rename."""
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; on a clean exit flush, fsync, rename it
+    over `path` and fsync the directory, so readers see the old file or the whole new one and a
+    crash leaves no partial file. On an exception the temporary file is removed. The one way
+    astrobio writes files that matter (manifests, checkpoints, summaries, simulation outputs)."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
     tmp = temp_sibling(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        with open(tmp, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -52,6 +62,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 def swap_into_place(built: Path, target: Path) -> None:

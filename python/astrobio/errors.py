@@ -14,7 +14,15 @@ __all__ = [
     "ConfigError",
     "DependencyError",
     "SampleIndexError",
+    "first_line",
 ]
+
+
+def first_line(e: BaseException) -> str:
+    """`TypeName: first line of the message` (or just the type name): how a foreign exception is
+    quoted inside one of astrobio's one-line errors."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 class AstrobioError(Exception):
