@@ -10,6 +10,9 @@ reference first, so a fast wrong answer never wins):
                         and normalize + torch default_collate (the reference output)
   zarrs+numpy           the same through the `zarrs` Rust codec pipeline for zarr-python
   tensorstore+numpy     the same through tensorstore
+  ... batched           zarr / zarrs / tensorstore reading the whole batch with ONE orthogonal
+                        selection (index array), so they decode its chunks concurrently; then
+                        the same numpy check + normalize (the peers at their best)
   decode-only (file)    read each chunk file + decompress it into the batch (numcodecs /
                         zstandard, one thread): the store's codec alone, no checks
   decode-only (memory)  decompress chunk bytes already in memory: the codec's own ceiling
@@ -87,7 +90,19 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, float]:
             if other != mine and not other.startswith("astrobio-") and r.get("gb_per_s"):
                 out[f"{mine} / {other}"] = results[mine]["gb_per_s"] / r["gb_per_s"]
     out["astrobio-2t / astrobio-1t"] = results["astrobio-2t"]["gb_per_s"] / results["astrobio-1t"]["gb_per_s"]
+    name, fastest = fastest_peer(results)
+    out[f"headline: astrobio-2t / fastest peer ({name})"] = results["astrobio-2t"]["gb_per_s"] / fastest
     return out
+
+
+PEER_PREFIXES = ("zarr", "tensorstore")  # the libraries astrobio is compared with (not the bounds)
+
+
+def fastest_peer(results: dict[str, dict[str, float]]) -> tuple[str, float]:
+    """(name, GB/s) of the fastest peer library row, per-sample, batched or DataLoader."""
+    peers_only = {k: r["gb_per_s"] for k, r in results.items() if k.startswith(PEER_PREFIXES) and r.get("gb_per_s")}
+    name = max(peers_only, key=peers_only.__getitem__)
+    return name, peers_only[name]
 
 
 def print_table(results: dict[str, dict], ratio: dict[str, float], skipped: dict[str, str]) -> None:

@@ -1,6 +1,8 @@
 """The contenders of benches/loader.py: astrobio and its peers doing the same work per batch.
 
-Each contender is `run() -> bytes of normalized float32 output` over all the benchmark's
+Peers appear twice: per sample (what a map-style torch Dataset does) and batched (the whole
+batch as one selection, which lets each decode the batch's chunks concurrently: the peers at
+their best). Each contender is `run() -> bytes of normalized float32 output` over all the benchmark's
 batches, plus `check(batch) -> array` on one batch, compared with the zarr+numpy reference
 before any timing. A peer that is not installed is reported as skipped, with the pip command.
 """
@@ -75,6 +77,21 @@ class ZarrSamples:
         import torch
 
         return torch.from_numpy(self.norm(self.arr[i]))
+
+
+def batched_zarr(path: Path, pipeline: str | None = None) -> Callable[[Batch], np.ndarray]:
+    """The whole batch as ONE orthogonal selection (`oindex`): zarr-python fetches and decodes
+    the batch's chunks concurrently (its async pipeline), then numpy checks and normalizes."""
+    samples = ZarrSamples(path, pipeline)
+    return lambda idx: samples.norm(samples.arr.oindex[np.asarray(idx)])
+
+
+def batched_tensorstore(path: Path, norm: Normalizer) -> Callable[[Batch], np.ndarray]:
+    """The whole batch as one tensorstore index-array read (its own thread pool decodes concurrently)."""
+    import tensorstore as ts
+
+    arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path / "cubes")}}, read=True).result()
+    return lambda idx: norm(arr.oindex[np.asarray(idx)].read().result())
 
 
 def collated(getitem: Callable[[int], Any]) -> Callable[[Batch], np.ndarray]:
@@ -160,16 +177,19 @@ def contenders(path: Path, batches: list[Batch], workers: bool = True):
         reader = _core.BatchReader(str(path), "per_variable", t)
         per_batch[f"astrobio-{t}t"] = lambda idx, r=reader: r.read_batch(idx, out.reshape(len(idx), *r.sample_shape))
     per_batch["zarr+numpy"] = reference
+    per_batch["zarr batched"] = batched_zarr(path)
     try:
         import zarrs  # noqa: F401
 
         per_batch["zarrs+numpy"] = collated(ZarrSamples(path, "zarrs.ZarrsCodecPipeline").__getitem__)
+        per_batch["zarrs batched"] = batched_zarr(path, "zarrs.ZarrsCodecPipeline")
     except ImportError:
-        skipped["zarrs+numpy"] = "not installed: pip install zarrs"
+        skipped["zarrs+numpy"] = skipped["zarrs batched"] = "not installed: pip install zarrs"
     try:
         per_batch["tensorstore+numpy"] = collated(tensorstore_getitem(path, norm))
+        per_batch["tensorstore batched"] = batched_tensorstore(path, norm)
     except ImportError:
-        skipped["tensorstore+numpy"] = "not installed: pip install tensorstore"
+        skipped["tensorstore+numpy"] = skipped["tensorstore batched"] = "not installed: pip install tensorstore"
 
     decode = chunk_decoder(path)
     raw = out.reshape(len(batches[0]), -1)
