@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from . import cube, graph, table
 from ._group import read_group_manifest
@@ -23,6 +23,7 @@ __all__ = ["KINDS", "StoreKind", "format_of", "FORMAT", "FORMAT_VERSION", "Metab
            "Variable", "open_graphs", "open_store", "open_table", "write_store"]
 
 
+@runtime_checkable
 class StoreKind(Protocol):
     """What a store kind provides to the rest of astrobio."""
 
