@@ -1,4 +1,5 @@
-"""Fixture stores built through astrobio's public writer (tests only; the product never
+"""The fixture factories of the test suite: stores built through astrobio's public writers, and
+the real source files the default dataset is built from (tests only; the product never
 substitutes generated data for real data)."""
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 import astrobio
+from astrobio.datasets.sources import package_file
+from astrobio.errors import DataNotFoundError, DependencyError
+from astrobio.ingest.metabolic import ingest_metabolic
 
 
 @dataclass
@@ -105,8 +109,20 @@ def ecoli_graphs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ijo_graphs(tmp_path_factory):
     """A graph store with the real iJO1366 network (the one with reaction subsystems)."""
-    from astrobio.datasets.sources import package_file
-    from astrobio.ingest.metabolic import ingest_metabolic
-
     return ingest_metabolic({"iJO1366": package_file("cobra", "data/iJO1366.xml.gz")},
                             tmp_path_factory.mktemp("ijo") / "metabolic.zarr")
+
+
+@pytest.fixture(scope="session")
+def source_file():
+    """Factory: `source_file(package, relative)` is the path of a real source file shipped in a
+    data package, found the way the default dataset finds it; the test is skipped (with the
+    install command) when the package is unavailable."""
+
+    def find(package: str, relative: str) -> Path:
+        try:
+            return package_file(package, relative)
+        except (DependencyError, DataNotFoundError) as e:
+            pytest.skip(str(e))
+
+    return find

@@ -13,7 +13,7 @@ import astrobio
 from astrobio.cli import main
 from astrobio.datasets import climate as climate_part
 from astrobio.datasets import sources
-from astrobio.simulate import SimulationResult, save_result
+from astrobio.simulate import SimulationResult, pack_results, save_result
 
 
 @pytest.fixture
@@ -93,8 +93,8 @@ def test_climate_pack_round_trip_and_split_by_planet(tmp_path):
     for name, teff in [("earth", 5772.0), ("planet-b", 3000.0), ("planet-c", 3500.0)]:
         save_result(fake_result(name, teff), results / name)
     with pytest.raises(astrobio.IntegrityError, match="without results"):
-        climate_part.pack_results(results, tmp_path / "pack", {"test": ["nowhere"]})
-    climate_part.pack_results(results, tmp_path / "pack", {"test": ["planet-c"]})  # the rest: train
+        pack_results(results, tmp_path / "pack", {"test": ["nowhere"]})
+    pack_results(results, tmp_path / "pack", {"test": ["planet-c"]})  # the rest: train
     store = astrobio.open_store(climate_part.build_climate_store(tmp_path / "climate.zarr", pack_dir=tmp_path / "pack"))
     assert store.sample_shape == (5, 3, 4, 8) and store.n_samples == 36
     assert store.split == {"train": ["earth", "planet-b"], "val": [], "test": ["planet-c"]}

@@ -1,7 +1,7 @@
 """astrobio: train multimodal astrobiology models on real, verified scientific data, fast.
 
 The hot path (reading, verifying, normalizing and collating datacube chunks) is the Rust
-core `astrobio._core`; everything here imports only numpy/zarr at package import time.
+core `astrobio._core`, imported on first use; the stores (`astrobio.stores`) are zarr v3 groups.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._version import __version__
 from .errors import AstrobioError, ConfigError, DataNotFoundError, DependencyError, IntegrityError, SampleIndexError
 from .reader import Batch, CubeReader
-from .store import Run, Store, StoreWriter, Variable, open_store, write_store
+from .stores import Run, Store, StoreWriter, Variable, open_store, write_store
 
 __all__ = [
     "__version__",

@@ -6,10 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
+from . import simulate
+from .datasets import PARTS, build_default, data_home
 from .errors import AstrobioError, ConfigError
+from .ingest.catalogue import ingest_catalogue
+from .ingest.climate import Grid, ingest_climate
+from .ingest.metabolic import ingest_metabolic
+from .validate import check_components, check_store
 
 __all__ = ["main"]
 
@@ -29,9 +36,6 @@ def _split(items: Sequence[str]) -> dict[str, list[str]] | None:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .datasets import PARTS, build_default, data_home
-    from .datasets.climate import pack_results
-
     if args.action == "list":
         for part in PARTS:
             print(part)
@@ -48,22 +52,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.action == "pack-climate":
         split = _split(args.split) or {}
-        npz, js = pack_results(Path(args.name), Path(args.out) if args.out else Path(str(_pack_dir())), split)
+        npz, js = simulate.pack_results(Path(args.name), Path(args.out) if args.out else _pack_dir(), split)
         print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
         return 0
     raise ConfigError(f"unknown action {args.action!r}")
 
 
-def _pack_dir() -> Any:
-    from importlib import resources
-
-    return resources.files("astrobio.datasets") / "data"
+def _pack_dir() -> Path:
+    return Path(str(resources.files("astrobio.datasets") / "data"))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .datasets import data_home
-    from .validate import check_components, check_store
-
     checks = check_components()
     stores = [Path(p) for p in args.store] or sorted((data_home() / "default").glob("*.zarr"))
     if not stores:
@@ -84,30 +83,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.format == "climate":
-        from .ingest.climate import Grid, ingest_climate
-
         runs = _pairs(args.sources, "a run")
         if not args.var:
             raise ConfigError("name the variables to ingest with --var (repeatable)")
         out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=_pairs(args.units, "--units"),
                              kind=args.kind, grid=Grid())
     elif args.format == "catalogue":
-        from .ingest.catalogue import ingest_catalogue
-
         if len(args.sources) != 1:
             raise ConfigError("catalogue ingest takes one source file")
         out = ingest_catalogue(Path(args.sources[0]), args.out, schema=args.schema)
     else:
-        from .ingest.metabolic import ingest_metabolic
-
         out = ingest_metabolic({k: Path(v) for k, v in _pairs(args.sources, "a model").items()}, args.out)
     print(out)
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from . import simulate
-
     specs = simulate.default_planet_specs()
     if not args.all:
         wanted = {n.lower() for n in args.planet}
@@ -182,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
+        # Imported only for `astrobio train`: the other commands must work (and `validate` must
+        # report it) when torch or Lightning is broken.
         from .train.cli import main as train_main
 
         return train_main(argv[1:], prog="astrobio train")

@@ -1,16 +1,21 @@
 """`astrobio validate`: are the components importable, and does the data pass every check?
 
-Components are the optional pieces (each disables only its own feature when broken). Data
-checks open each store and run the Rust core's full integrity scan (cube stores) or the
-manifest and digest checks (table and graph stores).
+Components are the optional pieces (each disables only its own feature when broken); they are
+imported by name here, on purpose, so that a broken one is reported instead of breaking the
+command. Data checks find each store's kind in the registry `astrobio.stores.KINDS` (by the
+format its manifest declares) and run that kind's full verification: the Rust core's chunk
+scan and the digests for cube stores, the manifest and digest checks for tables and graphs.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from .datasets.sources import text_encoder_dir
+from .errors import AstrobioError, first_line
+from .stores import KINDS, format_of
 
 __all__ = ["Check", "check_components", "check_store", "COMPONENTS"]
 
@@ -45,10 +50,7 @@ def check_components() -> list[Check]:
             mod = importlib.import_module(module)
             out.append(Check(f"component {module}", True, f"{what}: {getattr(mod, '__version__', 'ok')}", required))
         except Exception as e:  # a broken optional install raises more than ImportError
-            out.append(Check(f"component {module}", False, f"{what} unavailable ({type(e).__name__}: {e}); fix: {fix}", required))
-    from .datasets.sources import text_encoder_dir
-    from .errors import AstrobioError
-
+            out.append(Check(f"component {module}", False, f"{what} unavailable ({first_line(e)}); fix: {fix}", required))
     try:
         out.append(Check("text encoder all-MiniLM-L6-v2", True, str(text_encoder_dir()), required=False))
     except AstrobioError as e:
@@ -57,36 +59,13 @@ def check_components() -> list[Check]:
 
 
 def check_store(path: Path) -> Check:
-    """Full check of one store of any astrobio format."""
-    from .errors import AstrobioError
-
-    try:
-        fmt = json.loads((path / "zarr.json").read_text())["attributes"]["astrobio"]["format"]
-    except (OSError, ValueError, KeyError):
-        fmt = "astrobio.store"  # let the opener produce the precise error
-    try:
-        if fmt == "astrobio.store":
-            from .store import open_store
-
-            store = open_store(path)
-            report = store.verify()
-            if not report["ok"]:
-                first = report["failures"][0]
-                return Check(f"store {path.name}", False, f"{report['chunks_failed']} bad chunks, {report['unexpected_files']} stray files; first: "
-                             f"run {first['run']!r} chunk {first['chunk']!r}: {first['reason']}")
-            store.verify_digest()  # after the chunk scan, whose failures are more precise
-            gb = report["bytes_decoded"] / 1e9
-            return Check(f"store {path.name}", True, f"{report['samples']} samples, {len(store.runs)} runs, {gb:.3f} GB verified")
-        if fmt == "astrobio.table":
-            from .ingest.catalogue import open_table
-
-            df, _ = open_table(path, verify=True)
-            return Check(f"table {path.name}", True, f"{len(df)} rows x {df.shape[1]} columns")
-        if fmt == "astrobio.graphs":
-            from .ingest.metabolic import open_graphs
-
-            graphs = open_graphs(path, verify=True)
-            return Check(f"graphs {path.name}", True, ", ".join(f"{k}: {g.num_nodes} nodes" for k, g in graphs.items()))
+    """Full check of one store of any astrobio format (any kind in `astrobio.stores.KINDS`)."""
+    fmt = format_of(path)
+    kind = KINDS.get(fmt)
+    if kind is None:
         return Check(f"store {path.name}", False, f"unknown format {fmt!r}")
+    try:
+        ok, detail = kind.verify(path)
     except AstrobioError as e:
         return Check(f"store {path.name}", False, f"{type(e).__name__}: {e}")
+    return Check(f"{kind.label} {path.name}", ok, detail)

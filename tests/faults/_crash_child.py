@@ -98,7 +98,7 @@ def ingest_child(path: str, seed: int, planets: int, phase: str | None, ready: s
     may kill at a random delay after `ready` appears); "before-swap" / "after-swap": die just
     before / after the finished build is moved into place (manifest written, fsynced)."""
     import astrobio._fsutil as fs
-    import astrobio._writer as writer
+    import astrobio.stores._group as writer
     from train_fixtures import build_climate_fixture
 
     from ._util import SPLIT

@@ -23,6 +23,8 @@ import pytest
 import torch
 
 import astrobio
+from astrobio.ingest.catalogue import ingest_catalogue
+from astrobio.stores._group import GroupWriter, read_array, read_manifest
 from astrobio.train import load_checkpoint
 from astrobio.train.cli import main
 
@@ -97,9 +99,7 @@ def test_names_in_a_manifest_never_lead_outside_the_store(template, tmp_path):
         with pytest.raises(astrobio.IntegrityError, match="which is not an array of the store"):
             train(tiny_config(store, tmp_path / "run"))
     # table and graph stores: the same rule for array names from the manifest
-    from astrobio.ingest._group import GroupBuilder, read_array, read_manifest
-
-    with GroupBuilder(tmp_path / "t.zarr") as g:
+    with GroupWriter(tmp_path / "t.zarr") as g:
         g.array("x", np.arange(3.0), ("row",))
         g.commit({"format": "astrobio.table", "format_version": 1, "digests": {"../outside/cubes": "sha256:0"}})
     with pytest.raises(astrobio.IntegrityError, match="a path outside the store"):
@@ -151,8 +151,6 @@ def test_credentials_never_reach_run_folders_logs_or_manifests(template, tmp_pat
     for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
     # an ingest whose command line carries a credential URL: the manifest records it redacted
-    from astrobio.ingest.catalogue import ingest_catalogue
-
     csv = tmp_path / "nasa.csv"
     csv.write_text("pl_name,pl_rade,pl_bmasse,pl_orbper,pl_orbsmax,pl_eqt,pl_insol,st_teff,st_rad,st_mass\n"
                    "TRAPPIST-1 e,0.92,0.69,6.0996,0.02925,251,0.66,2566,0.119,0.089\n")

@@ -3,7 +3,7 @@
 The runs are shipped with the package as one compact pack (`data/exoplasim_climate.npz`,
 float16, plus `exoplasim_climate.json` with every run's parameters and provenance), so building
 the store needs no GCM run. Regenerate the pack with `astrobio simulate --all --out DIR` followed
-by `astrobio datasets pack-climate DIR` (hours on 2 cores).
+by `astrobio datasets pack-climate DIR` (hours on 2 cores; `astrobio.simulate.pack` writes it).
 
 Sample = one monthly mean of one planet: cube [ta, ua, va, hus, wap] x 10 sigma levels x 32 lat
 x 64 lon; params = the planet's parameters and the month (as sin/cos of its phase). Splits are
@@ -13,27 +13,33 @@ by planet, so evaluation is on planets never seen in training.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 
+from .._version import __version__
 from ..errors import DataNotFoundError, IntegrityError
 from ..ingest._provenance import file_digest, inputs_digest, up_to_date
-from ..store import StoreWriter, Variable
+from ..ingest.climate import valid_range
+from ..stores.cube import Variable
+from ..stores.cube_writer import StoreWriter
 
-__all__ = ["PACK_NAME", "VARIABLES", "PARAMS", "pack_path", "pack_results", "build_climate_store"]
+__all__ = ["PACK_NAME", "PACK_FORMAT", "PACK_CODEC", "VARIABLES", "PARAMS", "pack_path", "month_phase", "run_params",
+           "build_climate_store"]
 
 PACK_NAME = "exoplasim_climate"
 PACK_FORMAT = "astrobio.exoplasim-pack"
+# Valid ranges come from the climate ingest's one table of ranges.
 VARIABLES = [
-    Variable("ta", "K", (10.0, 1500.0), "air temperature"),
-    Variable("ua", "m s-1", (-500.0, 500.0), "eastward wind"),
-    Variable("va", "m s-1", (-500.0, 500.0), "northward wind"),
-    Variable("hus", "kg kg-1", (0.0, 1.0), "specific humidity"),
-    Variable("wap", "Pa s-1", (-500.0, 500.0), "vertical pressure velocity (omega)"),
+    Variable("ta", "K", valid_range("ta"), "air temperature"),
+    Variable("ua", "m s-1", valid_range("ua"), "eastward wind"),
+    Variable("va", "m s-1", valid_range("va"), "northward wind"),
+    Variable("hus", "kg kg-1", valid_range("hus"), "specific humidity"),
+    Variable("wap", "Pa s-1", valid_range("wap"), "vertical pressure velocity (omega)"),
 ]
 PARAMS = [
     Variable("instellation", "S_earth", (0.0, 100.0), "top-of-atmosphere stellar flux / 1367 W m-2"),
@@ -50,61 +56,16 @@ SPEC_KEYS = ("instellation_earth", "star_teff_k", "radius_earth", "gravity_ms2",
              "synchronous", "surface_pressure_bar")
 
 
-def _codec() -> Any:
-    import numcodecs
-
-    return numcodecs.Blosc(cname="zstd", clevel=9, shuffle=numcodecs.Blosc.SHUFFLE)
-
-
-_PACK_CODEC = _codec()
+#: The pack's cube codec: byte-shuffled zstd (blosc) packs float16 climate fields ~20% smaller
+#: than zlib.
+PACK_CODEC = numcodecs.Blosc(cname="zstd", clevel=9, shuffle=numcodecs.Blosc.SHUFFLE)
+_PACK_CODEC = PACK_CODEC  # the name benches/gcm_fields.py imports
 
 
 def pack_path(directory: Path | None = None) -> tuple[Path, Path]:
     """Paths of the shipped pack (.npz, .json), or of a pack in `directory`."""
     base = Path(directory) if directory is not None else Path(str(resources.files("astrobio.datasets") / "data"))
     return base / f"{PACK_NAME}.npz", base / f"{PACK_NAME}.json"
-
-
-def pack_results(results_dir: Path, out_dir: Path, split: Mapping[str, Sequence[str]]) -> tuple[Path, Path]:
-    """Collect finished runs (`<results_dir>/<run>/result.npz|json`) into one float16 pack.
-
-    float16 keeps ~3 significant digits (0.125 K at 250 K, 0.06 m/s at 100 m/s); the pack
-    records this, and the store's statistics are computed from the float32 values decoded from it.
-    """
-    from ..simulate import load_result
-
-    runs = sorted(p.parent for p in Path(results_dir).glob("*/result.json"))
-    if not runs:
-        raise DataNotFoundError("no finished simulation results", path=str(results_dir),
-                                hint="Run `astrobio simulate --all --out DIR` first")
-    cubes, meta, coords = [], [], None
-    for run_dir in runs:
-        r = load_result(run_dir)
-        c = {k: np.asarray(v).tolist() for k, v in r.coords.items()}
-        if coords is None:
-            coords = c
-        elif c != coords:
-            raise IntegrityError("grid differs from the other runs", run=run_dir.name)
-        cubes.append(r.data.astype(np.float16))
-        meta.append({"id": run_dir.name, "spec": r.provenance.get("planet", {}), "provenance": r.provenance, "units": r.units})
-    ids = [m["id"] for m in meta]
-    for name, members in split.items():
-        missing = set(members) - set(ids)
-        if missing:
-            raise IntegrityError(f"split {name!r} names runs without results: {sorted(missing)}")
-    held_out = {r for name, members in split.items() if name != "train" for r in members}
-    full_split = {"train": list(split.get("train") or [r for r in ids if r not in held_out]),
-                  "val": list(split.get("val", [])), "test": list(split.get("test", []))}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    npz, js = pack_path(out_dir)
-    stacked = np.stack(cubes)
-    # Byte-shuffled zstd (blosc) packs float16 climate fields ~20% smaller than zlib.
-    encoded = _PACK_CODEC.encode(stacked)
-    np.savez(npz, cubes_blosc=np.frombuffer(encoded, np.uint8), **{k: np.asarray(v) for k, v in (coords or {}).items()})
-    doc = {"format": PACK_FORMAT, "format_version": 1, "dtype": "float16", "codec": "blosc zstd level 9 byte-shuffle (numcodecs)",
-           "shape": list(stacked.shape), "variables": [v.name for v in VARIABLES], "runs": meta, "split": full_split}
-    js.write_text(json.dumps(doc, indent=1, default=str))
-    return npz, js
 
 
 def month_phase(month: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +126,4 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
 
 
 def _code_version() -> str:
-    from .. import __version__
-
     return f"{__version__}/climate-v1"

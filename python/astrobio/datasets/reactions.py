@@ -138,7 +138,7 @@ def load_reaction_subsystems(
     Raises DataNotFoundError (with the build command) when the store is missing or holds no
     labelled reaction, ConfigError for bad options, IntegrityError for a corrupt store.
     """
-    from ..ingest.metabolic import open_graphs
+    from ..stores.graph import open_graphs
 
     if min_count < 3:
         raise ConfigError(f"min_count must be >= 3 (each class needs a train, val and test example), got {min_count}")

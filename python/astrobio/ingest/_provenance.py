@@ -1,5 +1,5 @@
-"""Provenance shared by every ingest: source digests, tool versions, the command, and an
-inputs digest that makes re-running an ingest on unchanged inputs a no-op."""
+"""Provenance shared by every ingest: source digests, tool versions, the command, the code
+version, and an inputs digest that makes re-running an ingest on unchanged inputs a no-op."""
 
 from __future__ import annotations
 
@@ -14,8 +14,19 @@ from typing import Any
 
 from .._fsutil import file_digest
 from .._redact import redact
+from .._version import __version__
+from ..stores._group import read_group_manifest
 
-__all__ = ["file_digest", "sources_record", "tool_versions", "inputs_digest", "up_to_date", "command_line"]
+__all__ = ["file_digest", "sources_record", "tool_versions", "inputs_digest", "up_to_date", "command_line", "code_version"]
+
+
+def code_version(*modules: str) -> str:
+    """astrobio's version plus a hash of the source of the modules that shape the output, so
+    that an ingest re-runs when its code changes, not only when the package version does."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(Path(m).read_bytes())
+    return f"{__version__}+{h.hexdigest()[:16]}"
 
 
 def sources_record(paths: Iterable[Path]) -> list[dict[str, Any]]:
@@ -46,11 +57,10 @@ def inputs_digest(sources: list[dict[str, Any]], options: Mapping[str, Any], cod
 
 def up_to_date(out: Path, digest: str) -> bool:
     """True when `out` is a complete store built from exactly these inputs."""
-    meta = out / "zarr.json"
-    if not meta.is_file():
+    if not (out / "zarr.json").is_file():
         return False
     try:
-        manifest = json.loads(meta.read_text())["attributes"]["astrobio"]
-    except (ValueError, KeyError):
+        manifest = read_group_manifest(out)
+    except (ValueError, KeyError, TypeError):
         return False
     return bool(manifest.get("complete")) and manifest.get("provenance", {}).get("inputs_digest") == digest

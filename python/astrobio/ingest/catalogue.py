@@ -1,8 +1,8 @@
-"""Planet catalogues (exoplanet.eu CSV; NASA Exoplanet Archive CSV or VOTable) into one typed
-table store, format "astrobio.table".
+"""Planet catalogues (exoplanet.eu CSV; NASA Exoplanet Archive CSV or VOTable) parsed into the
+columns of a table store (`astrobio.stores.table`, format "astrobio.table").
 
 Every source is mapped onto the NASA Exoplanet Archive column names in Earth/Solar units
-(`COLUMNS`). Values are kept as published: a missing value stays NaN and is counted per column
+(`astrobio.stores.table.COLUMNS`). Values are kept as published: a missing value stays NaN and is counted per column
 in the manifest, never filled; a value that does not parse as a number, is infinite or is not
 physically possible (e.g. a radius <= 0) refuses the whole ingest with the row and column
 (rows are counted from 0, after the header, in the source's order).
@@ -26,55 +26,25 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from .. import __version__
-from ..errors import ConfigError, DataNotFoundError, IntegrityError
-from ._group import GroupBuilder, code_version, content_digest, read_array, read_manifest
-from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
+from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
+from ..stores import _group, table
+from ..stores.table import COLUMNS, NUMERIC, write_table
+from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 
-__all__ = ["Column", "COLUMNS", "SCHEMAS", "FORMAT", "ingest_catalogue", "open_table", "read_votable"]
+__all__ = ["CREDITS", "SCHEMAS", "ingest_catalogue", "read_votable", "R_JUP_IN_R_EARTH", "M_JUP_IN_M_EARTH"]
 
 log = logging.getLogger(__name__)
-
-FORMAT = "astrobio.table"
 
 # IAU 2015 Resolution B3 nominal values: equatorial radii and GM ratios.
 R_JUP_IN_R_EARTH = 7.1492e7 / 6.3781e6          # 11.2089
 M_JUP_IN_M_EARTH = 1.2668653e17 / 3.986004e14   # 317.828
 
-
-@dataclass(frozen=True)
-class Column:
-    """A column of the common schema; numeric columns are float64 and must be > `min` when
-    present (missing = NaN)."""
-
-    name: str
-    units: str
-    description: str
-    dtype: str = "float64"
-    min: float | None = 0.0  # exclusive lower bound: every quantity here is strictly positive
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("pl_name", "", "planet name", dtype="string", min=None),
-    Column("pl_rade", "R_earth", "planet radius"),
-    Column("pl_bmasse", "M_earth", "planet best mass: true mass when known, else M sin i"),
-    Column("pl_orbper", "day", "orbital period"),
-    Column("pl_orbsmax", "AU", "orbit semi-major axis"),
-    Column("pl_eqt", "K", "planet equilibrium temperature"),
-    Column("pl_insol", "S_earth", "insolation flux (Earth = 1)"),
-    Column("st_teff", "K", "stellar effective temperature"),
-    Column("st_rad", "R_sun", "stellar radius"),
-    Column("st_mass", "M_sun", "stellar mass"),
-    Column("pl_bmassprov", "", "provenance of pl_bmasse: 'Mass', 'Msini' or 'Msin(i)/sin(i)'", dtype="string", min=None),
-    Column("source", "", "catalogue the row comes from", dtype="string", min=None),
-)
-NUMERIC = tuple(c.name for c in COLUMNS if c.dtype == "float64")
 NASA_REQUIRED = ("pl_name",) + NUMERIC
 
 CREDITS: dict[str, dict[str, str]] = {
@@ -109,20 +79,12 @@ EU_MAP: dict[str, tuple[str, float]] = {
 EU_REQUIRED = ("name", "mass", "mass_sini", *EU_MAP)
 SCHEMAS = ("exoplanet.eu", "nasa")
 
-HINT = (
-    "Build the default dataset with `astrobio datasets build default`, "
-    "or write this table with astrobio.ingest.catalogue.ingest_catalogue(SOURCE, PATH, schema=...)"
-)
-
-
 # --- reading ---------------------------------------------------------------------------------
 
 def read_votable(path: Path, columns: tuple[str, ...] | None = None) -> Any:
     """The first TABLE of a VOTable (TABLEDATA serialization) as a pandas DataFrame of strings
     (None where a cell is empty), streamed with ElementTree.iterparse; `columns` keeps only
     those FIELDs (all when None)."""
-    import pandas as pd
-
     fields: list[str] = []
     rows: list[list[str | None]] = []
     keep: list[int] | None = None
@@ -150,7 +112,7 @@ def read_votable(path: Path, columns: tuple[str, ...] | None = None) -> Any:
             elif local == "TABLE" and fields:
                 break  # only the first table is read
     except ET.ParseError as e:
-        raise IntegrityError(f"not a readable VOTable/XML file ({e})", path=str(path)) from None
+        raise IntegrityError(f"not a readable VOTable/XML file ({first_line(e)})", path=str(path)) from None
     if not fields:
         raise IntegrityError("no FIELD elements: not a VOTable table", path=str(path))
     names = fields if columns is None else [c for c in columns if c in fields]
@@ -160,8 +122,6 @@ def read_votable(path: Path, columns: tuple[str, ...] | None = None) -> Any:
 def _read_csv(path: Path) -> Any:
     """A CSV as strings; leading '#' comment lines (NASA archive downloads) are skipped.
     Pandas' standard missing markers ('', 'NA', 'nan', ...) become NaN."""
-    import pandas as pd
-
     skip = 0
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -171,13 +131,11 @@ def _read_csv(path: Path) -> Any:
     try:
         return pd.read_csv(path, dtype=str, skiprows=skip, low_memory=False)
     except (ValueError, pd.errors.ParserError) as e:
-        raise IntegrityError(f"cannot parse CSV ({e})", path=str(path)) from None
+        raise IntegrityError(f"cannot parse CSV ({first_line(e)})", path=str(path)) from None
 
 
 def _numbers(df: Any, col: str, path: Path, names: Any) -> np.ndarray:
     """A column as float64; an entry present but not a finite number is refused."""
-    import pandas as pd
-
     raw = df[col]
     vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = (np.isnan(vals) & raw.notna().to_numpy()) | np.isinf(vals)
@@ -302,68 +260,21 @@ def ingest_catalogue(source: str | Path, out: str | Path, *, schema: str) -> Pat
     if not source.is_file():
         raise DataNotFoundError("catalogue file not found", path=str(source), hint="Pass the path of a catalogue CSV or VOTable")
     sources = sources_record([source])
-    code = code_version(__file__)
+    code = code_version(__file__, table.__file__, _group.__file__)
     digest = inputs_digest(sources, {"schema": schema}, code)
     if up_to_date(out, digest):
         log.info("%s is up to date with its inputs; nothing to do", out)
         return out
     cols, notes = _load(source, schema)
     _check(cols, source)
-    n = len(cols["pl_name"])
     credit = CREDITS[schema]
-    cols["source"] = [credit["name"]] * n
-    with GroupBuilder(out) as g:
-        for c in COLUMNS:
-            data = cols[c.name]
-            g.array(c.name, np.asarray(data, np.float64) if c.dtype == "float64" else data, ("row",))
-        missing = {
-            c.name: int(np.isnan(cols[c.name]).sum()) if c.dtype == "float64" else sum(1 for s in cols[c.name] if not s)
-            for c in COLUMNS
-        }
-        manifest: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": 1,
-            "name": out.name,
-            "schema": schema,
-            "n_rows": n,
-            "key": "pl_name",
-            "columns": [{**asdict(c), "missing": missing[c.name]} for c in COLUMNS],
-            "missing": missing,
-            "missing_policy": "missing values are NaN (numbers) or '' (strings), never filled; counts per column",
-            "credit": credit,
-            "source_notes": notes,
-            "digests": g.digests(),
-        }
-        manifest["content_digest"] = content_digest(manifest)
-        manifest["provenance"] = {
-            "kind": "observation",
-            "sources": sources,
-            "command": command_line(),
-            "inputs_digest": digest,
-            "tools": {"astrobio": code, **tool_versions("pandas", "numpy", "zarr")},
-        }
-        return g.commit(manifest)
-
-
-def open_table(path: str | Path, *, verify: bool = True) -> tuple[Any, dict[str, Any]]:
-    """The table at `path` as (DataFrame, manifest). Numeric columns are float64 with NaN for
-    missing values; string columns use pandas' "string" dtype with <NA> for missing ones.
-
-    Raises DataNotFoundError when there is no complete table store at `path` (with the command
-    that builds it) and IntegrityError when the data no longer matches its recorded digests.
-    """
-    import pandas as pd
-
-    root = Path(path)
-    manifest = read_manifest(root, FORMAT, HINT, verify=verify)
-    data: dict[str, Any] = {}
-    for c in manifest["columns"]:
-        arr = read_array(root, c["name"])
-        if c["dtype"] == "float64":
-            data[c["name"]] = np.asarray(arr, np.float64)
-        else:
-            data[c["name"]] = pd.array([s if s else None for s in arr.tolist()], dtype="string")
-    df = pd.DataFrame(data)
-    if len(df) != manifest["n_rows"]:
-        raise IntegrityError(f"table has {len(df)} rows, the manifest records {manifest['n_rows']}", path=str(root))
-    return df, manifest
+    cols["source"] = [credit["name"]] * len(cols["pl_name"])
+    provenance = {
+        "kind": "observation",
+        "sources": sources,
+        "command": command_line(),
+        "inputs_digest": digest,
+        "tools": {"astrobio": code, **tool_versions("pandas", "numpy", "zarr")},
+    }
+    return write_table(out, cols, described={"schema": schema, "credit": credit, "source_notes": notes},
+                       provenance=provenance)

@@ -16,12 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError
-from ..store import StoreWriter, Variable
-from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
+import xarray as xr
 
-__all__ = ["Grid", "ingest_climate", "load_run", "DEFAULT_RANGES"]
+from .._version import __version__
+from ..errors import ConfigError, IntegrityError
+from ..stores.cube import Variable
+from ..stores.cube_writer import StoreWriter
+from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
+from .netcdf import open_netcdf
+
+__all__ = ["Grid", "ingest_climate", "load_run", "DEFAULT_RANGES", "valid_range"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,8 @@ LEVEL_NAMES = ("lev", "level", "plev", "pressure", "air_pressure", "pfull", "sig
 TIME_NAMES = ("time", "month", "t")
 
 # Physical valid ranges wide enough for any plausible (exo)planet, tight enough to catch
-# unit mistakes and corrupt values. Keyed by variable name; override per ingest.
+# unit mistakes and corrupt values. Keyed by variable name; override per ingest. The one table
+# of climate ranges: the default dataset's variables take theirs from here (`valid_range`).
 DEFAULT_RANGES: dict[str, tuple[float | None, float | None]] = {
     "ta": (10.0, 1500.0), "air": (10.0, 1500.0), "ts": (10.0, 2000.0),
     "ua": (-500.0, 500.0), "va": (-500.0, 500.0), "uwnd": (-500.0, 500.0), "vwnd": (-500.0, 500.0),
@@ -48,12 +53,9 @@ class Grid:
     lon: Sequence[float] | None = None
 
 
-def _xarray() -> Any:
-    try:
-        import xarray as xr
-    except ImportError as e:  # pragma: no cover - xarray is a dependency
-        raise DependencyError(f"NetCDF ingest needs xarray and netCDF4 ({e}); install with: pip install xarray netCDF4") from e
-    return xr
+def valid_range(name: str) -> tuple[float | None, float | None]:
+    """The default valid range of a climate variable; (None, None) (unbounded) when unknown."""
+    return DEFAULT_RANGES.get(name, (None, None))
 
 
 def _find(ds: Any, names: Sequence[str], what: str, required: bool = True) -> str | None:
@@ -65,18 +67,9 @@ def _find(ds: Any, names: Sequence[str], what: str, required: bool = True) -> st
     return None
 
 
-def load_run(source: Path) -> tuple[Any, list[Path]]:
+def load_run(source: Path) -> tuple[xr.Dataset, list[Path]]:
     """Open a run: one NetCDF file, or every *.nc file of a folder merged by coordinates."""
-    xr = _xarray()
-    files = sorted(source.glob("*.nc")) if source.is_dir() else [source]
-    if not source.exists() or not files:
-        raise DataNotFoundError("no NetCDF files", path=str(source), hint="Pass a .nc file or a folder of .nc files")
-    try:
-        parts = [xr.open_dataset(f, decode_timedelta=False) for f in files]
-        ds = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs="drop_conflicts")
-    except (OSError, ValueError) as e:
-        raise IntegrityError(f"cannot read NetCDF: {e}", path=str(source)) from e
-    return ds, files
+    return open_netcdf(source)
 
 
 def _check_coords(ds: Any, lat: str, lon: str, level: str | None) -> None:

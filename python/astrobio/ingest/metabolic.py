@@ -1,5 +1,7 @@
-"""Metabolic networks (SBML .xml/.xml.gz, COBRA JSON) into graph stores, format
-"astrobio.graphs", read through cobra by path (never `cobra.io.load_model`, which goes online).
+"""Metabolic networks (SBML .xml/.xml.gz, COBRA JSON) parsed into `MetabolicGraph`s for the
+graph store (`astrobio.stores.graph`, format "astrobio.graphs"), read through cobra by path
+(never `cobra.io.load_model`, which goes online). cobra is imported on first use: only this
+ingest needs it.
 
 One subgroup per model, everything in sorted-id order so the same model gives the same bytes:
 
@@ -25,26 +27,28 @@ One subgroup per model, everything in sorted-id order so the same model gives th
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError
-from ._group import GroupBuilder, check_name, code_version, content_digest, read_array, read_manifest
-from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
+from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError, first_line
+from ..stores import _group, graph
+from ..stores._group import check_name
+from ..stores.graph import MetabolicGraph, write_graphs
+from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 
-__all__ = ["CURRENCY", "FEATURES", "FORMAT", "MetabolicGraph", "ingest_metabolic", "load_model", "open_graphs"]
+__all__ = ["CURRENCY", "ELEMENTS", "FEATURES", "ingest_metabolic", "load_model"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = "astrobio.graphs"
 ELEMENTS = ("C", "H", "N", "O", "P", "S")
 FEATURES = (*ELEMENTS, "other_atoms", "charge", "formula_known")
 # Cofactors and inorganic carriers present in most reactions (BiGG ids without compartment).
@@ -52,41 +56,7 @@ CURRENCY = frozenset({
     "h", "h2o", "atp", "adp", "amp", "pi", "ppi", "nad", "nadh", "nadp", "nadph", "co2", "o2",
     "nh4", "coa", "fad", "fadh2", "q8", "q8h2", "mqn8", "mql8", "h2o2",
 })
-HINT = (
-    "Build the default dataset with `astrobio datasets build default`, "
-    "or write this store with astrobio.ingest.metabolic.ingest_metabolic({NAME: MODEL_PATH}, PATH)"
-)
 _SUFFIX = re.compile(r"_[A-Za-z0-9]{1,3}$")
-
-
-@dataclass(frozen=True)
-class MetabolicGraph:
-    """One metabolic network as arrays; see the module docstring for the layout."""
-
-    name: str
-    metabolite_ids: list[str]
-    metabolite_names: list[str]
-    metabolite_compartments: list[str]
-    metabolite_formulas: list[str]
-    x: np.ndarray                # [N, F] float32
-    feature_names: list[str]
-    edge_index: np.ndarray       # [2, E] int64, metabolite-metabolite, both directions
-    edge_weight: np.ndarray      # [E] int64
-    incidence_index: np.ndarray  # [2, K] int64, (metabolite, reaction)
-    stoichiometry: np.ndarray    # [K] float64
-    reaction_ids: list[str]
-    reaction_names: list[str]
-    subsystems: list[str]
-    bounds: np.ndarray           # [R, 2] float64
-    boundary: np.ndarray         # [R] bool
-
-    @property
-    def num_nodes(self) -> int:
-        return len(self.metabolite_ids)
-
-    @property
-    def num_reactions(self) -> int:
-        return len(self.reaction_ids)
 
 
 def _cobra() -> Any:
@@ -110,7 +80,7 @@ def load_model(path: str | Path) -> Any:
         if name.endswith((".xml", ".xml.gz", ".sbml", ".sbml.gz")):
             return cobra.io.read_sbml_model(str(path))
     except Exception as e:  # cobra and libsbml raise many types for an unreadable model
-        raise IntegrityError(f"cannot read the metabolic model ({type(e).__name__}: {e})", path=str(path)) from None
+        raise IntegrityError(f"cannot read the metabolic model ({first_line(e)})", path=str(path)) from None
     raise ConfigError(f"{path}: unknown model format; use SBML (.xml, .xml.gz) or COBRA JSON (.json)")
 
 
@@ -121,12 +91,8 @@ def _sbml_uncharged(path: Path) -> set[str]:
     value: the carveme archaea universe lacks 1125 charges, iYS1720 16. Read the species list
     once more with ElementTree to tell "0" from "not given".
     """
-    import gzip
-    import xml.etree.ElementTree as ET
-
-    from cobra.io.sbml import F_REPLACE, F_SPECIE
-
-    to_cobra = F_REPLACE[F_SPECIE]
+    sbml = _cobra().io.sbml
+    to_cobra = sbml.F_REPLACE[sbml.F_SPECIE]
     fbc, missing = False, set()
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -261,7 +227,7 @@ def ingest_metabolic(
         if not p.is_file():
             raise DataNotFoundError("metabolic model file not found", path=str(p), hint="Pass the path of an SBML or COBRA JSON file")
     sources = sources_record(paths.values())
-    code = code_version(__file__)
+    code = code_version(__file__, graph.__file__, _group.__file__)
     options = {"models": {k: s["digest"] for k, s in zip(paths, sources)}, "currency": sorted(currency)}
     digest = inputs_digest(sources, options, code)
     if up_to_date(out, digest):
@@ -269,106 +235,42 @@ def ingest_metabolic(
         return out
     entries: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    graphs = []
     _cobra()  # import once up front so read times measure reading, not importing
-    with GroupBuilder(out) as builder:
-        for name, path in paths.items():
-            t0 = time.perf_counter()
-            model = load_model(path)
-            uncharged = set() if path.name.lower().endswith(".json") else _sbml_uncharged(path)
-            timings[name] = round(time.perf_counter() - t0, 3)
-            g, info = _graph(name, model, frozenset(currency), uncharged)
-            log.info("%s: %d metabolites, %d reactions, %d edges (read in %.1f s)", name, g.num_nodes, g.num_reactions,
-                     info["counts"]["edges_undirected"], timings[name])
-            _write(builder, g)
-            entries[name] = info
-        manifest: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": 1,
-            "name": out.name,
-            "models": entries,
-            "features": {
-                "elements": list(ELEMENTS),
-                "other_atoms": "count of atoms of every other element in the formula (metals, R/X groups)",
-                "charge": "formal charge (NaN when the model does not give it)",
-                "formula_known": "1 when the formula parsed, else 0 (element counts NaN)",
-                "comp:<id>": "one-hot compartment, one column per compartment of the model, sorted",
-            },
-            "graph": {
-                "edge_index": "metabolite-metabolite, both directions, sorted, no self loops",
-                "edge_weight": "number of reactions linking the pair",
-                "projection_excludes": {"currency_metabolites": sorted(currency), "reactions": "objective or 'biomass' in the id"},
-                "incidence_index": "(metabolite row, reaction row), sorted by reaction then metabolite",
-                "stoichiometry": "coefficient of the metabolite in the reaction (negative: consumed)",
-            },
-            "digests": builder.digests(),
-        }
-        manifest["content_digest"] = content_digest(manifest)
-        manifest["provenance"] = {
-            "kind": "curated model",
-            "sources": sources,
-            "command": command_line(),
-            "inputs_digest": digest,
-            "models": {name: str(path) for name, path in paths.items()},
-            "read_seconds": timings,
-            "tools": {"astrobio": code, **tool_versions("cobra", "python-libsbml", "numpy", "zarr")},
-        }
-        return builder.commit(manifest)
-
-
-def _write(b: GroupBuilder, g: MetabolicGraph) -> None:
-    n = g.name
-    b.array(f"{n}/metabolite_id", g.metabolite_ids, ("metabolite",))
-    b.array(f"{n}/metabolite_name", g.metabolite_names, ("metabolite",))
-    b.array(f"{n}/metabolite_compartment", g.metabolite_compartments, ("metabolite",))
-    b.array(f"{n}/metabolite_formula", g.metabolite_formulas, ("metabolite",))
-    b.array(f"{n}/x", g.x, ("metabolite", "feature"))
-    b.array(f"{n}/edge_index", g.edge_index, ("pair", "edge"))
-    b.array(f"{n}/edge_weight", g.edge_weight, ("edge",))
-    b.array(f"{n}/incidence_index", g.incidence_index, ("pair", "entry"))
-    b.array(f"{n}/stoichiometry", g.stoichiometry, ("entry",))
-    b.array(f"{n}/reaction_id", g.reaction_ids, ("reaction",))
-    b.array(f"{n}/reaction_name", g.reaction_names, ("reaction",))
-    b.array(f"{n}/reaction_subsystem", g.subsystems, ("reaction",))
-    b.array(f"{n}/bounds", g.bounds, ("reaction", "bound"))
-    b.array(f"{n}/boundary", g.boundary, ("reaction",))
-
-
-def open_graphs(path: str | Path, *, verify: bool = True) -> dict[str, MetabolicGraph]:
-    """Every network of the graph store at `path`, by model name.
-
-    Raises DataNotFoundError when there is no complete graph store at `path` (with the command
-    that builds it) and IntegrityError when the data no longer matches its recorded digests.
-    """
-    root = Path(path)
-    manifest = read_manifest(root, FORMAT, HINT, verify=verify)
-    out = {}
-    for name, info in manifest["models"].items():
-        def arr(key: str) -> np.ndarray:
-            return read_array(root, f"{name}/{key}")
-
-        def strings(key: str) -> list[str]:
-            return [str(s) for s in arr(key).tolist()]
-
-        g = MetabolicGraph(
-            name=name,
-            metabolite_ids=strings("metabolite_id"),
-            metabolite_names=strings("metabolite_name"),
-            metabolite_compartments=strings("metabolite_compartment"),
-            metabolite_formulas=strings("metabolite_formula"),
-            x=arr("x"),
-            feature_names=list(info["feature_names"]),
-            edge_index=arr("edge_index"),
-            edge_weight=arr("edge_weight"),
-            incidence_index=arr("incidence_index"),
-            stoichiometry=arr("stoichiometry"),
-            reaction_ids=strings("reaction_id"),
-            reaction_names=strings("reaction_name"),
-            subsystems=strings("reaction_subsystem"),
-            bounds=arr("bounds"),
-            boundary=arr("boundary"),
-        )
-        c = info["counts"]
-        if g.num_nodes != c["metabolites"] or g.num_reactions != c["reactions"] or g.x.shape != (g.num_nodes, len(g.feature_names)):
-            raise IntegrityError(f"model {name!r}: array sizes differ from the manifest's counts", path=str(root))
-        out[name] = g
-    return out
+    for name, path in paths.items():
+        t0 = time.perf_counter()
+        model = load_model(path)
+        uncharged = set() if path.name.lower().endswith(".json") else _sbml_uncharged(path)
+        timings[name] = round(time.perf_counter() - t0, 3)
+        g, info = _graph(name, model, frozenset(currency), uncharged)
+        log.info("%s: %d metabolites, %d reactions, %d edges (read in %.1f s)", name, g.num_nodes, g.num_reactions,
+                 info["counts"]["edges_undirected"], timings[name])
+        graphs.append(g)
+        entries[name] = info
+    described = {
+        "models": entries,
+        "features": {
+            "elements": list(ELEMENTS),
+            "other_atoms": "count of atoms of every other element in the formula (metals, R/X groups)",
+            "charge": "formal charge (NaN when the model does not give it)",
+            "formula_known": "1 when the formula parsed, else 0 (element counts NaN)",
+            "comp:<id>": "one-hot compartment, one column per compartment of the model, sorted",
+        },
+        "graph": {
+            "edge_index": "metabolite-metabolite, both directions, sorted, no self loops",
+            "edge_weight": "number of reactions linking the pair",
+            "projection_excludes": {"currency_metabolites": sorted(currency), "reactions": "objective or 'biomass' in the id"},
+            "incidence_index": "(metabolite row, reaction row), sorted by reaction then metabolite",
+            "stoichiometry": "coefficient of the metabolite in the reaction (negative: consumed)",
+        },
+    }
+    provenance = {
+        "kind": "curated model",
+        "sources": sources,
+        "command": command_line(),
+        "inputs_digest": digest,
+        "models": {name: str(path) for name, path in paths.items()},
+        "read_seconds": timings,
+        "tools": {"astrobio": code, **tool_versions("cobra", "python-libsbml", "numpy", "zarr")},
+    }
+    return write_graphs(out, graphs, described=described, provenance=provenance)

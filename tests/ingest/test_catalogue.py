@@ -3,7 +3,6 @@ Exoplanet Archive 2019 VOTable via EXOSIMS) and small CSV fixtures for every ref
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -13,25 +12,19 @@ import pandas as pd
 import pytest
 
 from astrobio import ConfigError, DataNotFoundError, IntegrityError
-from astrobio.ingest.catalogue import (
-    COLUMNS,
-    M_JUP_IN_M_EARTH,
-    R_JUP_IN_R_EARTH,
-    ingest_catalogue,
-    open_table,
-    read_votable,
-)
+from astrobio.ingest.catalogue import M_JUP_IN_M_EARTH, R_JUP_IN_R_EARTH, ingest_catalogue, read_votable
+from astrobio.stores.table import COLUMNS, open_table
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"{package} is not installed (it ships the real catalogue)")
-    return Path(spec.submodule_search_locations[0], *parts)
+@pytest.fixture(scope="session")
+def eu_csv(source_file) -> Path:
+    return source_file("spright", "data/exoplanet_eu.csv")
 
 
-EU_CSV = lambda: _package_file("spright", "data", "exoplanet_eu.csv")  # noqa: E731
-NASA_VOT = lambda: _package_file("EXOSIMS", "PlanetPopulation", "planets_2019.05.31_11.18.02.votable")  # noqa: E731
+@pytest.fixture(scope="session")
+def nasa_vot(source_file) -> Path:
+    return source_file("EXOSIMS", "PlanetPopulation/planets_2019.05.31_11.18.02.votable")
+
 
 NASA_HEADER = "pl_name,pl_rade,pl_bmasse,pl_orbper,pl_orbsmax,pl_eqt,pl_insol,st_teff,st_rad,st_mass"
 NASA_ROWS = [
@@ -48,24 +41,24 @@ def _csv(tmp_path: Path, rows: list[str] = NASA_ROWS, header: str = NASA_HEADER,
 
 
 @pytest.fixture(scope="module")
-def eu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict]:
-    out = ingest_catalogue(EU_CSV(), tmp_path_factory.mktemp("eu") / "eu.zarr", schema="exoplanet.eu")
+def eu(tmp_path_factory: pytest.TempPathFactory, eu_csv) -> tuple[Path, pd.DataFrame, dict]:
+    out = ingest_catalogue(eu_csv, tmp_path_factory.mktemp("eu") / "eu.zarr", schema="exoplanet.eu")
     df, manifest = open_table(out)
     return out, df, manifest
 
 
 @pytest.fixture(scope="module")
-def nasa(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, dict]:
-    out = ingest_catalogue(NASA_VOT(), tmp_path_factory.mktemp("nasa") / "nasa.zarr", schema="nasa")
+def nasa(tmp_path_factory: pytest.TempPathFactory, nasa_vot) -> tuple[Path, pd.DataFrame, dict]:
+    out = ingest_catalogue(nasa_vot, tmp_path_factory.mktemp("nasa") / "nasa.zarr", schema="nasa")
     df, manifest = open_table(out)
     return out, df, manifest
 
 
 # --- real catalogues -------------------------------------------------------------------------
 
-def test_exoplanet_eu_real(eu: tuple[Path, pd.DataFrame, dict]) -> None:
+def test_exoplanet_eu_real(eu: tuple[Path, pd.DataFrame, dict], eu_csv) -> None:
     _, df, m = eu
-    raw = pd.read_csv(EU_CSV())
+    raw = pd.read_csv(eu_csv)
     assert len(df) == m["n_rows"] == len(raw) == 7317
     assert list(df.columns) == [c.name for c in COLUMNS]
     assert df["pl_name"].dtype == "string" and all(df[c].dtype == np.float64 for c in ("pl_rade", "pl_bmasse", "st_teff"))

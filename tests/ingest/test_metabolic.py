@@ -3,7 +3,6 @@ fixtures written here for the refusal paths."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,31 +10,32 @@ import numpy as np
 import pytest
 
 from astrobio import ConfigError, DataNotFoundError, IntegrityError
-from astrobio.ingest.catalogue import open_table
-from astrobio.ingest.metabolic import CURRENCY, FEATURES, _sbml_uncharged, ingest_metabolic, open_graphs
+from astrobio.ingest.metabolic import CURRENCY, FEATURES, _sbml_uncharged, ingest_metabolic
+from astrobio.stores.graph import open_graphs
+from astrobio.stores.table import open_table
 
 cobra = pytest.importorskip("cobra")
 
 
-def _cobra_data(name: str) -> Path:
-    spec = importlib.util.find_spec("cobra")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(spec.submodule_search_locations[0], "data", name)
+@pytest.fixture(scope="session")
+def textbook(source_file) -> Path:
+    return source_file("cobra", "data/textbook.xml.gz")
 
 
-TEXTBOOK = _cobra_data("textbook.xml.gz")
-IJO1366 = _cobra_data("iJO1366.xml.gz")
+@pytest.fixture(scope="session")
+def ijo1366(source_file) -> Path:
+    return source_file("cobra", "data/iJO1366.xml.gz")
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = ingest_metabolic({"e_coli_core": TEXTBOOK, "iJO1366": IJO1366}, tmp_path_factory.mktemp("g") / "graphs.zarr")
+def real(tmp_path_factory: pytest.TempPathFactory, textbook, ijo1366) -> tuple[Path, dict]:
+    out = ingest_metabolic({"e_coli_core": textbook, "iJO1366": ijo1366}, tmp_path_factory.mktemp("g") / "graphs.zarr")
     return out, open_graphs(out)
 
 
 @pytest.fixture(scope="module")
-def textbook_model():
-    return cobra.io.read_sbml_model(str(TEXTBOOK))
+def textbook_model(textbook):
+    return cobra.io.read_sbml_model(str(textbook))
 
 
 def _manifest(path: Path) -> dict:
@@ -121,17 +121,17 @@ def test_json_model_gives_the_same_graph(tmp_path: Path, real: tuple[Path, dict]
     np.testing.assert_array_equal(g.stoichiometry, ref.stoichiometry)
 
 
-def test_rerun_is_a_noop_and_deterministic(tmp_path: Path) -> None:
-    out = ingest_metabolic({"e_coli_core": TEXTBOOK}, tmp_path / "a.zarr")
+def test_rerun_is_a_noop_and_deterministic(tmp_path: Path, textbook) -> None:
+    out = ingest_metabolic({"e_coli_core": textbook}, tmp_path / "a.zarr")
     meta = out / "zarr.json"
     before = (meta.stat().st_mtime_ns, meta.stat().st_ino, meta.read_bytes())
-    ingest_metabolic({"e_coli_core": TEXTBOOK}, out)
+    ingest_metabolic({"e_coli_core": textbook}, out)
     assert (meta.stat().st_mtime_ns, meta.stat().st_ino, meta.read_bytes()) == before
-    again = ingest_metabolic({"e_coli_core": TEXTBOOK}, tmp_path / "b.zarr")
+    again = ingest_metabolic({"e_coli_core": textbook}, tmp_path / "b.zarr")
     assert _manifest(again)["content_digest"] == _manifest(out)["content_digest"]
     assert _manifest(again)["digests"] == _manifest(out)["digests"]
     # A different option is a different build.
-    ingest_metabolic({"e_coli_core": TEXTBOOK}, out, currency=())
+    ingest_metabolic({"e_coli_core": textbook}, out, currency=())
     assert _manifest(out)["content_digest"] != _manifest(again)["content_digest"]
     assert _manifest(out)["models"]["e_coli_core"]["counts"]["currency_metabolites"] == 0
 
@@ -147,16 +147,16 @@ def test_tiny_sbml_unknown_formula(tmp_path: Path) -> None:
     assert g.stoichiometry.tolist() == [-1.0, 2.0, 1.0, 1.0, -1.0]
 
 
-def test_absent_sbml_charges_are_unknown_not_zero() -> None:
+def test_absent_sbml_charges_are_unknown_not_zero(textbook, source_file) -> None:
     # cobra reads a species without fbc:charge as charge 0; iYS1720 has 16 such species.
-    uncharged = _sbml_uncharged(_cobra_data("salmonella.xml.gz"))
+    uncharged = _sbml_uncharged(source_file("cobra", "data/salmonella.xml.gz"))
     assert len(uncharged) == 16 and "OA_STmin_p" in uncharged
-    assert _sbml_uncharged(TEXTBOOK) == set()
+    assert _sbml_uncharged(textbook) == set()
 
 
 # --- refusals ----------------------------------------------------------------------------------
 
-def test_missing_and_unreadable_models_refused(tmp_path: Path) -> None:
+def test_missing_and_unreadable_models_refused(tmp_path: Path, textbook) -> None:
     with pytest.raises(DataNotFoundError, match="absent.xml"):
         ingest_metabolic({"m": tmp_path / "absent.xml"}, tmp_path / "g.zarr")
     bad = tmp_path / "bad.xml"
@@ -168,7 +168,7 @@ def test_missing_and_unreadable_models_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown model format"):
         ingest_metabolic({"m": other}, tmp_path / "g.zarr")
     with pytest.raises(ConfigError, match="model name"):
-        ingest_metabolic({"a/b": TEXTBOOK}, tmp_path / "g.zarr")
+        ingest_metabolic({"a/b": textbook}, tmp_path / "g.zarr")
     with pytest.raises(ConfigError):
         ingest_metabolic({}, tmp_path / "g.zarr")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.xml", "model.mat.txt"]  # no partial store left

@@ -1,13 +1,13 @@
-"""The verified data store: open, inspect and verify astrobio stores (zarr v3 groups).
+"""Cube stores (format "astrobio.store"): [N, V, L, H, W] float32 samples grouped in runs, with
+parameters, statistics, a split by run and normalization in the manifest.
 
-The format is in docs/store-format.md. Writing lives in `StoreWriter` / `write_store`.
-Opening validates the manifest and array metadata through the Rust core, so a store that
-opens is one the loader can read.
+The format is in docs/store-format.md; writing lives in `stores.cube_writer`. Opening validates
+the manifest and array metadata through the Rust core, so a store that opens is one the loader
+can read.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +15,46 @@ from typing import Any
 
 import numpy as np
 
-from ._fsutil import tree_digest
-from ._writer import FORMAT, FORMAT_VERSION, StoreWriter, Variable, content_digest, write_store
-from .errors import ConfigError, DataNotFoundError, IntegrityError
+from ..errors import ConfigError, DataNotFoundError, IntegrityError
+from ._group import check_digests, content_digest, read_group_manifest
 
-__all__ = ["Run", "Store", "open_store", "StoreWriter", "Variable", "write_store", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
+           "digest", "KIND"]
+
+FORMAT = "astrobio.store"
+FORMAT_VERSION = 1
+#: The arrays of a cube store (`params` only when the store has parameters).
+ARRAYS = ("cubes", "params")
+#: Manifest fields the content digest leaves out: fixed dimension names, coordinates and the
+#: statistics (derived from the arrays, whose digests are covered).
+UNDIGESTED = ("dims", "coords", "stats")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A cube variable or scalar parameter, with units and its physical valid range
+    (inclusive; None leaves that side open)."""
+
+    name: str
+    units: str
+    valid_range: tuple[float | None, float | None] = (None, None)
+    long_name: str = ""
+
+    def check(self, values: np.ndarray) -> tuple[int, float, str] | None:
+        """First offending flat index, its value and why; None when all values are valid."""
+        lo, hi = self.valid_range
+        bad = ~np.isfinite(values)
+        if lo is not None:
+            bad |= values < lo
+        if hi is not None:
+            bad |= values > hi
+        if not bad.any():
+            return None
+        i = int(np.flatnonzero(bad)[0])
+        x = float(values.flat[i])
+        why = "not a number" if np.isnan(x) else "infinite" if np.isinf(x) else f"outside the valid range [{lo}, {hi}]"
+        return i, x, why
 
 
 @dataclass(frozen=True)
@@ -34,6 +69,19 @@ class Run:
     @property
     def samples(self) -> range:
         return range(self.start, self.start + self.count)
+
+
+def _core() -> Any:
+    """The native module, imported on first use: `import astrobio` (and `astrobio validate`, which
+    reports a broken native module as a failed component) must work without it."""
+    from .. import _core as core
+
+    return core
+
+
+def digest(manifest: Mapping[str, Any]) -> str:
+    """The content digest of a cube manifest (the one rule of `stores._group.content_digest`)."""
+    return content_digest(manifest, UNDIGESTED)
 
 
 class Store:
@@ -90,34 +138,14 @@ class Store:
             )
         return np.concatenate([np.arange(r.start, r.start + r.count, dtype=np.int64) for r in runs])
 
-    def reader(self, normalize: str = "per_variable", threads: int = 0) -> Any:
-        """A native `astrobio._core.BatchReader` over this store."""
-        from ._core import BatchReader
-
-        return BatchReader(str(self.path), normalize, threads)
-
     def verify(self, max_failures: int = 20, threads: int = 0) -> dict[str, Any]:
         """Scan every chunk (checksums, sizes, NaN/Inf, ranges, stray files); returns a report."""
-        from ._core import verify_store
-
-        report = verify_store(str(self.path), max_failures, threads)
-        return dict(report)
+        return dict(_core().verify_store(str(self.path), max_failures, threads))
 
     def verify_digest(self) -> None:
         """Recompute the content digest from the data; IntegrityError if it differs from the
         manifest's (data changed after writing, or a manifest copied from another store)."""
-        m = self.manifest
-        digests = m.get("digests")
-        if not isinstance(digests, dict) or not digests:
-            raise IntegrityError("manifest records no array digests, so its data cannot be checked", path=str(self.path))
-        for name, recorded in digests.items():
-            if name not in ("cubes", "params"):  # a manifest never leads the reader outside its arrays
-                raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=str(self.path))
-            actual = tree_digest(self.path / name)
-            if actual != recorded:
-                raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(self.path))
-        if content_digest(m) != m.get("content_digest"):
-            raise IntegrityError("manifest content digest does not match its contents", path=str(self.path))
+        check_digests(self.path, self.manifest, UNDIGESTED, arrays=ARRAYS)
 
 
 def _variable(d: Mapping[str, Any]) -> Variable:
@@ -131,14 +159,11 @@ def open_store(path: str | Path) -> Store:
     Raises DataNotFoundError (missing or incompletely written store, with the command that
     builds it) or IntegrityError (inconsistent manifest or array metadata).
     """
-    from ._core import BatchReader
-
     root = Path(path)
     # The core checks existence, completeness, manifest consistency, dtypes, shapes, chunking
     # and the parameter table; one source of truth for what a valid store is.
-    BatchReader(str(root), "none", 1)
-    meta = json.loads((root / "zarr.json").read_text())
-    manifest = meta["attributes"]["astrobio"]
+    _core().BatchReader(str(root), "none", 1)
+    manifest = read_group_manifest(root)
     # fields the core does not need to read, but without which the store cannot be checked or described
     missing = [k for k in ("stats", "digests", "content_digest") if k not in manifest]
     if missing:
@@ -156,7 +181,7 @@ def _check_split(manifest: dict[str, Any], root: Path) -> None:
     ids = {r["id"] for r in manifest["runs"]}
     seen: dict[str, str] = {}
     for name, runs in split.items():
-        if name not in ("train", "val", "test"):
+        if name not in SPLITS:
             raise IntegrityError(f"manifest: unknown split {name!r} (splits are train, val and test)", path=str(root))
         if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
             raise IntegrityError(f"manifest: split {name!r} must be a list of run ids", path=str(root))
@@ -166,3 +191,28 @@ def _check_split(manifest: dict[str, Any], root: Path) -> None:
             if r in seen:
                 raise IntegrityError(f"manifest: run {r!r} is in both the {seen[r]!r} and {name!r} splits", path=str(root))
             seen[r] = name
+
+
+class CubeKind:
+    """The cube store as a `stores.StoreKind`."""
+
+    format = FORMAT
+    label = "store"
+
+    def verify(self, path: Path) -> tuple[bool, str]:
+        """Open, scan every chunk in the Rust core, then check the digests."""
+        store = open_store(path)
+        report = store.verify()
+        if not report["ok"]:
+            first = report["failures"][0]
+            return False, (f"{report['chunks_failed']} bad chunks, {report['unexpected_files']} stray files; first: "
+                           f"run {first['run']!r} chunk {first['chunk']!r}: {first['reason']}")
+        store.verify_digest()  # after the chunk scan, whose failures are more precise
+        gb = report["bytes_decoded"] / 1e9
+        return True, f"{report['samples']} samples, {len(store.runs)} runs, {gb:.3f} GB verified"
+
+    def digest(self, manifest: Mapping[str, Any]) -> str:
+        return digest(manifest)
+
+
+KIND = CubeKind()

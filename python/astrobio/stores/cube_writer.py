@@ -1,58 +1,31 @@
-"""Writing an astrobio store: a zarr v3 group built in a temporary sibling directory, with the
-manifest written last and the directory renamed into place (see docs/store-format.md)."""
+"""Writing a cube store: runs appended one by one into a group built by the writer core
+(`stores._group.GroupWriter`: temporary sibling, manifest last, fsync, rename), then committed
+with statistics, split, normalization and digests (see docs/store-format.md)."""
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import platform
 import re
-import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
 
-from ._fsutil import fsync_tree, swap_into_place, temp_sibling, tree_digest
-from ._stats import Moments
-from .errors import ConfigError, IntegrityError
+from .._stats import Moments
+from .._version import __version__
+from ..errors import ConfigError, IntegrityError
+from ._group import GroupWriter
+from .cube import FORMAT, FORMAT_VERSION, SPLITS, Variable, digest
 
-__all__ = ["Variable", "StoreWriter", "write_store", "FORMAT", "FORMAT_VERSION", "RUN_ID_PATTERN"]
+__all__ = ["StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
 
-FORMAT = "astrobio.store"
-FORMAT_VERSION = 1
 # Run ids become parts of paths and keys elsewhere: no separators, no leading dot.
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A cube variable or scalar parameter, with units and its physical valid range
-    (inclusive; None leaves that side open)."""
-
-    name: str
-    units: str
-    valid_range: tuple[float | None, float | None] = (None, None)
-    long_name: str = ""
-
-    def check(self, values: np.ndarray) -> tuple[int, float, str] | None:
-        """First offending flat index, its value and why; None when all values are valid."""
-        lo, hi = self.valid_range
-        bad = ~np.isfinite(values)
-        if lo is not None:
-            bad |= values < lo
-        if hi is not None:
-            bad |= values > hi
-        if not bad.any():
-            return None
-        i = int(np.flatnonzero(bad)[0])
-        x = float(values.flat[i])
-        why = "not a number" if np.isnan(x) else "infinite" if np.isinf(x) else f"outside the valid range [{lo}, {hi}]"
-        return i, x, why
 
 
 # Compressions a store may be written with (docs/store-format.md; measured in
@@ -63,8 +36,6 @@ DEFAULT_COMPRESSION = "blosc-lz4"
 
 
 def _codecs(compression: str, level: int | None) -> dict[str, Any]:
-    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ZstdCodec
-
     if compression not in COMPRESSIONS:
         raise ConfigError(f"unknown compression {compression!r}; choose one of {sorted(COMPRESSIONS)}")
     level = COMPRESSIONS[compression] if level is None else int(level)
@@ -104,8 +75,6 @@ class StoreWriter:
         compression: str = DEFAULT_COMPRESSION,
         compression_level: int | None = None,
     ) -> None:
-        import zarr
-
         self.path = Path(path)
         if compression not in COMPRESSIONS:
             raise ConfigError(f"unknown compression {compression!r}; choose one of {sorted(COMPRESSIONS)}")
@@ -122,9 +91,7 @@ class StoreWriter:
         self._runs: list[dict[str, Any]] = []
         self._run_moments: dict[str, tuple[Moments, Moments]] = {}
         self._n = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = temp_sibling(self.path)
-        self._group = zarr.open_group(store=str(self._tmp), mode="w", zarr_format=3)
+        self._group = GroupWriter(self.path)
         v, lv, h, w = self.sample_shape
         self._cubes = self._group.create_array(
             "cubes", shape=(0, v, lv, h, w), chunks=(1, v, lv, h, w), dtype="float32",
@@ -137,19 +104,16 @@ class StoreWriter:
                 "params", shape=(0, len(self.params)), chunks=(65536, len(self.params)), dtype="float32",
                 fill_value=float("nan"), dimension_names=("sample", "param"), **_codecs(compression, compression_level),
             )
-        self._done = False
-
     def __enter__(self) -> "StoreWriter":
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None or not self._done:
+        if exc_type is not None or not self._group.done:
             self.abort()
 
     def abort(self) -> None:
         """Discard the partial build (the store at `path`, if any, is untouched)."""
-        shutil.rmtree(self._tmp, ignore_errors=True)
-        self._done = True
+        self._group.abort()
 
     def add_run(
         self,
@@ -159,7 +123,7 @@ class StoreWriter:
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Append one run: `cubes` [T, V, L, H, W], `params` [T, P] (or [P], repeated)."""
-        if self._done:
+        if self._group.done:
             raise ConfigError("this writer was already committed or aborted")
         if not RUN_ID_PATTERN.match(run_id):
             raise ConfigError(f"run id {run_id!r} must match {RUN_ID_PATTERN.pattern}")
@@ -213,12 +177,7 @@ class StoreWriter:
         if not self._runs:
             raise ConfigError("a store needs at least one run; nothing was added")
         split = self._check_split(split)
-        manifest = self._manifest(split)
-        self._group.attrs.update({"astrobio": manifest})
-        fsync_tree(self._tmp)
-        swap_into_place(self._tmp, self.path)
-        self._done = True
-        return self.path
+        return self._group.commit(self._manifest(split))
 
     def _check_split(self, split: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
         ids = [r["id"] for r in self._runs]
@@ -262,7 +221,7 @@ class StoreWriter:
         if self.params:
             norm["params"] = _mean_std(pooled(scope, 1))
             stats["params"] = pooled(all_ids, 1).to_json()
-        digests = {name: tree_digest(self._tmp / name) for name in ("cubes", "params") if (self._tmp / name).exists()}
+        digests = self._group.digests()
         body = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -279,18 +238,11 @@ class StoreWriter:
             "normalization": norm,
             "digests": digests,
         }
-        body["content_digest"] = content_digest(body)
+        body["content_digest"] = digest(body)
         auto = _tool_versions()
         body["provenance"] = {**self.provenance, **auto, "tools": {**self.provenance.get("tools", {}), **auto["tools"]}}
         body["complete"] = True
         return body
-
-
-def content_digest(manifest: Mapping[str, Any]) -> str:
-    """Digest of the data (array digests) and of every manifest field that describes it."""
-    keys = ("format", "format_version", "sample_shape", "n_samples", "variables", "params", "runs", "split", "normalization", "digests")
-    canonical = json.dumps({k: manifest[k] for k in keys}, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _mean_std(m: Moments) -> dict[str, list]:
@@ -298,10 +250,6 @@ def _mean_std(m: Moments) -> dict[str, list]:
 
 
 def _tool_versions() -> dict[str, Any]:
-    import zarr
-
-    from . import __version__
-
     return {
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tools": {"astrobio": __version__, "zarr": zarr.__version__, "numpy": np.__version__, "python": platform.python_version()},

@@ -1,0 +1,193 @@
+"""The one writer core and manifest rules every store kind shares.
+
+A store is a zarr v3 group whose manifest sits in the group attributes under "astrobio". It is
+built in a temporary sibling directory, arrays first; the manifest is written last with
+"complete": true, the tree is fsynced, and the directory is renamed into place, so a reader
+sees the previous store or the whole new one, never a partial one (docs/store-format.md).
+
+One content-digest rule for every kind: sha256 of the canonical JSON (sorted keys, compact
+separators) of the manifest without the fields that record the build (`BUILD_FIELDS`) and
+without the fields a kind derives from data the digest already covers (its `undigested`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
+
+from .._fsutil import contained, fsync_tree, swap_into_place, temp_sibling, tree_digest
+from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
+
+__all__ = ["BUILD_FIELDS", "GroupWriter", "check_digests", "check_name", "content_digest", "read_array",
+           "read_group_manifest", "read_manifest"]
+
+#: Manifest fields that describe how and where a store was built, not its data: a store's name,
+#: the build's provenance (time, command, paths), the digest itself and the completion mark.
+BUILD_FIELDS = frozenset({"name", "provenance", "content_digest", "complete"})
+
+
+def content_digest(manifest: Mapping[str, Any], undigested: Collection[str] = ()) -> str:
+    """Digest of the array digests and every manifest field describing the data (all fields but
+    `BUILD_FIELDS` and the kind's `undigested` ones): identical inputs give identical digests
+    wherever they are written."""
+    skip = BUILD_FIELDS | frozenset(undigested)
+    body = {k: v for k, v in manifest.items() if k not in skip}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_name(name: str, what: str) -> str:
+    """Names become zarr node names: no separators, no leading dot, not empty."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name.strip() != name:
+        raise ConfigError(f"{what} {name!r} is not a valid name (no '/', no leading '.', not empty)")
+    return name
+
+
+def _single_chunk_codecs() -> dict[str, Any]:
+    # crc32c last, like the cube store: every chunk read is checksummed.
+    return {"compressors": [ZstdCodec(level=3), Crc32cCodec()]}
+
+
+class GroupWriter:
+    """Build a zarr v3 group next to `out`; `commit(manifest)` moves it into place.
+
+    Leaving a `with` block without committing (or on an exception) removes the partial build;
+    whatever was at `out` before stays untouched until the new group is complete.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temp_sibling(self.out)
+        self.root = zarr.open_group(store=str(self.tmp), mode="w", zarr_format=3)
+        self._arrays: list[str] = []
+        self.done = False
+
+    def __enter__(self) -> "GroupWriter":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.done:
+            self.abort()
+
+    def abort(self) -> None:
+        """Discard the partial build (the store at `out`, if any, is untouched)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.done = True
+
+    def create_array(self, name: str, **kwargs: Any) -> Any:
+        """A growable array of the group (the cube writer's `cubes` and `params`)."""
+        self._arrays.append(name)
+        return self.root.create_array(name, **kwargs)
+
+    def array(self, path: str, data: np.ndarray | Sequence[str], dims: Sequence[str]) -> None:
+        """Write one array at `path` ("name" or "sub/name"), a single chunk; strings as the
+        zarr v3 "string" data type (vlen-utf8), numbers as given."""
+        *parents, name = path.split("/")
+        group = self.root
+        for p in parents:
+            group = group.require_group(p)
+        if isinstance(data, np.ndarray) and data.dtype.kind not in "OUT":
+            arr = np.ascontiguousarray(data)
+            dtype: Any = arr.dtype
+        else:
+            arr = np.asarray(list(data), dtype=object)
+            dtype = str
+        if arr.ndim != len(dims):
+            raise ConfigError(f"array {path!r} has {arr.ndim} dimensions, {len(dims)} names given")
+        chunks = tuple(max(1, s) for s in arr.shape)
+        z = group.create_array(name, shape=arr.shape, chunks=chunks, dtype=dtype, dimension_names=tuple(dims),
+                               **_single_chunk_codecs())
+        if arr.size:
+            z[...] = arr
+        self._arrays.append(path)
+
+    def digests(self) -> dict[str, str]:
+        """sha256 of every array's files (metadata and chunks), by array path."""
+        return {p: tree_digest(self.tmp / p) for p in sorted(self._arrays) if (self.tmp / p).exists()}
+
+    def commit(self, manifest: Mapping[str, Any]) -> Path:
+        """Write `manifest` last (with "complete": true), fsync, swap into place."""
+        if self.done:
+            raise ConfigError("this writer was already committed or aborted")
+        self.root.attrs.update({"astrobio": {**manifest, "complete": True}})
+        fsync_tree(self.tmp)
+        swap_into_place(self.tmp, self.out)
+        self.done = True
+        return self.out
+
+
+def read_group_manifest(root: Path) -> dict[str, Any]:
+    """The raw "astrobio" attributes of the group at `root` (KeyError/ValueError/OSError when
+    there are none: callers turn that into their own precise error)."""
+    return json.loads((root / "zarr.json").read_text())["attributes"]["astrobio"]
+
+
+def check_digests(root: Path, manifest: Mapping[str, Any], undigested: Collection[str] = (),
+                  arrays: Collection[str] | None = None) -> None:
+    """Recompute every array digest the manifest records and the content digest; IntegrityError
+    when one differs (data changed after writing, or a manifest copied from another store).
+
+    `arrays`, when given, is the closed set of array names of the kind (the cube store), and a
+    manifest without digests is refused; a name never leads the reader outside the store."""
+    digests = manifest.get("digests")
+    if arrays is not None and (not isinstance(digests, dict) or not digests):
+        raise IntegrityError("manifest records no array digests, so its data cannot be checked", path=str(root))
+    for name, recorded in (digests or {}).items():
+        if arrays is not None and name not in arrays:
+            raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=str(root))
+        where = contained(root, name)
+        if where is None:  # e.g. "../x" or "/": never read outside the store
+            raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=str(root))
+        actual = tree_digest(where) if where.is_dir() else "missing"
+        if actual != recorded:
+            raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(root))
+    if content_digest(manifest, undigested) != manifest.get("content_digest"):
+        raise IntegrityError("manifest content digest does not match its contents", path=str(root))
+
+
+def read_manifest(path: str | Path, fmt: str, hint: str, verify: bool = True, version: int = 1,
+                  undigested: Collection[str] = ()) -> dict[str, Any]:
+    """The manifest of the complete `fmt` group at `path` (tables and graphs).
+
+    DataNotFoundError when the group is missing, incomplete or of another format;
+    IntegrityError when a newer format version or data that no longer matches its digests.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataNotFoundError(f"no {fmt} store", path=str(root), hint=hint)
+    if not (root / "zarr.json").is_file():
+        raise DataNotFoundError(f"{root} is not a zarr v3 group (no zarr.json), so not a {fmt} store", path=str(root), hint=hint)
+    try:
+        manifest = read_group_manifest(root)
+    except (ValueError, KeyError, TypeError):
+        raise DataNotFoundError(f"{fmt} store at {root} is incomplete (no manifest; an interrupted build?)", path=str(root), hint=hint) from None
+    if not isinstance(manifest, dict) or manifest.get("complete") is not True:
+        raise DataNotFoundError(f"{fmt} store at {root} is incomplete (manifest not marked complete)", path=str(root), hint=hint)
+    if manifest.get("format") != fmt:
+        raise DataNotFoundError(f"{root} holds format {manifest.get('format')!r}, not {fmt!r}", path=str(root), hint=hint)
+    if manifest.get("format_version") != version:
+        raise IntegrityError(f"format version {manifest.get('format_version')!r} is not supported (this astrobio reads {version})", path=str(root))
+    if verify:
+        check_digests(root, manifest, undigested)
+    return manifest
+
+
+def read_array(root: Path, path: str) -> np.ndarray:
+    """Read one array of a group (crc32c-checked by zarr); strings come back as a list-like
+    numpy array of str."""
+    where = contained(root, path)
+    if where is None:  # names come from the manifest: never follow one outside the store
+        raise IntegrityError(f"array path {path!r} leads outside the store", path=str(root))
+    try:
+        return np.asarray(zarr.open_array(store=str(where), mode="r", zarr_format=3)[...])
+    except Exception as e:  # zarr raises several types: missing node, bad metadata, checksum
+        raise IntegrityError(f"array {path!r} is missing or unreadable ({first_line(e)})", path=str(root)) from None
