@@ -142,7 +142,9 @@ def drift(stats: dict[str, dict[str, float]], previous: dict[str, dict[str, floa
     previous std is 0 and the value moved)."""
     out = {}
     for name in sorted(stats.keys() & previous.keys()):
-        new, old = stats[name], previous[name]
+        # stored reports spell non-finite numbers as strings ("nan", "inf"): float() reads both
+        new = {k: float(v) for k, v in stats[name].items()}
+        old = {k: float(v) for k, v in previous[name].items()}
 
         def shift(a: float, b: float, scale: float) -> float:
             if not (math.isfinite(a) and math.isfinite(b)):

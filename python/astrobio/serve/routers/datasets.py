@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -28,7 +28,7 @@ def list_datasets(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/collect", response_model=CollectAccepted, status_code=202, dependencies=[Depends(require("write"))])
-def collect(request: Request, body: CollectRequest = Body(...)) -> dict[str, Any]:
+def collect(request: Request, body: Annotated[CollectRequest, Body(discriminator="format")]) -> dict[str, Any]:
     """Ingest the named sources into a new version of `dataset`, in the background; poll
     `GET /jobs/{job_id}`. Source paths must lie inside the server's source roots."""
     spec = body.model_dump(by_alias=True)
