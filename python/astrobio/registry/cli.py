@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, first_line
+from ..errors import ConfigError, DependencyError, first_line
 
 __all__ = ["add_commands", "cmd_registry", "cmd_keys", "cmd_serve"]
 
@@ -32,6 +32,9 @@ def _print(obj: Any, as_json: bool, render: Callable[[Any], str]) -> None:
 def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Database driver errors become one-line ConfigErrors (never a traceback)."""
     def run(args: argparse.Namespace) -> int:
+        from . import require_extra
+
+        require_extra()
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
@@ -109,7 +112,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..serve import Settings, serve
+    from . import require_extra
+
+    require_extra()
+    try:
+        from ..serve import Settings, serve
+    except ImportError as e:
+        raise DependencyError(f"astrobio serve needs fastapi and uvicorn ({e}); install them with: pip install 'astrobio[serve]'") from None
 
     roots = [Path(p) for p in args.source_root]
     for r in roots:

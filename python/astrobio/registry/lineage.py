@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import AstrobioError
 from .core import Registry, open_registry, parse_ref
 
-__all__ = ["resolve_data_ref", "lineage_record", "record_run", "mlflow_dataset", "log_mlflow_dataset", "is_data_ref"]
+__all__ = ["load_info", "resolve_data_ref", "lineage_record", "record_run", "mlflow_dataset", "log_mlflow_dataset", "is_data_ref"]
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,16 @@ def is_data_ref(value: str | None) -> bool:
     return bool(value) and "@" in str(value) and "/" not in str(value)
 
 
+def load_info(ref: str, registry: Registry | None = None) -> dict[str, Any]:
+    """{ref, uri, digest, kind, summary, splits} of a ready version, after checking its store
+    still is the one registered (IntegrityError / DataNotFoundError otherwise)."""
+    return (registry or open_registry()).load(ref)
+
+
 def resolve_data_ref(ref: str, registry: Registry | None = None) -> tuple[str, str, str]:
     """(uri, digest, kind) of a ready version, after checking its store still is the one
     registered (IntegrityError / DataNotFoundError otherwise: training refuses it)."""
-    info = (registry or open_registry()).load(ref)
+    info = load_info(ref, registry)
     return info["uri"], info["digest"], info["kind"]
 
 
