@@ -1,0 +1,89 @@
+"""Measurements the quality report is built from: per-variable statistics, histograms from a
+sample of the data, and per-sample chunk hashes (for leakage and duplicate checks)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..ingest.catalogue import open_table
+from ..ingest.metabolic import open_graphs
+from ..store import open_store
+
+__all__ = ["variable_stats", "histograms", "chunk_hashes", "HIST_BINS", "HIST_SAMPLES"]
+
+HIST_BINS = 30
+HIST_SAMPLES = 48   # cube samples read for histograms, spread evenly over the store
+
+
+def _moments(values: np.ndarray) -> dict[str, float]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return {"count": 0, "mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"count": int(v.size), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+
+
+def _columns(path: Path, kind: str, manifest: dict[str, Any]) -> Iterable[tuple[str, np.ndarray]]:
+    """(name, 1-D float values) per variable of a table or graph store."""
+    if kind == "table":
+        df, _ = open_table(path, verify=False)
+        for c in manifest["columns"]:
+            if c["dtype"] == "float64":
+                yield c["name"], np.asarray(df[c["name"]], np.float64)
+    else:
+        graphs = open_graphs(path, verify=False)
+        names = sorted({n for g in graphs.values() for n in g.feature_names})
+        for n in names:
+            parts = [g.x[:, g.feature_names.index(n)] for g in graphs.values() if n in g.feature_names]
+            yield n, np.concatenate(parts).astype(np.float64)
+
+
+def variable_stats(path: Path, kind: str, manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per-variable count/mean/std/min/max: from the manifest for cubes (computed over every
+    value at write time), from the data for tables and graphs (missing values left out)."""
+    if kind == "cube":
+        pv = manifest["stats"]["cubes"]["per_variable"]
+        out = {}
+        for i, v in enumerate(manifest["variables"]):
+            out[v["name"]] = {k: float(pv[k][i]) for k in ("mean", "std", "min", "max")} | {"count": int(pv["count"][i])}
+        return out
+    return {name: _moments(vals) for name, vals in _columns(path, kind, manifest)}
+
+
+def _hist(values: np.ndarray) -> dict[str, list[float]]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return {"edges": [], "counts": []}
+    counts, edges = np.histogram(v, bins=HIST_BINS)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+def histograms(path: Path, kind: str, manifest: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per-variable histogram of the raw values: every value of tables and graphs; for cubes
+    `HIST_SAMPLES` samples spread evenly over the store, read through the Rust core."""
+    if kind != "cube":
+        return {name: _hist(vals) for name, vals in _columns(path, kind, manifest)}
+    store = open_store(path)
+    n = store.n_samples
+    idx = sorted(set(np.linspace(0, n - 1, min(n, HIST_SAMPLES)).round().astype(int).tolist()))
+    batch = store.reader(normalize="none", threads=1).read_batch(idx)
+    return {v["name"]: _hist(np.asarray(batch[:, i], np.float64).ravel()) for i, v in enumerate(manifest["variables"])}
+
+
+def chunk_hashes(path: Path, manifest: dict[str, Any]) -> dict[int, str]:
+    """sha256 of each cube sample's stored chunk bytes, by sample index. Equal encoded bytes
+    (same codecs) mean equal samples; different bytes are different samples."""
+    root = Path(path) / "cubes" / "c"
+    out: dict[int, str] = {}
+    for sample in range(int(manifest["n_samples"])):
+        h = hashlib.sha256()
+        base = root / str(sample)
+        files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
+        for f in files:
+            h.update(f.relative_to(base).as_posix().encode() + b"\0" + f.read_bytes())
+        out[sample] = h.hexdigest() if files else ""
+    return out

@@ -1,0 +1,1 @@
+"""One router per resource: datasets (and their versions, quality, load, collect), jobs."""

@@ -1,0 +1,79 @@
+"""Datasets and their versions: list, get, quality (JSON or HTML), load, collect."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from ...errors import ConfigError
+from ...registry.collect import confine, sources_of
+from ..auth import require
+from ..schemas import CollectAccepted, CollectRequest, DatasetOut, DatasetSummary, LoadOut, VersionOut
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+NameParam = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="dataset name")
+VersionParam = Path(pattern=r"^v?[0-9]{1,9}$", description="version number (3 or v3)")
+
+
+def _ref(name: str, v: str) -> str:
+    return f"{name}@v{int(v.removeprefix('v'))}"
+
+
+@router.get("", response_model=list[DatasetSummary], dependencies=[Depends(require("read"))])
+def list_datasets(request: Request) -> list[dict[str, Any]]:
+    return request.app.state.registry.datasets()
+
+
+@router.post("/collect", response_model=CollectAccepted, status_code=202, dependencies=[Depends(require("write"))])
+def collect(request: Request, body: Annotated[CollectRequest, Body(discriminator="format")]) -> dict[str, Any]:
+    """Ingest the named sources into a new version of `dataset`, in the background; poll
+    `GET /jobs/{job_id}`. Source paths must lie inside the server's source roots."""
+    spec = body.model_dump(by_alias=True)
+    roots = request.app.state.settings.source_roots
+    errors = []
+    for field, path in sources_of(spec).items():
+        try:
+            confine(path, roots)
+        except ConfigError as e:
+            errors.append({"loc": ["body", *field.split(".", 1)], "msg": str(e), "type": "value_error.source_path"})
+    if errors:
+        raise HTTPException(422, errors)
+    number = request.app.state.registry.begin_version(spec["dataset"])
+    job_id = request.app.state.jobs.submit(spec, number)
+    return {"job_id": job_id, "ref": f"{spec['dataset']}@v{number}", "state": "queued"}
+
+
+@router.get("/{name}", response_model=DatasetOut, dependencies=[Depends(require("read"))])
+def get_dataset(request: Request, name: str = NameParam) -> dict[str, Any]:
+    return request.app.state.registry.dataset(name)
+
+
+@router.get("/{name}/versions/{v}", response_model=VersionOut, dependencies=[Depends(require("read"))])
+def get_version(request: Request, name: str = NameParam, v: str = VersionParam) -> dict[str, Any]:
+    return request.app.state.registry.version(_ref(name, v))
+
+
+@router.get("/{name}/versions/{v}/quality", dependencies=[Depends(require("read"))],
+            responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+def get_quality(request: Request, name: str = NameParam, v: str = VersionParam) -> Any:
+    """The quality report: JSON, or a readable page with plots when the client accepts
+    text/html (and prefers it over JSON)."""
+    reg = request.app.state.registry
+    ref = _ref(name, v)
+    report = reg.quality(ref)
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "application/json" not in accept.split("text/html")[0]:
+        from ..html import render_quality
+
+        return HTMLResponse(render_quality(report, reg.version(ref, runs=True)))
+    return JSONResponse(report)
+
+
+@router.get("/{name}/versions/{v}/load", response_model=LoadOut, dependencies=[Depends(require("read"))])
+def load(request: Request, name: str = NameParam, v: str = VersionParam) -> dict[str, Any]:
+    """URI, digest, kind and manifest summary of a ready version whose store is intact
+    (409 with the reason when it was deleted or changed after registration)."""
+    return request.app.state.registry.load(_ref(name, v))
