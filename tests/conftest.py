@@ -5,6 +5,7 @@ substitutes generated data for real data)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +133,28 @@ def source_file():
             pytest.skip(str(e))
 
     return find
+
+
+_PG_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg-test-cluster.sh"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The registry tests run on SQLite and on a real PostgreSQL: when no server is named by
+    ASTROBIO_TEST_POSTGRES_URL, start a throwaway cluster (Debian's postgresql package, as the
+    `postgres` user) for this session and stop it at the end. Without PostgreSQL installed the
+    PostgreSQL cases skip, naming the package."""
+    if os.environ.get("ASTROBIO_TEST_POSTGRES_URL") or not _PG_SCRIPT.is_file():
+        return
+    env = {**os.environ, "ASTROBIO_PG_DIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / f"astrobio-pg-{os.getpid()}")}
+    done = subprocess.run(["bash", str(_PG_SCRIPT), "start"], capture_output=True, text=True, env=env)
+    if done.returncode == 0 and "ASTROBIO_TEST_POSTGRES_URL=" in done.stdout:
+        os.environ["ASTROBIO_TEST_POSTGRES_URL"] = done.stdout.strip().split("=", 1)[1]
+        config._astrobio_pg_env = env  # type: ignore[attr-defined]
+    else:
+        os.environ["ASTROBIO_PG_UNAVAILABLE"] = (done.stderr.strip().splitlines() or ["cannot start PostgreSQL"])[-1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    env = getattr(config, "_astrobio_pg_env", None)
+    if env is not None:
+            subprocess.run(["bash", str(_PG_SCRIPT), "stop"], capture_output=True, env=env)

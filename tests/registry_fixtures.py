@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 PG_URL = os.environ.get("ASTROBIO_TEST_POSTGRES_URL", "")
+# conftest.py starts a throwaway cluster when PostgreSQL is installed; the skip names what is missing
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_URL, reason="set ASTROBIO_TEST_POSTGRES_URL (scripts/pg-test-cluster.sh start) to run on PostgreSQL"))]
+    not PG_URL, reason=f"no PostgreSQL server ({os.environ.get('ASTROBIO_PG_UNAVAILABLE', 'not started')}): "
+                       "apt-get install postgresql, or set ASTROBIO_TEST_POSTGRES_URL"))]
 
 
 def _admin(sql: str) -> None:

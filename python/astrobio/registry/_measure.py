@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..ingest.catalogue import open_table
-from ..ingest.metabolic import open_graphs
-from ..store import open_store
+from ..stores.table import open_table
+from ..stores.graph import open_graphs
+from ..reader import CubeReader
+from ..stores.cube import open_store
 
 __all__ = ["variable_stats", "histograms", "chunk_hashes", "HIST_BINS", "HIST_SAMPLES"]
 
@@ -67,10 +68,9 @@ def histograms(path: Path, kind: str, manifest: dict[str, Any]) -> dict[str, dic
     `HIST_SAMPLES` samples spread evenly over the store, read through the Rust core."""
     if kind != "cube":
         return {name: _hist(vals) for name, vals in _columns(path, kind, manifest)}
-    store = open_store(path)
-    n = store.n_samples
+    n = open_store(path).n_samples
     idx = sorted(set(np.linspace(0, n - 1, min(n, HIST_SAMPLES)).round().astype(int).tolist()))
-    batch = store.reader(normalize="none", threads=1).read_batch(idx)
+    batch = CubeReader(path, normalize="none", threads=1).read(idx).cubes
     return {v["name"]: _hist(np.asarray(batch[:, i], np.float64).ravel()) for i, v in enumerate(manifest["variables"])}
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AstrobioError, DataNotFoundError, IntegrityError, first_line
-from ..ingest.catalogue import open_table
-from ..ingest.metabolic import open_graphs
-from ..store import open_store
+from ..stores.table import open_table
+from ..stores.graph import open_graphs
+from ..stores.cube import open_store
 
 __all__ = ["StoreInfo", "FORMAT_KINDS", "read_manifest", "describe", "full_check", "digest_check", "open_by_kind"]
 

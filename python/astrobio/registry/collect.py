@@ -16,6 +16,9 @@ from typing import Any
 
 from .._home import data_home
 from ..errors import ConfigError
+from ..ingest.catalogue import ingest_catalogue
+from ..ingest.climate import ingest_climate
+from ..ingest.metabolic import ingest_metabolic
 from .core import Registry
 
 __all__ = ["CollectSpec", "collect_into", "store_root", "confine", "FORMATS"]
@@ -58,18 +61,12 @@ def sources_of(spec: CollectSpec) -> dict[str, str]:
 def _ingest(spec: CollectSpec, paths: Mapping[str, Path], out: Path) -> Path:
     fmt = spec["format"]
     if fmt == "climate":
-        from ..ingest.climate import ingest_climate
-
         runs = {k: paths[f"runs.{k}"] for k in spec["runs"]}
         return ingest_climate(runs, out, variables=list(spec["variables"]), split=spec.get("split") or None,
                               units=spec.get("units") or {}, kind=spec.get("kind", "simulation"), name=spec["dataset"])
     if fmt == "catalogue":
-        from ..ingest.catalogue import ingest_catalogue
-
         return ingest_catalogue(paths["source"], out, schema=spec.get("schema", "nasa"))
     if fmt == "metabolic":
-        from ..ingest.metabolic import ingest_metabolic
-
         return ingest_metabolic({k: paths[f"models.{k}"] for k in spec["models"]}, out)
     raise ConfigError(f"unknown format {fmt!r}; use one of {FORMATS}")
 

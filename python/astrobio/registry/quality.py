@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..stores.table import open_table
 from ._measure import chunk_hashes, histograms, variable_stats
 from ._scan import StoreInfo, read_manifest
 
@@ -127,8 +128,6 @@ def _chunk_results(path: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def _table_duplicates(manifest: dict[str, Any], path: Path) -> list[dict[str, Any]]:
-    from ..ingest.catalogue import open_table
-
     df, _ = open_table(path, verify=False)
     key = manifest.get("key") or df.columns[0]
     dup_keys = int(df[key].duplicated().sum())
