@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from .._home import data_home
 from .._redact import redact
 from ..errors import ConfigError, first_line
+from .models import VERSION_TABLE
 
 __all__ = ["database_url", "open_engine", "read_session", "write_session", "MIGRATIONS"]
 
@@ -97,7 +98,7 @@ def _upgrade(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(cfg).get_current_head()
     with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
+        if MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision() == head:
             return
     with engine.connect() as conn:
         conn = conn.execution_options(astrobio_write=True)
