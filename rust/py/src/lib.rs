@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode};
+use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode, NormStats};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -127,6 +127,23 @@ impl PyBatchReader {
         self.inner.read_params_into(&indices, &mut buf).map_err(core_error_to_py)?;
         let array = Array2::from_shape_vec([indices.len(), p], buf).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(array.into_pyarray(py))
+    }
+
+    /// The cube normalization this reader applies, as float64 (mean, scale) of shape [V, L]:
+    /// physical = normalized * scale + mean (identity for normalize="none").
+    fn normalization<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+        let [v, l, _, _] = self.inner.store().manifest().sample_shape;
+        let NormStats { mean, scale } = self.inner.cube_norm().clone();
+        let as_array = |x: Vec<f64>| {
+            Array2::from_shape_vec([v, l], x).map(|a| a.into_pyarray(py)).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        };
+        Ok((as_array(mean)?, as_array(scale)?))
+    }
+
+    /// The parameter normalization this reader applies, as float64 (mean, scale) of shape [P].
+    fn params_normalization<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
+        let NormStats { mean, scale } = self.inner.param_norm().clone();
+        (mean.into_pyarray(py), scale.into_pyarray(py))
     }
 
     #[getter]
