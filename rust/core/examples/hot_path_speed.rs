@@ -26,7 +26,7 @@ fn gbps(bytes: usize, reps: usize, mut f: impl FnMut() -> u64) -> f64 {
 
 fn main() {
     for size in [64 << 10, 2 << 20, 32 << 20] {
-        let data: Vec<u8> = (0..size).map(|i| (i * 2_654_435_761usize >> 13) as u8).collect();
+        let data: Vec<u8> = (0..size).map(|i| ((i * 2_654_435_761usize) >> 13) as u8).collect();
         let dst = RefCell::new(vec![0u8; size]);
         let reps = (256 << 20) / size;
         let crc = gbps(size, reps, || u64::from(crc32c::crc32c(black_box(&data))));

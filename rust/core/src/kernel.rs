@@ -357,7 +357,7 @@ pub fn verify_values(
 ) -> Result<(), ValueFault> {
     for (v, l, at) in slabs(layout) {
         let (range, s) = (ranges[v], &src[at]);
-        if !s.iter().fold(true, |ok, &x| ok & range.admits(x)) {
+        if s.iter().fold(false, |bad, &x| bad | !range.admits(x)) {
             return Err(first_fault(s, range, v, l).expect("a bad slab has a faulty value"));
         }
     }

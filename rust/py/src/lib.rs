@@ -25,7 +25,7 @@ fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
     let (class, message) = match err {
         CoreError::NotFound { path, what } => {
             kwargs.set_item("path", path.to_string_lossy().as_ref())?;
-            ("DataNotFoundError", format!("{what}"))
+            ("DataNotFoundError", what.clone())
         }
         CoreError::Integrity { location, reason } => {
             kwargs.set_item("run", location.run.as_deref())?;
@@ -43,6 +43,9 @@ fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
     let instance = errors.getattr(class)?.call((message,), Some(&kwargs))?;
     Ok(PyErr::from_value(instance))
 }
+
+/// (mean, scale) of a normalization, as two numpy arrays.
+type MeanScale<'py, A> = (Bound<'py, A>, Bound<'py, A>);
 
 fn parse_mode(normalize: &str) -> PyResult<NormMode> {
     normalize.parse().map_err(core_error_to_py)
@@ -131,7 +134,7 @@ impl PyBatchReader {
 
     /// The cube normalization this reader applies, as float64 (mean, scale) of shape [V, L]:
     /// physical = normalized * scale + mean (identity for normalize="none").
-    fn normalization<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+    fn normalization<'py>(&self, py: Python<'py>) -> PyResult<MeanScale<'py, PyArray2<f64>>> {
         let [v, l, _, _] = self.inner.store().manifest().sample_shape;
         let NormStats { mean, scale } = self.inner.cube_norm().clone();
         let as_array = |x: Vec<f64>| {
@@ -141,7 +144,7 @@ impl PyBatchReader {
     }
 
     /// The parameter normalization this reader applies, as float64 (mean, scale) of shape [P].
-    fn params_normalization<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
+    fn params_normalization<'py>(&self, py: Python<'py>) -> MeanScale<'py, PyArray1<f64>> {
         let NormStats { mean, scale } = self.inner.param_norm().clone();
         (mean.into_pyarray(py), scale.into_pyarray(py))
     }
