@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import astrobio
 from astrobio import _core
+from astrobio.reader import Normalization
 
 from conftest import build_fixture, reference_batch
 
@@ -121,3 +122,69 @@ def test_property_read_batch_matches_reference(tmp_path_factory, shape, runs, se
     idx = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=8))
     got = astrobio.CubeReader(fx.path, normalize=mode, threads=data.draw(st.integers(1, 2))).read(idx).cubes
     np.testing.assert_allclose(got, reference_batch(fx, idx, mode), rtol=1e-6, atol=1e-6)
+
+
+def _store_with_a_constant_field(path):
+    """var1 is constant (std 0 in both modes); var0 level 1 is constant (std 0 per level only)."""
+    rng = np.random.default_rng(7)
+    runs = []
+    for i, t in enumerate((3, 2, 2)):
+        cubes = (280.0 + 15.0 * rng.standard_normal((t, 2, 3, 4, 5))).astype(np.float32)
+        cubes[:, 0, 1] = 250.0
+        cubes[:, 1] = 101325.0
+        runs.append((f"run-{i}", cubes, rng.uniform(-5, 5, (t, 2)).astype(np.float32)))
+    # the parameter p1 is constant as well
+    for _, _, p in runs:
+        p[:, 1] = 3.0
+    variables = [astrobio.Variable("ta", "K", (100.0, 400.0)), astrobio.Variable("ps", "Pa", (0.0, 2e5))]
+    params = [astrobio.Variable("p0", "1", (-50.0, 50.0)), astrobio.Variable("p1", "1", (-50.0, 50.0))]
+    astrobio.write_store(path, runs, variables=variables, params=params,
+                         split={"train": ["run-0", "run-1"], "test": ["run-2"]},
+                         provenance={"source": "test fixture", "kind": "generated"})
+    return np.concatenate([c for _, c, _ in runs]), np.concatenate([p for _, _, p in runs])
+
+
+@pytest.mark.parametrize("mode", ["per_variable", "per_level"])
+def test_normalization_is_the_manifests_with_zero_std_as_scale_one(tmp_path, mode):
+    path = tmp_path / "const.zarr"
+    _store_with_a_constant_field(path)
+    stats = astrobio.open_store(path).manifest["normalization"]
+    cubes = stats["cubes"][mode]
+    mean, std = np.asarray(cubes["mean"], np.float64), np.asarray(cubes["std"], np.float64)
+    if mode == "per_variable":
+        mean, std = np.repeat(mean[:, None], 3, axis=1), np.repeat(std[:, None], 3, axis=1)
+    assert (std == 0).any()  # the case under test: a constant field
+    norm = astrobio.CubeReader(path, normalize=mode).normalization()
+    assert isinstance(norm, Normalization)
+    assert norm.mean.dtype == norm.scale.dtype == np.float64 and norm.mean.shape == (2, 3)
+    np.testing.assert_array_equal(norm.mean, mean)
+    np.testing.assert_array_equal(norm.scale, np.where(std > 0, std, 1.0))
+    p = astrobio.CubeReader(path, normalize=mode).params_normalization()
+    np.testing.assert_array_equal(p.mean, stats["params"]["mean"])
+    np.testing.assert_array_equal(p.scale, [stats["params"]["std"][0], 1.0])
+
+
+@pytest.mark.parametrize("mode", ["per_variable", "per_level", "none"])
+def test_normalization_round_trips_a_batch_to_the_physical_values(tmp_path, mode):
+    path = tmp_path / "const.zarr"
+    raw_cubes, raw_params = _store_with_a_constant_field(path)
+    reader = astrobio.CubeReader(path, normalize=mode)
+    idx = [6, 0, 3, 4]
+    batch = reader.read(idx)
+    physical = reader.normalization().to_physical(batch.cubes.astype(np.float64))
+    assert physical.shape == batch.cubes.shape
+    # float32 normalized values carry ~1e-7 relative error; physical fields are O(100-1e5)
+    np.testing.assert_allclose(physical, raw_cubes[idx], rtol=2e-6)
+    np.testing.assert_array_equal(physical[:, 1], 101325.0)  # the constant field comes back exactly
+    params = reader.params_normalization().to_physical(batch.params.astype(np.float64))
+    np.testing.assert_allclose(params, raw_params[idx], rtol=1e-6, atol=1e-6)
+    if mode == "none":
+        assert (reader.normalization().scale == 1).all() and (reader.normalization().mean == 0).all()
+
+
+def test_normalization_survives_pickling_of_the_reader(store):
+    reader = astrobio.CubeReader(store.path, normalize="per_level")
+    clone = pickle.loads(pickle.dumps(reader))
+    a, b = reader.normalization(), clone.normalization()
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.scale, b.scale)

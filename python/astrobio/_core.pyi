@@ -20,6 +20,10 @@ class BatchReader:
         self, indices: Sequence[int], out: npt.NDArray[np.float32] | None = None
     ) -> npt.NDArray[np.float32]: ...
     def read_params(self, indices: Sequence[int]) -> npt.NDArray[np.float32]: ...
+    def normalization(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(mean, scale) [V, L] float64 the cubes are normalized with: physical = normalized * scale + mean."""
+    def params_normalization(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(mean, scale) [P] float64 the parameters are normalized with."""
     @property
     def path(self) -> str: ...
     @property

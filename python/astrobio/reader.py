@@ -4,13 +4,16 @@ process, so torch DataLoader workers (fork or spawn) each get their own handle a
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Batch", "CubeReader"]
+from ._core import BatchReader
+
+__all__ = ["Batch", "CubeReader", "Normalization"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,33 @@ class Batch:
     indices: np.ndarray
     cubes: np.ndarray
     params: np.ndarray
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """The normalization a reader applies: physical = normalized * scale + mean (float64).
+
+    `mean` and `scale` are [V, L] for cubes (`CubeReader.normalization()`) or [P] for the
+    parameters (`CubeReader.params_normalization()`). They come from the Rust core, the same
+    numbers its kernel normalizes with (a zero standard deviation is scale 1: centred, not
+    scaled), so Python never re-derives the rule.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def to_physical(self, x: np.ndarray) -> np.ndarray:
+        """Normalized -> physical units: cubes [..., V, L, H, W], parameters [..., P]."""
+        if self.mean.ndim == 2:  # cube statistics broadcast over the grid (H, W)
+            return x * self.scale[:, :, None, None] + self.mean[:, :, None, None]
+        return x * self.scale + self.mean
+
+
+def _in_dataloader_worker() -> bool:
+    """Whether this process is a torch DataLoader worker. A worker has torch imported already;
+    the reader itself does not need torch, so it does not import it."""
+    data = sys.modules.get("torch.utils.data")
+    return data is not None and data.get_worker_info() is not None
 
 
 class CubeReader:
@@ -35,7 +65,7 @@ class CubeReader:
         self.path = Path(path)
         self.normalize = normalize
         self.threads = threads
-        self._native: Any = None
+        self._native: BatchReader | None = None
         self._pid: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -45,11 +75,9 @@ class CubeReader:
         self.__init__(state["path"], state["normalize"], state["threads"])  # type: ignore[misc]
 
     @property
-    def native(self) -> Any:
+    def native(self) -> BatchReader:
         """The process-local `astrobio._core.BatchReader` (reopened after fork)."""
         if self._native is None or self._pid != os.getpid():
-            from ._core import BatchReader
-
             self._native = BatchReader(str(self.path), self.normalize, self._threads())
             self._pid = os.getpid()
         return self._native
@@ -57,11 +85,7 @@ class CubeReader:
     def _threads(self) -> int:
         if self.threads is not None:
             return self.threads
-        try:
-            from torch.utils.data import get_worker_info
-        except ImportError:  # torch is a dependency, but the reader does not need it
-            return 0
-        return 1 if get_worker_info() is not None else 0
+        return 1 if _in_dataloader_worker() else 0
 
     def __len__(self) -> int:
         return int(self.native.n_samples)
@@ -69,6 +93,16 @@ class CubeReader:
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:
         return tuple(self.native.sample_shape)  # type: ignore[return-value]
+
+    def normalization(self) -> Normalization:
+        """The cube normalization this reader applies (mean, scale [V, L], float64)."""
+        mean, scale = self.native.normalization()
+        return Normalization(mean=mean, scale=scale)
+
+    def params_normalization(self) -> Normalization:
+        """The parameter normalization this reader applies (mean, scale [P], float64)."""
+        mean, scale = self.native.params_normalization()
+        return Normalization(mean=mean, scale=scale)
 
     def read(self, indices: Sequence[int] | np.ndarray, out: np.ndarray | None = None) -> Batch:
         """Read one batch. `out` (C-contiguous float32 [B, V, L, H, W], e.g. a pinned torch

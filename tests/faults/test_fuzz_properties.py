@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import astrobio
+from conftest import build_fixture
 
 from ._util import chunk_file
 
@@ -35,8 +36,6 @@ KEY = f"cubes/c/{SAMPLE}/0/0/0/0"
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    from conftest import build_fixture
-
     fx = build_fixture(tmp_path_factory.mktemp("fuzz") / "store.zarr", shape=(2, 2, 4, 4))
     return fx
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from torch.utils.data import get_worker_info
 
 import astrobio
+from astrobio.data import CubeBatchDataset
 from astrobio.train import DataLoaderError, TrainConfig, load_checkpoint, train
 
 from ._util import chunk_file, fresh_copy, tiny_config
@@ -102,10 +104,6 @@ def test_a_killed_worker_stops_the_run_without_hanging(template, tmp_path):
 def test_a_hung_worker_times_out(template, tmp_path, monkeypatch):
     """A worker stuck in I/O (here: sleeping from epoch 2 on) stops the run after data.timeout
     seconds instead of hanging it forever."""
-    from torch.utils.data import get_worker_info
-
-    from astrobio.data import CubeBatchDataset
-
     store = fresh_copy(template, tmp_path / "climate.zarr")
     flag = tmp_path / "hang"
     getitem = CubeBatchDataset.__getitem__

@@ -36,6 +36,9 @@ pub struct FastChain {
     pub crc32c: bool,
 }
 
+/// The reason a bad checksum is reported with, by this path and by zarrs' (store.rs) alike.
+pub(crate) const CRC32C_MISMATCH: &str = "checksum mismatch (crc32c)";
+
 /// Why a chunk could not be decoded.
 #[derive(Debug)]
 pub enum ChunkError {
@@ -132,7 +135,7 @@ impl FastChain {
             let (body, sum) = data.split_at(data.len() - 4);
             let stored = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
             if crc32c::crc32c(body) != stored {
-                return Err("checksum mismatch (crc32c)".into());
+                return Err(CRC32C_MISMATCH.into());
             }
             body
         } else {
@@ -294,17 +297,24 @@ fn block_decompress(compcode: u8, src: &[u8], dst: &mut [u8]) -> Result<(), Stri
     })
 }
 
+/// Refuse a zstd frame that may decode to more than `decoded_len` bytes plus one zstd block
+/// (128 KiB): a walk over block headers, no decoding. A frame without a declared content size
+/// is bounded by its block count; one the walk cannot parse is refused too.
+pub(crate) fn check_zstd_bound(frame: &[u8], decoded_len: u64) -> Result<(), String> {
+    const ZSTD_BLOCK_MAX: u64 = 128 << 10;
+    match zstd::zstd_safe::decompress_bound(frame) {
+        Ok(bound) if bound <= decoded_len + ZSTD_BLOCK_MAX => Ok(()),
+        Ok(bound) => Err(format!("zstd frame may decode to {bound} bytes, the chunk holds {decoded_len}")),
+        Err(_) => Err("cannot decode: not a valid zstd frame".into()),
+    }
+}
+
 fn zstd_into(frame: &[u8], out: &mut [u8]) -> Result<(), String> {
     // The decoder writes only into `out`, so memory is bounded regardless; the bound is
-    // checked first (a walk over block headers, no decoding) so a bomb or trailing garbage
-    // is named as such rather than as a generic decode failure.
-    const ZSTD_BLOCK_MAX: u64 = 128 << 10;
+    // checked first so a bomb or trailing garbage is named as such rather than as a generic
+    // decode failure.
     let n = out.len() as u64;
-    match zstd::zstd_safe::decompress_bound(frame) {
-        Ok(bound) if bound <= n + ZSTD_BLOCK_MAX => {}
-        Ok(bound) => return Err(format!("zstd frame may decode to {bound} bytes, the chunk holds {n}")),
-        Err(_) => return Err("cannot decode: not a valid zstd frame".into()),
-    }
+    check_zstd_bound(frame, n)?;
     DCTX.with_borrow_mut(|slot| {
         let dctx = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
         match dctx.decompress(out, frame) {

@@ -21,7 +21,31 @@ impl SampleLayout {
     }
 }
 
-/// Affine normalization per (variable, level) slab: y = (x - shift) * scale.
+/// The normalization of each slab in physical units: normalized = (x - mean) / scale, so
+/// physical = normalized * scale + mean. The kernels apply it as an [`Affine`]; callers that
+/// return to physical units read it from here, so the rule below lives in one place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormStats {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+impl NormStats {
+    /// Raw values out (mean 0, scale 1) for `slabs` slabs.
+    pub fn identity(slabs: usize) -> Self {
+        NormStats { mean: vec![0.0; slabs], scale: vec![1.0; slabs] }
+    }
+
+    /// From mean/std per slab; a zero or non-finite std leaves the centred value unscaled
+    /// (scale 1: a constant field normalizes to 0 rather than to inf).
+    pub fn from_mean_std(mean: &[f64], std: &[f64]) -> Self {
+        let scale = std.iter().map(|&s| if s.is_finite() && s > 0.0 { s } else { 1.0 }).collect();
+        NormStats { mean: mean.to_vec(), scale }
+    }
+}
+
+/// Affine normalization per (variable, level) slab, as the kernels apply it in f32:
+/// y = (x - shift) * scale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Affine {
     pub shift: Vec<f32>,
@@ -31,17 +55,22 @@ pub struct Affine {
 impl Affine {
     /// Identity transform for `slabs` slabs (raw values out).
     pub fn identity(slabs: usize) -> Self {
-        Affine { shift: vec![0.0; slabs], scale: vec![1.0; slabs] }
+        Affine::from(&NormStats::identity(slabs))
     }
 
-    /// From mean/std per slab; a zero or non-finite std leaves the centred value unscaled
-    /// (a constant field normalizes to 0 rather than to inf).
+    /// From mean/std per slab, by the rule of [`NormStats::from_mean_std`].
     pub fn from_mean_std(mean: &[f64], std: &[f64]) -> Self {
-        let scale = std
-            .iter()
-            .map(|&s| if s.is_finite() && s > 0.0 { (1.0 / s) as f32 } else { 1.0 })
-            .collect();
-        Affine { shift: mean.iter().map(|&m| m as f32).collect(), scale }
+        Affine::from(&NormStats::from_mean_std(mean, std))
+    }
+}
+
+impl From<&NormStats> for Affine {
+    fn from(n: &NormStats) -> Self {
+        // The reciprocal in f64, rounded once to f32: a multiply per value, not a divide.
+        Affine {
+            shift: n.mean.iter().map(|&m| m as f32).collect(),
+            scale: n.scale.iter().map(|&s| (1.0 / s) as f32).collect(),
+        }
     }
 }
 
@@ -73,6 +102,29 @@ pub struct ValidRange {
 
 impl ValidRange {
     pub const ANY: ValidRange = ValidRange { lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+
+    /// The validity check every kernel applies to a decoded value: finite and within
+    /// [lo, hi]. NaN fails both comparisons; +-Inf fails `is_finite` even with infinite bounds.
+    /// Non-short-circuit `&` keeps it branch-free, so the loops that call it vectorize.
+    #[inline(always)]
+    pub fn admits(self, x: f32) -> bool {
+        x.is_finite() & (x >= self.lo) & (x <= self.hi)
+    }
+
+    /// [`Self::admits`] for a value `x` and its normalized form `y`: an extreme valid value
+    /// can overflow f32 once scaled, and the batch must hold only finite values.
+    #[inline(always)]
+    pub fn admits_normalized(self, x: f32, y: f32) -> bool {
+        self.admits(x) & y.is_finite()
+    }
+}
+
+/// Where each (variable, level) slab of a sample lies: (variable, level, value range).
+fn slabs(layout: SampleLayout) -> impl Iterator<Item = (usize, usize, std::ops::Range<usize>)> {
+    (0..layout.variables * layout.levels).map(move |slab| {
+        let start = slab * layout.plane;
+        (slab / layout.levels, slab % layout.levels, start..start + layout.plane)
+    })
 }
 
 /// Check and normalize `src` (one decoded sample) into `dst` (its slot in the batch).
@@ -86,28 +138,22 @@ pub fn verify_normalize_into(
 ) -> Result<(), ValueFault> {
     debug_assert_eq!(src.len(), layout.len());
     debug_assert_eq!(dst.len(), layout.len());
-    for v in 0..layout.variables {
+    for (v, l, at) in slabs(layout) {
         let range = ranges[v];
-        for l in 0..layout.levels {
-            let slab = v * layout.levels + l;
-            let start = slab * layout.plane;
-            let (shift, scale) = (affine.shift[slab], affine.scale[slab]);
-            let s = &src[start..start + layout.plane];
-            let d = &mut dst[start..start + layout.plane];
-            let mut bad = false;
-            for (out, &x) in d.iter_mut().zip(s) {
-                // NaN fails both comparisons; +-Inf fails is_finite even with infinite bounds.
-                let y = (x - shift) * scale;
-                // The output is checked too: an extreme valid value can overflow f32 when scaled.
-                bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & y.is_finite());
-                *out = y;
-            }
-            if bad {
-                return Err(first_fault(s, range, v, l).unwrap_or_else(|| {
-                    let offset = d.iter().position(|y| !y.is_finite()).unwrap_or(0);
-                    ValueFault { variable: v, level: l, offset, value: s[offset], kind: FaultKind::Overflow }
-                }));
-            }
+        let slab = v * layout.levels + l;
+        let (shift, scale) = (affine.shift[slab], affine.scale[slab]);
+        let (s, d) = (&src[at.clone()], &mut dst[at]);
+        let mut bad = false;
+        for (out, &x) in d.iter_mut().zip(s) {
+            let y = (x - shift) * scale;
+            bad |= !range.admits_normalized(x, y);
+            *out = y;
+        }
+        if bad {
+            return Err(first_fault(s, range, v, l).unwrap_or_else(|| {
+                let offset = d.iter().position(|y| !y.is_finite()).unwrap_or(0);
+                ValueFault { variable: v, level: l, offset, value: s[offset], kind: FaultKind::Overflow }
+            }));
         }
     }
     Ok(())
@@ -124,15 +170,10 @@ pub fn normalize_in_place(
     ranges: &[ValidRange],
 ) -> Result<(), (usize, usize)> {
     debug_assert_eq!(buf.len(), layout.len());
-    for v in 0..layout.variables {
-        let range = ranges[v];
-        for l in 0..layout.levels {
-            let slab = v * layout.levels + l;
-            let start = slab * layout.plane;
-            let d = &mut buf[start..start + layout.plane];
-            if !slab_in_place(d, affine.shift[slab], affine.scale[slab], range) {
-                return Err((v, l));
-            }
+    for (v, l, at) in slabs(layout) {
+        let slab = v * layout.levels + l;
+        if !slab_in_place(&mut buf[at], affine.shift[slab], affine.scale[slab], ranges[v]) {
+            return Err((v, l));
         }
     }
     Ok(())
@@ -168,7 +209,7 @@ fn slab_in_place_generic(d: &mut [f32], shift: f32, scale: f32, range: ValidRang
         for (b, y) in bad.iter_mut().zip(c.iter_mut()) {
             let x = *y;
             let z = (x - shift) * scale;
-            *b |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite());
+            *b |= !range.admits_normalized(x, z);
             *y = z;
         }
     }
@@ -176,7 +217,7 @@ fn slab_in_place_generic(d: &mut [f32], shift: f32, scale: f32, range: ValidRang
     for y in chunks.into_remainder() {
         let x = *y;
         let z = (x - shift) * scale;
-        tail_bad |= !(x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite());
+        tail_bad |= !range.admits_normalized(x, z);
         *y = z;
     }
     !(tail_bad | bad.iter().any(|&b| b))
@@ -230,8 +271,10 @@ pub fn planes_unshuffle_into(planes: [&[u8]; 4], dst: &mut [f32]) {
 }
 
 /// One slab piece: byte planes in, checked and normalized values out. SSE2 (baseline x86-64):
-/// four 16-byte loads and eight unpacks rebuild 16 values, then the same branch-free checks
-/// as [`verify_normalize_into`]; the scalar loop finishes the tail (and other targets).
+/// four 16-byte loads and eight unpacks rebuild 16 values, then [`ValidRange::admits_normalized`]
+/// four lanes at a time (|x| < inf, lo <= x <= hi, |z| < inf: the same comparisons, as packed
+/// compares; `tests::sse_lanes_agree_with_the_scalar_check` holds them equal); the scalar loop
+/// finishes the tail (and other targets).
 fn planes_slab(p: [&[u8]; 4], d: &mut [f32], shift: f32, scale: f32, range: ValidRange) -> bool {
     let n = d.len();
     let (p0, p1, p2, p3) = (&p[0][..n], &p[1][..n], &p[2][..n], &p[3][..n]);
@@ -274,7 +317,7 @@ fn planes_slab(p: [&[u8]; 4], d: &mut [f32], shift: f32, scale: f32, range: Vali
     for j in i..n {
         let x = f32::from_bits(u32::from_le_bytes([p0[j], p1[j], p2[j], p3[j]]));
         let z = (x - shift) * scale;
-        good &= x.is_finite() & (x >= range.lo) & (x <= range.hi) & z.is_finite();
+        good &= range.admits_normalized(x, z);
         d[j] = z;
     }
     good
@@ -312,36 +355,26 @@ pub fn verify_values(
     layout: SampleLayout,
     ranges: &[ValidRange],
 ) -> Result<(), ValueFault> {
-    for v in 0..layout.variables {
-        let range = ranges[v];
-        for l in 0..layout.levels {
-            let start = (v * layout.levels + l) * layout.plane;
-            let s = &src[start..start + layout.plane];
-            let bad = s
-                .iter()
-                .fold(false, |bad, &x| bad | !(x.is_finite() & (x >= range.lo) & (x <= range.hi)));
-            if bad {
-                return Err(first_fault(s, range, v, l).expect("a bad slab has a faulty value"));
-            }
+    for (v, l, at) in slabs(layout) {
+        let (range, s) = (ranges[v], &src[at]);
+        if s.iter().fold(false, |bad, &x| bad | !range.admits(x)) {
+            return Err(first_fault(s, range, v, l).expect("a bad slab has a faulty value"));
         }
     }
     Ok(())
 }
 
 fn first_fault(slab: &[f32], range: ValidRange, variable: usize, level: usize) -> Option<ValueFault> {
-    for (offset, &value) in slab.iter().enumerate() {
-        let kind = if value.is_nan() {
-            FaultKind::NaN
-        } else if value.is_infinite() {
-            FaultKind::Inf
-        } else if value < range.lo || value > range.hi {
-            FaultKind::OutOfRange
-        } else {
-            continue;
-        };
-        return Some(ValueFault { variable, level, offset, value, kind });
-    }
-    None
+    let offset = slab.iter().position(|&x| !range.admits(x))?;
+    let value = slab[offset];
+    let kind = if value.is_nan() {
+        FaultKind::NaN
+    } else if value.is_infinite() {
+        FaultKind::Inf
+    } else {
+        FaultKind::OutOfRange
+    };
+    Some(ValueFault { variable, level, offset, value, kind })
 }
 
 #[cfg(test)]
@@ -416,6 +449,34 @@ mod tests {
         let affine = Affine::from_mean_std(&[1.0], &[0.0]);
         assert_eq!(affine.scale, vec![1.0]);
         assert_eq!(affine.shift, vec![1.0]);
+        let stats = NormStats::from_mean_std(&[1.0, 2.0, 3.0, 4.0], &[0.0, f64::NAN, f64::INFINITY, 4.0]);
+        assert_eq!(stats.scale, vec![1.0, 1.0, 1.0, 4.0]);
+        assert_eq!(Affine::from(&stats).scale, vec![1.0, 1.0, 1.0, 0.25]);
+    }
+
+    #[test]
+    fn sse_lanes_agree_with_the_scalar_check() {
+        // One slab of 64 values (the SSE path takes 16 at a time), one special value at a time
+        // in each lane position: the byte-plane kernel must refuse exactly what
+        // `ValidRange::admits_normalized` refuses.
+        let layout = SampleLayout { variables: 1, levels: 1, plane: 64 };
+        let range = ValidRange { lo: -10.0, hi: 10.0 };
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -10.0, 10.0, -10.000001, 10.000001, 0.0, 5.0, -0.0];
+        // std 1: the range decides; std 1e-38: values above ~3.4 overflow once scaled.
+        for (k, (&bad, std)) in specials.iter().flat_map(|b| [(b, 1.0), (b, 1e-38)]).enumerate() {
+            let affine = Affine::from_mean_std(&[0.0], &[std]);
+            let at = (k * 7) % 64;
+            let mut vals = vec![1e-39f32; 64];
+            vals[at] = bad;
+            let planes: Vec<Vec<u8>> = (0..4).map(|b| vals.iter().map(|x| x.to_le_bytes()[b]).collect()).collect();
+            let p = [&planes[0][..], &planes[1][..], &planes[2][..], &planes[3][..]];
+            let mut out = vec![0.0; 64];
+            let got = planes_normalize_into(0, p, &mut out, layout, &affine, &[range]);
+            let want = vals.iter().all(|&x| range.admits_normalized(x, (x - affine.shift[0]) * affine.scale[0]));
+            assert_eq!(got, want, "value {bad} at {at}, std {std}");
+            let mut two = vec![0.0; 64];
+            assert_eq!(verify_normalize_into(&vals, &mut two, layout, &affine, &[range]).is_ok(), want, "value {bad}");
+        }
     }
 
     #[test]

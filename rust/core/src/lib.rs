@@ -6,6 +6,8 @@
 
 pub mod chunk;
 pub mod error;
+/// Fuzzing harness (fixture store + invariants): for the fuzz crate and the tests only.
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod kernel;
 pub mod manifest;
@@ -15,6 +17,7 @@ pub mod store;
 pub mod verify;
 
 pub use error::{CoreError, CoreResult, Location};
+pub use kernel::NormStats;
 pub use manifest::{Manifest, NormMode};
 pub use reader::BatchReader;
 pub use store::CubeStore;

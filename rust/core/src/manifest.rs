@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::error::{CoreError, CoreResult, Location};
-use crate::kernel::{Affine, ValidRange};
+use crate::kernel::{NormStats, ValidRange};
 
 pub const FORMAT: &str = "astrobio.store";
 pub const FORMAT_VERSION: u32 = 1;
@@ -156,26 +156,26 @@ impl Manifest {
         self.runs.get(i).filter(|r| r.start <= sample)
     }
 
-    pub fn cube_affine(&self, mode: NormMode) -> Affine {
+    /// The cube normalization of `mode` per (variable, level) slab, C order ([V, L]).
+    pub fn cube_norm(&self, mode: NormMode) -> NormStats {
         let [v, l, _, _] = self.sample_shape;
         let n = &self.normalization.cubes;
         match mode {
-            NormMode::None => Affine::identity(v * l),
-            NormMode::PerLevel => Affine::from_mean_std(
-                &n.per_level.mean.concat(),
-                &n.per_level.std.concat(),
-            ),
+            NormMode::None => NormStats::identity(v * l),
+            NormMode::PerLevel => NormStats::from_mean_std(&n.per_level.mean.concat(), &n.per_level.std.concat()),
             NormMode::PerVariable => {
                 let expand = |x: &[f64]| x.iter().flat_map(|&a| std::iter::repeat_n(a, l)).collect::<Vec<_>>();
-                Affine::from_mean_std(&expand(&n.per_variable.mean), &expand(&n.per_variable.std))
+                NormStats::from_mean_std(&expand(&n.per_variable.mean), &expand(&n.per_variable.std))
             }
         }
     }
 
-    pub fn param_affine(&self, mode: NormMode) -> Affine {
+    /// The parameter normalization of `mode` ([P]): the params' own statistics unless raw
+    /// values are asked for (or the store has none).
+    pub fn param_norm(&self, mode: NormMode) -> NormStats {
         match (&self.normalization.params, mode) {
-            (Some(p), NormMode::PerVariable | NormMode::PerLevel) => Affine::from_mean_std(&p.mean, &p.std),
-            _ => Affine::identity(self.params.len()),
+            (Some(p), NormMode::PerVariable | NormMode::PerLevel) => NormStats::from_mean_std(&p.mean, &p.std),
+            _ => NormStats::identity(self.params.len()),
         }
     }
 }
@@ -183,6 +183,7 @@ impl Manifest {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::kernel::Affine;
     use serde_json::json;
 
     pub(crate) fn manifest_json(v: usize, l: usize, h: usize, w: usize, runs: &[u64]) -> serde_json::Value {
@@ -241,9 +242,27 @@ pub(crate) mod tests {
         let mut j = manifest_json(2, 3, 1, 1, &[1]);
         j["normalization"]["cubes"]["per_variable"] = json!({"mean": [1.0, 5.0], "std": [2.0, 4.0]});
         let m = Manifest::from_json(&j).unwrap();
-        let a = m.cube_affine(NormMode::PerVariable);
+        let n = m.cube_norm(NormMode::PerVariable);
+        assert_eq!(n.mean, vec![1.0, 1.0, 1.0, 5.0, 5.0, 5.0]);
+        assert_eq!(n.scale, vec![2.0, 2.0, 2.0, 4.0, 4.0, 4.0]);
+        let a = Affine::from(&n);
         assert_eq!(a.shift, vec![1.0, 1.0, 1.0, 5.0, 5.0, 5.0]);
         assert_eq!(a.scale, vec![0.5, 0.5, 0.5, 0.25, 0.25, 0.25]);
-        assert_eq!(m.cube_affine(NormMode::None), Affine::identity(6));
+        assert_eq!(m.cube_norm(NormMode::None), NormStats::identity(6));
+        assert_eq!(Affine::from(&m.cube_norm(NormMode::None)), Affine::identity(6));
+    }
+
+    #[test]
+    fn zero_std_is_scale_one_in_every_mode_and_params_follow_the_mode() {
+        let mut j = manifest_json(2, 2, 1, 1, &[1]);
+        j["normalization"]["cubes"]["per_variable"] = json!({"mean": [1.0, 5.0], "std": [0.0, 4.0]});
+        j["normalization"]["cubes"]["per_level"] = json!({"mean": [[1.0, 2.0], [5.0, 6.0]], "std": [[3.0, 0.0], [4.0, 4.0]]});
+        j["normalization"]["params"] = json!({"mean": [7.0], "std": [0.0]});
+        let m = Manifest::from_json(&j).unwrap();
+        assert_eq!(m.cube_norm(NormMode::PerVariable).scale, vec![1.0, 1.0, 4.0, 4.0]);
+        let per_level = m.cube_norm(NormMode::PerLevel);
+        assert_eq!((per_level.mean, per_level.scale), (vec![1.0, 2.0, 5.0, 6.0], vec![3.0, 1.0, 4.0, 4.0]));
+        assert_eq!(m.param_norm(NormMode::PerLevel), NormStats { mean: vec![7.0], scale: vec![1.0] });
+        assert_eq!(m.param_norm(NormMode::None), NormStats::identity(1));
     }
 }

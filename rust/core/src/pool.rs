@@ -50,7 +50,8 @@ pub fn pool(threads: usize) -> Arc<ThreadPool> {
     built
 }
 
-/// Number of rayon pools this process has built; lets tests see a rebuild after fork.
+/// The process id that built the current pool (`None` before the first read); lets tests see
+/// that a forked child built its own pool rather than reusing its parent's.
 pub fn pool_pid() -> Option<u32> {
     POOL.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|e| e.pid)
 }

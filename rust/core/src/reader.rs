@@ -6,14 +6,15 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
-use crate::kernel::{verify_normalize_into, Affine, FaultKind, ValueFault};
+use crate::kernel::{verify_normalize_into, Affine, FaultKind, NormStats, ValueFault};
 use crate::manifest::NormMode;
 use crate::pool;
 use crate::store::{describe_range, CubeStore};
 
 pub struct BatchReader {
     store: CubeStore,
-    mode: NormMode,
+    cube_norm: NormStats,
+    param_norm: NormStats,
     cube_affine: Affine,
     param_affine: Affine,
     threads: usize,
@@ -23,16 +24,22 @@ impl BatchReader {
     /// Open a store for batched reads; `threads` = 0 uses every core this process may use.
     pub fn open(root: impl AsRef<Path>, mode: NormMode, threads: usize) -> CoreResult<Self> {
         let store = CubeStore::open(root)?;
-        let cube_affine = store.manifest().cube_affine(mode);
-        let param_affine = store.manifest().param_affine(mode);
-        Ok(BatchReader { store, mode, cube_affine, param_affine, threads })
+        let cube_norm = store.manifest().cube_norm(mode);
+        let param_norm = store.manifest().param_norm(mode);
+        let (cube_affine, param_affine) = (Affine::from(&cube_norm), Affine::from(&param_norm));
+        Ok(BatchReader { store, cube_norm, param_norm, cube_affine, param_affine, threads })
     }
 
     pub fn store(&self) -> &CubeStore {
         &self.store
     }
-    pub fn mode(&self) -> NormMode {
-        self.mode
+    /// The cube normalization this reader applies, per (variable, level) slab ([V, L], C order).
+    pub fn cube_norm(&self) -> &NormStats {
+        &self.cube_norm
+    }
+    /// The parameter normalization this reader applies ([P]).
+    pub fn param_norm(&self) -> &NormStats {
+        &self.param_norm
     }
     pub fn threads(&self) -> usize {
         self.threads
@@ -47,14 +54,7 @@ impl BatchReader {
     /// no promise about its contents.
     pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
         let n = self.sample_len();
-        if out.len() != indices.len() * n {
-            return Err(CoreError::InvalidArgument(format!(
-                "output buffer holds {} values, the batch needs {} ({} samples x {n})",
-                out.len(),
-                indices.len() * n,
-                indices.len()
-            )));
-        }
+        check_buffer("output buffer", out.len(), indices.len(), n)?;
         let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
         let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
             out.par_chunks_mut(n.max(1))
@@ -85,13 +85,7 @@ impl BatchReader {
     /// Fill `out` (`indices.len() * n_params` values) with the normalized parameter rows.
     pub fn read_params_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
         let p = self.store.n_params();
-        if out.len() != indices.len() * p {
-            return Err(CoreError::InvalidArgument(format!(
-                "parameter buffer holds {} values, the batch needs {}",
-                out.len(),
-                indices.len() * p
-            )));
-        }
+        check_buffer("parameter buffer", out.len(), indices.len(), p)?;
         for (row, &i) in out.chunks_mut(p.max(1)).zip(indices) {
             let sample = self.store.check_index(i)?;
             for (j, (o, &x)) in row.iter_mut().zip(self.store.param_row(sample)).enumerate() {
@@ -100,6 +94,17 @@ impl BatchReader {
         }
         Ok(())
     }
+}
+
+/// A caller's buffer must hold exactly `samples` rows of `per_sample` values.
+fn check_buffer(what: &str, len: usize, samples: usize, per_sample: usize) -> CoreResult<()> {
+    if len == samples * per_sample {
+        return Ok(());
+    }
+    Err(CoreError::InvalidArgument(format!(
+        "{what} holds {len} values, the batch needs {} ({samples} samples x {per_sample})",
+        samples * per_sample
+    )))
 }
 
 /// Turn a value fault into an integrity error naming run, chunk, variable, level and value.

@@ -14,10 +14,9 @@ use zarrs::array::{
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
 
-use crate::chunk::{as_bytes_mut, ChunkError, Compressor, FastChain, Visit};
-use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine};
+use crate::chunk::{as_bytes_mut, check_zstd_bound, ChunkError, Compressor, FastChain, Visit, CRC32C_MISMATCH};
 use crate::error::{CoreError, CoreResult, Location};
-use crate::kernel::{SampleLayout, ValidRange};
+use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine, SampleLayout, ValidRange};
 use crate::manifest::Manifest;
 
 pub const CUBES: &str = "cubes";
@@ -151,11 +150,6 @@ impl CubeStore {
         Ok(index as u64)
     }
 
-    /// Whether cube chunks take the fast path (chunk.rs) rather than zarrs' codec pipeline.
-    pub fn fast_path(&self) -> Option<FastChain> {
-        self.fast
-    }
-
     /// Fetch, verify (checksum, decoded size) and decode one sample's chunk into `dst`
     /// (exactly one sample's values), with no intermediate copy on the fast path.
     pub fn decode_sample_into(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
@@ -270,7 +264,7 @@ impl CubeStore {
             with_f32(&bytes, |vals| -> CoreResult<()> {
                 for (i, &x) in vals[..keep].iter().enumerate() {
                     let r = ranges[i % p as usize];
-                    if !(x.is_finite() && x >= r.lo && x <= r.hi) {
+                    if !r.admits(x) {
                         let sample = ci * rows + (i as u64) / p;
                         let name = &self.manifest.params[i % p as usize].name;
                         return Err(CoreError::integrity(
@@ -334,7 +328,7 @@ fn decode_chunk(
 ) -> Result<Vec<u8>, String> {
     let size = array.data_type().fixed_size().ok_or("variable-size data type")? as u64;
     let decoded_len = shape.iter().map(|s| s.get()).product::<u64>() * size;
-    check_zstd_bound(array.codecs().bytes_to_bytes_codecs(), &encoded, decoded_len, options)?;
+    check_zarrs_zstd_bound(array.codecs().bytes_to_bytes_codecs(), &encoded, decoded_len, options)?;
     let bytes: ArrayBytes = array
         .codecs()
         .decode(Cow::Owned(encoded), shape, array.data_type(), array.fill_value(), options)
@@ -345,15 +339,15 @@ fn decode_chunk(
 /// zarrs' zstd decoder allocates up front whatever size a frame declares, so a 21-byte chunk
 /// file with a valid checksum could ask for a terabyte and abort the process (no error, no
 /// exception). Peel the checksum stages outside the zstd stage and refuse a frame that may
-/// decode to more than the chunk holds, plus one zstd block (128 KiB): a frame without a
-/// declared content size is bounded by its block count. Other codec stacks are left to zarrs.
-fn check_zstd_bound(
+/// decode to more than the chunk holds ([`check_zstd_bound`], the fast path's rule; zarrs
+/// would fall back to an unbounded streaming decode on a frame the bound cannot parse).
+/// Other codec stacks are left to zarrs.
+fn check_zarrs_zstd_bound(
     codecs: &[Arc<dyn BytesToBytesCodecTraits>],
     encoded: &[u8],
     decoded_len: u64,
     options: &CodecOptions,
 ) -> Result<(), String> {
-    const ZSTD_BLOCK_MAX: u64 = 128 << 10;
     let mut bytes = Cow::Borrowed(encoded);
     for codec in codecs.iter().rev() {
         let any = codec.as_any();
@@ -361,12 +355,7 @@ fn check_zstd_bound(
             // Ignores the representation; a bad checksum is reported here as it would be later.
             bytes = codec.decode(bytes, &BytesRepresentation::UnboundedSize, options).map_err(codec_error)?;
         } else if any.is::<ZstdCodec>() {
-            return match zstd::zstd_safe::decompress_bound(&bytes) {
-                Ok(bound) if bound <= decoded_len + ZSTD_BLOCK_MAX => Ok(()),
-                Ok(bound) => Err(format!("zstd frame may decode to {bound} bytes, the chunk holds {decoded_len}")),
-                // zarrs would fall back to an unbounded streaming decode; refuse instead.
-                Err(_) => Err("cannot decode: not a valid zstd frame".into()),
-            };
+            return check_zstd_bound(&bytes, decoded_len);
         } else {
             return Ok(());
         }
@@ -376,7 +365,7 @@ fn check_zstd_bound(
 
 fn codec_error(e: CodecError) -> String {
     match e {
-        CodecError::InvalidChecksum => "checksum mismatch (crc32c)".to_string(),
+        CodecError::InvalidChecksum => CRC32C_MISMATCH.to_string(),
         other => format!("cannot decode: {other}"),
     }
 }

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode};
+use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode, NormStats};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -25,7 +25,7 @@ fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
     let (class, message) = match err {
         CoreError::NotFound { path, what } => {
             kwargs.set_item("path", path.to_string_lossy().as_ref())?;
-            ("DataNotFoundError", format!("{what}"))
+            ("DataNotFoundError", what.clone())
         }
         CoreError::Integrity { location, reason } => {
             kwargs.set_item("run", location.run.as_deref())?;
@@ -43,6 +43,9 @@ fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
     let instance = errors.getattr(class)?.call((message,), Some(&kwargs))?;
     Ok(PyErr::from_value(instance))
 }
+
+/// (mean, scale) of a normalization, as two numpy arrays.
+type MeanScale<'py, A> = (Bound<'py, A>, Bound<'py, A>);
 
 fn parse_mode(normalize: &str) -> PyResult<NormMode> {
     normalize.parse().map_err(core_error_to_py)
@@ -127,6 +130,23 @@ impl PyBatchReader {
         self.inner.read_params_into(&indices, &mut buf).map_err(core_error_to_py)?;
         let array = Array2::from_shape_vec([indices.len(), p], buf).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(array.into_pyarray(py))
+    }
+
+    /// The cube normalization this reader applies, as float64 (mean, scale) of shape [V, L]:
+    /// physical = normalized * scale + mean (identity for normalize="none").
+    fn normalization<'py>(&self, py: Python<'py>) -> PyResult<MeanScale<'py, PyArray2<f64>>> {
+        let [v, l, _, _] = self.inner.store().manifest().sample_shape;
+        let NormStats { mean, scale } = self.inner.cube_norm().clone();
+        let as_array = |x: Vec<f64>| {
+            Array2::from_shape_vec([v, l], x).map(|a| a.into_pyarray(py)).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        };
+        Ok((as_array(mean)?, as_array(scale)?))
+    }
+
+    /// The parameter normalization this reader applies, as float64 (mean, scale) of shape [P].
+    fn params_normalization<'py>(&self, py: Python<'py>) -> MeanScale<'py, PyArray1<f64>> {
+        let NormStats { mean, scale } = self.inner.param_norm().clone();
+        (mean.into_pyarray(py), scale.into_pyarray(py))
     }
 
     #[getter]
