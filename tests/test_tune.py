@@ -163,7 +163,12 @@ def test_two_processes_share_one_study(climate_store, tmp_path):
     url, out = _db(tmp_path), tmp_path / "shared"
     tune("datacube", 1, study="shared", storage=url, overrides=_layers(climate_store), space=SPACE, output_dir=out,
          compare_default=False)
-    args = _cli_args(climate_store, out, url, "shared", 2, "--resume", "--set", "trainer.max_epochs=2")
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps(SPACE))  # JSON is YAML
+    args = _cli_args(climate_store, out, url, "shared", 2, "--resume", "--space", str(space))
+    wrong = subprocess.run(_cli(_cli_args(climate_store, out, url, "shared", 1, "--resume")), env=_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "pass the same --space" in wrong.stderr.strip().splitlines()[-1]
     procs = [subprocess.Popen(_cli([*args, "--seed", str(seed)]), env=_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
     for p in procs:

@@ -202,6 +202,11 @@ def tune(model: str, trials: int, *, timeout: float | None = None, study: str | 
                 raise ConfigError(f"{study_dir} holds trials of an earlier study; choose another --output-dir or remove it")
             the_study.set_user_attr("astrobio.model", model)
             the_study.set_user_attr("astrobio.study_dir", str(study_dir))
+            the_study.set_user_attr("astrobio.space", json.loads(json.dumps(dict(space or {}))))
+        elif the_study.user_attrs.get("astrobio.space", {}) != json.loads(json.dumps(dict(space or {}))):
+            # optuna cannot change a parameter's distribution within a study
+            raise ConfigError(f"study {name!r} was started with search-space overrides "
+                              f"{the_study.user_attrs.get('astrobio.space') or 'none'}; pass the same --space to continue it")
         study_dir.mkdir(parents=True, exist_ok=True)
         optuna.storages.fail_stale_trials(the_study)
 
