@@ -110,3 +110,14 @@ def test_callback_counts_training_samples_in_a_real_run(tmp_path):
     metrics = mlflow_metrics(r)
     assert metrics["resources/wall_s"] == r["wall_s"] and all(isinstance(v, float) for v in metrics.values())
     assert not any(k.endswith("gpu_name") or k.endswith("unavailable") for k in metrics)
+
+
+def test_nested_monitors_leave_the_outer_peak_rss_alone():
+    with ResourceMonitor() as outer:
+        with ResourceMonitor() as inner:
+            pass
+    assert inner.report()["peak_rss_scope"] == "enclosing run"
+    assert outer.report()["peak_rss_scope"] in ("run", "process lifetime")
+    with ResourceMonitor() as again:  # the counter went back to zero
+        pass
+    assert again.report()["peak_rss_scope"] == outer.report()["peak_rss_scope"]

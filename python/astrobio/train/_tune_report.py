@@ -89,7 +89,7 @@ def _plots(study: Any, study_dir: Path, n_complete: int) -> dict[str, str]:
     from optuna.visualization import matplotlib as ovm
 
     out: dict[str, str] = {}
-    makers = {"optimization_history": ovm.plot_optimization_history, "param_importances": ovm.plot_param_importances,
+    makers: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history, "param_importances": ovm.plot_param_importances,
               "parallel_coordinate": ovm.plot_parallel_coordinate}
     for name, make in makers.items():
         if n_complete < (2 if name != "optimization_history" else 1):
@@ -138,7 +138,7 @@ def _table(name: str, storage: str, counts: dict[str, int], best: Any, direction
         lines += [f"  {k} = {_fmt(v)}" for k, v in sorted(best.params.items())]
     if held and held.get("rows"):
         d_rows = {r[0]: r for r in (default or {}).get("rows", [])}
-        rows = [("held-out metric", "", "best", "default", "baseline")]
+        rows: list[tuple[str, ...]] = [("held-out metric", "", "best", "default", "baseline")]
         for r in held["rows"]:
             d = d_rows.get(r[0])
             rows.append((r[0], "", r[1], d[1] if d else "-", f"{r[2]} {r[3]}"))

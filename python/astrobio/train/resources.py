@@ -149,8 +149,14 @@ def _vm_hwm_kib() -> int | None:
     return None
 
 
+#: monitors running in this process: only the outermost resets the (process-wide) peak-RSS mark
+_active = 0
+
+
 def _reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0), so the peak is this run's."""
+    if _active:
+        return False
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -184,10 +190,12 @@ class ResourceMonitor(Callback):
         self._stop.clear()
         self.cuda = torch.cuda.is_available()
         self.device = torch.cuda.current_device() if self.cuda else None
-        self.rss_scope = "run" if _reset_peak_rss() else "process lifetime"
+        global _active
+        self.rss_scope = "run" if _reset_peak_rss() else ("enclosing run" if _active else "process lifetime")
+        _active += 1
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
-        self.nvml = _Nvml(self.device) if self.cuda else None
+        self.nvml = _Nvml(self.device) if self.device is not None else None
         self.rapl = _Rapl()
         self.times0 = os.times()
         self.started = time.perf_counter()
@@ -210,9 +218,11 @@ class ResourceMonitor(Callback):
         """Stop sampling (joins the thread) and freeze the report; idempotent."""
         if self._result is not None or self.started is None:
             return self.report()
+        global _active
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        _active -= 1
         self._sample()
         self._result = self._build()
         if self.nvml is not None:

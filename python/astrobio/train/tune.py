@@ -98,7 +98,9 @@ def _storage(url: str, heartbeat: tuple[int, int]) -> Any:
         return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat[0], grace_period=heartbeat[1],
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except (optuna.exceptions.StorageInternalError, ImportError, ValueError, RuntimeError) as e:
-        raise ConfigError(f"cannot open the study database {redact(url)}: {first_line(e)}") from None
+        hint = ("; it holds another application's alembic history (alembic_version): give that application its own "
+                "version table, or pass --storage") if "no longer compatible" in str(e) else ""
+        raise ConfigError(f"cannot open the study database {redact(url)}: {first_line(e)}{hint}") from None
 
 
 def _open_study(optuna: Any, name: str, storage: Any, url: str, direction: str, resume: bool, model: str,
