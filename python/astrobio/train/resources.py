@@ -323,6 +323,9 @@ def format_block(report: Mapping[str, Any]) -> str:
         if key not in report:
             continue
         v = report[key]
+        if v is None and key.startswith("gpu_") and key != "gpu_name" and report.get("gpu_name") is None \
+                and why.get(key) == why.get("gpu_name"):
+            continue  # said once on the GPU line
         if v is None:
             text = f"not available ({why.get(key, 'unknown reason')})"
         elif isinstance(v, str):
