@@ -106,7 +106,7 @@ def test_pruning_stops_a_bad_trial(climate_store, tmp_path):
     assert result.counts["pruned"] == 1
 
 
-def _cli(args: list[str], env_extra: dict[str, str] | None = None) -> list[str]:
+def _cli(args: list[str]) -> list[str]:
     return [sys.executable, "-c", "import sys; from astrobio.train.tune_cli import main; sys.exit(main(sys.argv[1:]))", *args]
 
 
