@@ -100,7 +100,8 @@ def test_pruning_stops_a_bad_trial(climate_store, tmp_path):
     study = optuna.load_study(study_name="prune", storage=url)
     study.enqueue_trial({"optim.lr": 1e-7})
     result = tune("datacube", 2, study="prune", storage=url, resume=True, overrides=layers,
-                  space={**SPACE, "model.hidden": None, "optim.weight_decay": None}, output_dir=tmp_path / "p",
+                  space={**SPACE, "model.hidden": None, "optim.weight_decay": None,
+                         "optim.lr": {"low": 1e-8, "high": 1e-2, "log": True}}, output_dir=tmp_path / "p",
                   pruner=MedianPruner(n_startup_trials=1, n_warmup_steps=0), compare_default=False)
     assert _states(url, "prune") == [(0, "COMPLETE"), (1, "PRUNED")]
     assert result.counts["pruned"] == 1

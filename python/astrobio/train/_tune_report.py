@@ -103,7 +103,7 @@ def _plots(study: Any, study_dir: Path, n_complete: int) -> dict[str, str]:
                 warnings.simplefilter("ignore")
                 ax = make(study)
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-            fig.set_size_inches(9, 5.5)
+            fig.set_size_inches(13 if name == "parallel_coordinate" else 9, 6 if name == "parallel_coordinate" else 5.5)
             fig.tight_layout()
             path = study_dir / f"{name}.png"
             fig.savefig(path, dpi=110)
