@@ -15,14 +15,14 @@ from astrobio.train import load_checkpoint
 from astrobio.train.cli import main
 from astrobio.train.metrics import average_precision, roc_auc
 
-FAST = ["--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "model.graph.networks=[e_coli_core]",
-        "--set", "model.graph.hidden=16", "--set", "model.graph.latent=8"]
+FAST = ["--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "model.options.networks=[e_coli_core]",
+        "--set", "model.options.hidden=16", "--set", "model.options.latent=8"]
 
 
 def test_graph_trains_from_the_cli_and_reports_auc_ap_beside_the_heuristics(ecoli_graphs, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["--model", "graph", "--set", f"data.graphs={ecoli_graphs}", "--output-dir", str(out), "--max-epochs", "30",
-               "--set", "trainer.patience=100", "--set", "model.graph.kl_anneal_epochs=10", "--set", "trainer.plots=true", *FAST])
+               "--set", "trainer.patience=100", "--set", "model.options.kl_anneal_epochs=10", "--set", "trainer.plots=true", *FAST])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "common neighbours" in printed and "Adamic-Adar" in printed and "AUC" in printed
@@ -52,10 +52,10 @@ def test_kl_annealing_schedule():
     from astrobio.train.tasks.graph import GraphModule
 
     cfg = TrainConfig.for_model("graph")
-    cfg.model.graph.kl_weight, cfg.model.graph.kl_anneal_epochs = 0.5, 4
+    cfg.model.options.kl_weight, cfg.model.options.kl_anneal_epochs = 0.5, 4
     betas = [GraphModule.kl_beta(SimpleNamespace(cfg=cfg, current_epoch=e)) for e in range(6)]
     assert betas == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
-    cfg.model.graph.kl_anneal_epochs = 0
+    cfg.model.options.kl_anneal_epochs = 0
     assert GraphModule.kl_beta(SimpleNamespace(cfg=cfg, current_epoch=0)) == 0.5
 
 
@@ -98,7 +98,7 @@ def test_negative_sampling_stays_within_each_graph_and_avoids_edges(ecoli_graphs
     from torch_geometric.data import Batch
 
     from astrobio.ingest.metabolic import open_graphs
-    from astrobio.train.module import seeded_rng
+    from astrobio.train.rng import seeded_rng
     from astrobio.train.tasks.graph import link_split, node_features, sample_negatives
 
     g = open_graphs(ecoli_graphs)["e_coli_core"]

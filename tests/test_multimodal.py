@@ -14,8 +14,8 @@ from astrobio.train import TrainConfig, load_checkpoint, train
 from astrobio.train.cli import main
 from astrobio.train.tasks.multimodal import surface_targets
 
-SMALL = ["--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "model.multimodal.embed=16",
-         "--set", "model.multimodal.cube_channels=[16, 16]"]
+SMALL = ["--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "model.options.embed=16",
+         "--set", "model.options.cube_channels=[16, 16]"]
 
 
 def test_surface_targets_are_area_weighted():
@@ -47,15 +47,15 @@ def test_multimodal_trains_from_the_cli_and_reports_each_modality_beside_the_bas
 
 def test_the_cube_never_carries_the_targets_source(climate_slice, tmp_path, capsys):
     assert main(["--model", "multimodal", "--store", str(climate_slice), "--output-dir", str(tmp_path / "r"),
-                 "--set", "model.multimodal.cube_variables=[ta, ua]", *SMALL]) == 2
+                 "--set", "model.options.cube_variables=[ta, ua]", *SMALL]) == 2
     assert "must not include ta" in capsys.readouterr().err
 
 
 def test_single_modality_and_encoder_reuse(climate_slice, tmp_path):
     cfg = TrainConfig.for_model("multimodal")
     cfg.data.store = str(climate_slice)
-    cfg.model.multimodal.embed, cfg.model.multimodal.cube_channels = 16, [16, 16]
-    cfg.model.multimodal.modalities = ["cube"]
+    cfg.model.options.embed, cfg.model.options.cube_channels = 16, [16, 16]
+    cfg.model.options.modalities = ["cube"]
     for k, v in {"max_epochs": 1, "progress_bar": False, "logger": "none", "plots": False,
                  "output_dir": str(tmp_path / "cube")}.items():
         setattr(cfg.trainer, k, v)
@@ -63,7 +63,7 @@ def test_single_modality_and_encoder_reuse(climate_slice, tmp_path):
     assert cube_run.summary["heads"] == ["cube"] and "fusion_beats" not in cube_run.summary["evaluation"]["test"]
 
     from astrobio.models.multimodal import FusionModel
-    from astrobio.train.tasks.multimodal import _init_from
+    from astrobio.train.tasks.multimodal import init_from
 
     fused = FusionModel(9, (4, 10, 32, 64), 2, embed=16, cube_channels=[16, 16])
     _init_from(fused, str(cube_run.best_checkpoint), "cube")

@@ -16,13 +16,13 @@ def _config(argv):
 def test_yaml_then_set_then_flags(tmp_path):
     f = tmp_path / "exp.yaml"
     f.write_text("optim: {lr: 0.01, accumulate: 2}\ntrainer: {max_epochs: 7, seed: 3}\ndata: {batch_size: 4}\n"
-                 "model: {channels: [16, 16, 8]}\nphysics: {stability_weight: 1}\n")
+                 "model: {options: {channels: [16, 16, 8]}}\nphysics: {stability_weight: 1}\n")
     cfg = _config(["--config", str(f), "--set", "optim.lr=0.005", "--set", "trainer.max_epochs=8", "--max-epochs", "9",
                    "--physics-constraints", "--store", "x.zarr"])
     assert cfg.optim.lr == 0.005            # --set beats the file
     assert cfg.trainer.max_epochs == 9      # a flag beats --set and the file
     assert cfg.trainer.seed == 3 and cfg.data.batch_size == 4 and cfg.optim.accumulate == 2  # from the file
-    assert cfg.model.channels == [16, 16, 8] and cfg.physics.enabled and cfg.data.store == "x.zarr"
+    assert cfg.model.options.channels == [16, 16, 8] and cfg.physics.enabled and cfg.data.store == "x.zarr"
     assert cfg.physics.stability_weight == 1.0 and isinstance(cfg.physics.stability_weight, float)
     assert cfg.trainer.patience == TrainConfig().trainer.patience  # untouched default
     assert config_from_dict(cfg.to_dict()) == cfg  # the saved dict round-trips
@@ -32,7 +32,9 @@ def test_yaml_then_set_then_flags(tmp_path):
     ("optim: {lrr: 0.1}", "unknown option 'optim.lrr'"),
     ("trainer: {max_epochs: ten}", "trainer.max_epochs must be an integer"),
     ("trainer: {progress_bar: 1}", "trainer.progress_bar must be true or false"),
-    ("model: {channels: 8}", "model.channels must be a list"),
+    ("model: {options: {channels: 8}}", "model.options.channels must be a list"),
+    ("model: {name: nope}", "unknown model 'nope'"),
+    ("model: {options: {nope: 1}}", "unknown option 'model.options.nope'"),
     ("optim: 3", "optim must be a mapping"),
     ("- a\n- b", "must hold a mapping"),
     ("optim: {lr: [", "not valid YAML"),
@@ -66,7 +68,7 @@ def test_help_has_examples(capsys):
 
 
 def test_warmup_cosine_schedule_known_values():
-    from astrobio.train.module import warmup_cosine
+    from astrobio.train.optim import warmup_cosine
 
     f = lambda step: warmup_cosine(step, warmup=4, total=10, floor=0.1)  # noqa: E731
     assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]   # linear warmup
@@ -88,3 +90,25 @@ def test_precision_policy_on_this_cpu(monkeypatch):
     cfg.trainer.precision, cfg.trainer.accelerator = "auto", "gpu"
     with pytest.raises(astrobio.ConfigError, match="CUDA is not available"):
         resolve_hardware(cfg)
+
+
+def test_older_model_layouts_migrate_in_one_place():
+    from astrobio.train.config import migrate_model_section
+
+    # before the other models: the datacube's options at the top level of `model`
+    assert migrate_model_section({"name": "datacube", "hidden": 64, "graph": {"hidden": 3}}, "datacube") == \
+        {"name": "datacube", "options": {"hidden": 64}}
+    # before {name, options}: every other model in its own section; other models' options are dropped
+    assert migrate_model_section({"name": "graph", "hidden": 64, "graph": {"hidden": 3}}, "graph") == \
+        {"name": "graph", "options": {"hidden": 3}}
+    assert migrate_model_section({"hidden": 64, "options": {"hidden": 8}}, "datacube") == {"options": {"hidden": 8}}
+    # a whole config as format-1 checkpoints saved it (every model's section present) loads
+    old = {"model": {"name": "multimodal", "hidden": 128, "channels": [32, 32, 16, 8], "skip_channels": 8,
+                     "graph": {"hidden": 64, "latent": 32}, "multimodal": {"embed": 8, "modalities": ["cube"]},
+                     "language": {"r": 2}}, "trainer": {"max_epochs": 3}}
+    cfg = config_from_dict(old)
+    assert cfg.model.name == "multimodal" and cfg.model.options.embed == 8 and cfg.model.options.modalities == ["cube"]
+    assert cfg.trainer.max_epochs == 3 and cfg.to_dict()["model"]["options"]["embed"] == 8
+    assert config_from_dict(cfg.to_dict()) == cfg  # the new layout round-trips
+    with pytest.raises(astrobio.ConfigError, match="unknown model 'nope'"):
+        config_from_dict({"model": {"name": "nope"}})

@@ -20,8 +20,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "astrobio.train", "--devices", "2", "--accelerator", "cpu", "--store", str(store),
-           "--output-dir", str(out), "--max-epochs", "2", "--set", "model.channels=[16, 16, 8]",
-           "--set", "model.hidden=32", "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none"]
+           "--output-dir", str(out), "--max-epochs", "2", "--set", "model.options.channels=[16, 16, 8]",
+           "--set", "model.options.hidden=32", "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,8 +37,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     # the validation RMSE reduced over both ranks' shards equals a single-process evaluation
     from astrobio import open_store
     from astrobio.models import build_model
-    from astrobio.train.datamodule import Normalization, climatology
-    from astrobio.train.evaluate import evaluate
+    from astrobio.train.tasks.datacube import Normalization, climatology, evaluate
 
     s = open_store(store)
     model = build_model("datacube", 9, s.sample_shape, hidden=32, channels=[16, 16, 8], skip_channels=8)

@@ -17,7 +17,7 @@ from astrobio.train.cli import main
 def _cfg(store, out, **trainer) -> TrainConfig:
     cfg = TrainConfig.for_model("language")
     cfg.data.graphs, cfg.data.batch_size = str(store), 16
-    cfg.model.language.subset, cfg.model.language.r, cfg.model.language.max_length = [32, 16, 16], 4, 32
+    cfg.model.options.subset, cfg.model.options.r, cfg.model.options.max_length = [32, 16, 16], 4, 32
     for k, v in {"progress_bar": False, "logger": "none", "plots": False, "output_dir": str(out), **trainer}.items():
         setattr(cfg.trainer, k, v)
     return cfg
@@ -26,8 +26,8 @@ def _cfg(store, out, **trainer) -> TrainConfig:
 def test_language_trains_from_the_cli_beside_the_baselines_and_resumes_exactly(ijo_graphs, tmp_path, capsys):
     out = tmp_path / "whole"
     assert main(["--model", "language", "--set", f"data.graphs={ijo_graphs}", "--output-dir", str(out), "--max-epochs", "2",
-                 "--set", "model.language.subset=[32, 16, 16]", "--set", "model.language.max_length=32",
-                 "--set", "model.language.r=4", "--batch-size", "16", "--set", "trainer.plots=false",
+                 "--set", "model.options.subset=[32, 16, 16]", "--set", "model.options.max_length=32",
+                 "--set", "model.options.r=4", "--batch-size", "16", "--set", "trainer.plots=false",
                  "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none"]) == 0
     printed = capsys.readouterr().out
     for text in ("LoRA MiniLM", "majority class", "TF-IDF + LR", "macro-F1", "accuracy", "reloaded and reproduced"):

@@ -5,22 +5,24 @@ and `--mode full` (phases, checkpoints reused, resumable at phase boundaries).""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
 
-from astrobio.train import TrainConfig, load_checkpoint, train
+from astrobio.train import TrainConfig, apply_overrides, load_checkpoint, train
 from astrobio.train.cli import build_config, build_parser, main
 from train_fixtures import Crash
 
 QUIET = {"progress_bar": False, "logger": "none", "plots": False}
+#: small models, per model (a section named after each model: each config takes its own model's)
+SMALL = {"graph": {"networks": ["e_coli_core"], "hidden": 16, "latent": 8},
+         "multimodal": {"embed": 16, "cube_channels": [16, 16]}}
 
 
 def _config(model, out, climate_slice, ecoli_graphs, **trainer) -> TrainConfig:
-    cfg = TrainConfig.for_model(model)
+    cfg = apply_overrides(TrainConfig.for_model(model), {"model": SMALL})
     cfg.data.store, cfg.data.graphs = str(climate_slice), str(ecoli_graphs)
-    cfg.model.graph.networks, cfg.model.graph.hidden, cfg.model.graph.latent = ["e_coli_core"], 16, 8
-    cfg.model.multimodal.embed, cfg.model.multimodal.cube_channels = 16, [16, 16]
     cfg.trainer.output_dir = str(out)
     for k, v in {**QUIET, **trainer}.items():
         setattr(cfg.trainer, k, v)
@@ -56,21 +58,24 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
     parser = build_parser()
     for name in ("datacube", "graph", "language", "multimodal"):
         assert build_config(parser.parse_args(["--model", name])).model.name == name
-    cfg = build_config(parser.parse_args(["--model", "graph", "--set", "model.graph.latent=4"]))
-    assert cfg.model.graph.latent == 4 and cfg.trainer.max_epochs == 200 and cfg.data.batch_size == 3  # graph defaults
+    cfg = build_config(parser.parse_args(["--model", "graph", "--set", "model.options.latent=4"]))
+    assert cfg.model.options.latent == 4 and cfg.trainer.max_epochs == 200 and cfg.data.batch_size == 3  # graph defaults
     assert build_config(parser.parse_args(["--model", "graph", "--max-epochs", "7"])).trainer.max_epochs == 7
     old = tmp_path / "old.yaml"  # a config written before the other models existed still loads
     old.write_text("model: {name: datacube, hidden: 64, channels: [16, 8]}\ntrainer: {max_epochs: 4}\n")
     cfg = build_config(parser.parse_args(["--config", str(old)]))
-    assert cfg.model.options() == {"hidden": 64, "channels": [16, 8], "skip_channels": 8} and cfg.trainer.max_epochs == 4
+    assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8} and cfg.trainer.max_epochs == 4
     new = tmp_path / "new.yaml"
-    new.write_text("model: {name: multimodal, multimodal: {modalities: [cube], embed: 8}}\n")
+    new.write_text("model: {name: multimodal, options: {modalities: [cube], embed: 8}}\n")
     cfg = build_config(parser.parse_args(["--config", str(new)]))
-    assert cfg.model.multimodal.modalities == ["cube"] and cfg.model.multimodal.embed == 8 and cfg.trainer.patience == 15
-    with pytest.raises(Exception, match="model.multimodal.modalities"):
-        build_config(parser.parse_args(["--model", "multimodal", "--set", "model.multimodal.modalities=[sound]"]))
-    with pytest.raises(Exception, match="unknown option 'model.graph.nope'"):
-        build_config(parser.parse_args(["--model", "graph", "--set", "model.graph.nope=1"]))
+    assert cfg.model.options.modalities == ["cube"] and cfg.model.options.embed == 8 and cfg.trainer.patience == 15
+    sections = tmp_path / "sections.yaml"  # the per-model sections of the layout before {name, options}
+    sections.write_text("model: {name: multimodal, multimodal: {modalities: [cube], embed: 8}, graph: {latent: 2}}\n")
+    assert build_config(parser.parse_args(["--config", str(sections)])).model.options == cfg.model.options
+    with pytest.raises(Exception, match="model.options.modalities"):
+        build_config(parser.parse_args(["--model", "multimodal", "--set", "model.options.modalities=[sound]"]))
+    with pytest.raises(Exception, match="unknown option 'model.options.nope'"):
+        build_config(parser.parse_args(["--model", "graph", "--set", "model.options.nope=1"]))
 
 
 def test_full_mode_runs_phases_reuses_encoders_and_resumes_at_phase_boundaries(climate_slice, ecoli_graphs, tmp_path, capsys):
@@ -105,3 +110,5 @@ def test_full_mode_runs_phases_reuses_encoders_and_resumes_at_phase_boundaries(c
     assert "already holds a pipeline" in capsys.readouterr().err
     assert main(["--mode", "full", "--model", "graph", "--output-dir", str(tmp_path / "x")]) == 2
     assert "--mode full trains every model" in capsys.readouterr().err
+    assert main(["--mode", "full", "--set", "model.options.hidden=8", "--output-dir", str(tmp_path / "y")]) == 2
+    assert "give options per model (model.<name>.<option>" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from astrobio.train import TrainConfig, load_checkpoint, train
 from astrobio.train.cli import main
 from train_fixtures import Crash, build_climate_fixture
 
-SMALL = ["--set", "model.channels=[16, 16, 8]", "--set", "model.hidden=32", "--set", "trainer.progress_bar=false"]
+SMALL = ["--set", "model.options.channels=[16, 16, 8]", "--set", "model.options.hidden=32", "--set", "trainer.progress_bar=false"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def climate_store(tmp_path_factory):
 def small_config(store, out, **trainer) -> TrainConfig:
     cfg = TrainConfig()
     cfg.data.store, cfg.data.batch_size = str(store), 8
-    cfg.model.channels, cfg.model.hidden = [16, 16, 8], 32
+    cfg.model.options.channels, cfg.model.options.hidden = [16, 16, 8], 32
     t = cfg.trainer
     t.output_dir, t.max_epochs, t.progress_bar, t.logger, t.plots = str(out), 3, False, "none", False
     for k, v in trainer.items():
@@ -72,7 +72,7 @@ def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_
     assert main(["--store", str(climate_store), "--output-dir", str(out), *SMALL]) == 2
     assert "already holds a run's checkpoints" in _one_line_error(capsys)
     # resuming with a different model architecture is refused in one line, before any training
-    assert main(["--resume", str(out), "--set", "model.hidden=64"]) == 2
+    assert main(["--resume", str(out), "--set", "model.options.hidden=64"]) == 2
     assert "holds a 'datacube' model" in (line := _one_line_error(capsys)) and "hidden=32" in line and "hidden=64" in line
     assert main(["--resume", str(out), "--max-epochs", "3", "--set", "trainer.plots=false"]) == 0
     assert len(load_checkpoint(out / "checkpoints" / "last.ckpt")["astrobio"]["history"]["epochs"]) == 3
@@ -161,7 +161,7 @@ def test_refusals_exit_2_with_one_line(climate_store, tmp_path, capsys, monkeypa
     assert "data.params names ['nope']" in _one_line_error(capsys)
     assert main(["--store", str(climate_store), "--set", "optim.lrr=1", *SMALL]) == 2
     assert "unknown option 'optim.lrr'" in _one_line_error(capsys)
-    assert main(["--store", str(climate_store), "--set", "model.channels=[8]", "--output-dir", str(tmp_path / "c"), *SMALL[2:]]) == 2
+    assert main(["--store", str(climate_store), "--set", "model.options.channels=[8]", "--output-dir", str(tmp_path / "c"), *SMALL[2:]]) == 2
     assert "model 'datacube': channels" in _one_line_error(capsys)
     evil = tmp_path / "evil.ckpt"
     torch.save({"astrobio": {"format": 1, "config": {}}, "x": np.dtype("float32")}, evil)  # pickles numpy globals

@@ -10,7 +10,7 @@ import pytest
 from astrobio.train.cli import main
 from train_fixtures import build_climate_fixture
 
-SMALL = ["--set", "model.channels=[16, 8]", "--set", "model.hidden=16", "--set", "trainer.progress_bar=false",
+SMALL = ["--set", "model.options.channels=[16, 8]", "--set", "model.options.hidden=16", "--set", "trainer.progress_bar=false",
          "--set", "trainer.plots=false"]
 
 

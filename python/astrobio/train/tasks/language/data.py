@@ -1,10 +1,10 @@
 """Tokenized reaction names as torch data: a Dataset of token-id lists, a padding collate, and a
-LightningDataModule over the `ReactionSubsystems` split.
+LightningDataModule over the `ReactionSubsystems` split, and the class weights.
 
 Names are tokenized once with the packaged tokenizer (no padding); each batch is padded to its
 own longest name, which keeps CPU batches short (names are ~10-40 word pieces). The train loader
-shuffles with its own `torch.Generator` seeded from `seed`, so the batch order is reproducible
-and independent of the global RNG.
+draws its order from (seed, epoch) only (`EpochShuffle`), so the batch order is reproducible,
+independent of the global RNG, and the same after a resume.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..datasets.reactions import ReactionSubsystems
+from ....datasets.reactions import ReactionSubsystems
+from ...rng import epoch_seed
 
-__all__ = ["TokenizedTexts", "PadCollate", "ReactionDataModule", "tokenize"]
+__all__ = ["EpochShuffle", "TokenizedTexts", "PadCollate", "ReactionDataModule", "class_weights", "tokenize"]
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -63,8 +64,34 @@ class PadCollate:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+class EpochShuffle(torch.utils.data.Sampler):
+    """Indices 0..n-1 in an order drawn from (seed, epoch) only. Lightning calls `set_epoch` at
+    each epoch start, so a resumed run gets the same order as an uninterrupted one (a shuffling
+    DataLoader's own generator would restart at the resume)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Any:
+        g = torch.Generator()
+        g.manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def class_weights(data: ReactionSubsystems) -> torch.Tensor:
+    """Cross-entropy weights n / (K n_k) from the train split's class counts ("balanced")."""
+    counts = np.bincount(data.labels_of("train"), minlength=data.num_classes).astype(np.float64)
+    return torch.tensor(counts.sum() / (data.num_classes * np.maximum(counts, 1.0)), dtype=torch.float32)
+
+
 class ReactionDataModule(L.LightningDataModule):
-    """Train (shuffled, seeded), val and test loaders over a `ReactionSubsystems` split."""
+    """Train (shuffled by (seed, epoch)) and val loaders over a `ReactionSubsystems` split."""
 
     def __init__(self, data: ReactionSubsystems, tokenizer: Any, *, batch_size: int = 32, eval_batch_size: int = 128,
                  max_length: int = 64, seed: int = 0, num_workers: int = 0) -> None:
@@ -86,24 +113,15 @@ class ReactionDataModule(L.LightningDataModule):
             self._sets[split] = TokenizedTexts(ids, self.data.labels_of(split))
         return self._sets[split]
 
-    def loader(self, split: str, *, shuffle: bool = False, epoch: int = 0) -> DataLoader:
-        """A loader over one split; a shuffled one draws its order from (seed, epoch) only."""
-        gen = None
-        if shuffle:
-            gen = torch.Generator()
-            gen.manual_seed(self.seed * 1_000_003 + epoch)
-        return DataLoader(self.dataset(split), batch_size=self.batch_size if shuffle else self.eval_batch_size,
-                          shuffle=shuffle, generator=gen, collate_fn=self.collate, num_workers=self.num_workers)
-
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             self.dataset(split)
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
+        train = self.dataset("train")
+        return DataLoader(train, batch_size=self.batch_size, sampler=EpochShuffle(len(train), self.seed),
+                          collate_fn=self.collate, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test")
+        return DataLoader(self.dataset("val"), batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collate,
+                          num_workers=self.num_workers)

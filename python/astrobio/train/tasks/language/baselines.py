@@ -5,7 +5,8 @@ evaluated on the same splits as the model.
 - tfidf_lr: TF-IDF over character n-grams (`char_wb`, 2-5, sublinear tf) + multinomial logistic
   regression (scikit-learn). Its regularization C and class weighting are chosen on the val split
   by macro-F1, as the fine-tuned model's best epoch is, so neither side gets more tuning than the
-  other. scikit-learn is imported here only (pip install "astrobio[llm]").
+  other. scikit-learn is imported through astrobio's optional-dependency door when the baseline
+  is fitted (pip install "astrobio[llm]").
 """
 
 from __future__ import annotations
@@ -15,24 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets.reactions import ReactionSubsystems
-from ..errors import DependencyError
-from .metrics import classification_metrics
+from ....datasets.reactions import ReactionSubsystems
+from ....models._optional import require
+from ...metrics import classification_metrics
 
 __all__ = ["majority_baseline", "tfidf_baseline", "TFIDF_GRID"]
 
 #: (C, class_weight) candidates tried on the val split
 TFIDF_GRID: tuple[tuple[float, str | None], ...] = tuple((c, w) for c in (1.0, 10.0, 100.0) for w in (None, "balanced"))
-
-
-def _sklearn() -> Any:
-    try:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-    except ImportError as e:
-        raise DependencyError(f"the TF-IDF baseline needs scikit-learn ({e}); install it with: pip install \"astrobio[llm]\"") from None
-    return TfidfVectorizer, LogisticRegression, make_pipeline
 
 
 def majority_baseline(data: ReactionSubsystems, splits: Sequence[str] = ("train", "val", "test")) -> dict[str, np.ndarray]:
@@ -48,7 +39,9 @@ def tfidf_baseline(data: ReactionSubsystems, splits: Sequence[str] = ("train", "
     """Predictions per split of TF-IDF + logistic regression fitted on train, with (C,
     class_weight) chosen on val by macro-F1 (the first best in `grid` order); also returns the
     choice and the val score of every candidate."""
-    TfidfVectorizer, LogisticRegression, make_pipeline = _sklearn()
+    TfidfVectorizer = require("sklearn.feature_extraction.text").TfidfVectorizer
+    LogisticRegression = require("sklearn.linear_model").LogisticRegression
+    make_pipeline = require("sklearn.pipeline").make_pipeline
     x_train, y_train = data.texts_of("train"), data.labels_of("train")
     x_val, y_val = data.texts_of("val"), data.labels_of("val")
 

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..reader import CubeReader
-from .datamodule import Normalization
+from ....reader import CubeReader
+from .data import Normalization
 
 __all__ = ["evaluate"]
 

@@ -1,22 +1,28 @@
-"""The store as a LightningDataModule: split by run (the store's split), one native call per
-batch, DDP sharding by the sampler, a stateful train loader (mid-epoch resume), and the
-normalization statistics needed to return to physical units."""
+"""The climate store as training data: opening and checking it, the normalization statistics to
+return to physical units, the climatology baseline, and a LightningDataModule (split by run,
+one native call per batch, DDP sharding by the sampler, a stateful train loader for mid-epoch
+resume). The multimodal task opens its store with `open_climate_store` too."""
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 
-from ..data import BatchIndexSampler, CubeBatchDataset, make_loader
-from ..errors import ConfigError, IntegrityError
-from ..reader import CubeReader
-from ..store import Store
-from .config import DataConfig
+from ....data import BatchIndexSampler, CubeBatchDataset, make_loader
+from ....datasets import default_part, part_path
+from ....errors import ConfigError, DataNotFoundError, IntegrityError
+from ....reader import CubeReader
+from ....store import Store, open_store
+from ...config import DataConfig, TrainConfig
+from ...guards import preflight
 
-__all__ = ["Normalization", "StoreDataModule", "climatology"]
+__all__ = ["Normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store", "param_columns"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,52 @@ class Normalization:
     def to_physical(self, x: np.ndarray) -> np.ndarray:
         """[..., V, L, H, W] normalized -> physical units."""
         return x * self.scale[:, :, None, None] + self.mean[:, :, None, None]
+
+
+def open_climate_store(cfg: TrainConfig) -> Store:
+    """`data.store`, else the default dataset's climate part; train and val must be non-empty.
+    With `data.verify`, the full integrity scan and digest check run first. Sets `data.store`
+    to the resolved path (saved in the run's config)."""
+    store = open_store(cfg.data.store) if cfg.data.store else open_store(default_climate_store())
+    for split in ("train", "val"):
+        store.samples(split)  # unknown or empty split: ConfigError / DataNotFoundError
+    if cfg.data.verify:
+        preflight(store)  # every chunk and the digests, before anything trains
+    cfg.data.store = str(store.path.resolve())
+    return store
+
+
+def default_climate_store(wait_s: float = 1800.0) -> Path:
+    """The default climate store, built (or confirmed up to date) by local rank 0 only: under
+    torchrun the other processes of a node wait for it instead of racing to build it too."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        return default_part("climate")
+    path = part_path("climate")
+    deadline = time.monotonic() + wait_s
+    while True:
+        if (path / "zarr.json").is_file():
+            try:
+                open_store(path)
+                return path
+            except (DataNotFoundError, OSError):
+                pass
+        if time.monotonic() > deadline:
+            raise DataNotFoundError(f"local rank 0 did not finish building the default climate store in {wait_s:.0f} s",
+                                    path=str(path), hint="Build it first: astrobio datasets build default --parts climate")
+        time.sleep(2.0)
+
+
+def param_columns(store: Store, names: list[str] | None) -> list[int] | None:
+    """The store's parameter columns named by `data.params` (None: all of them)."""
+    if not store.params:
+        raise ConfigError(f"{store.path} has no parameter table; the emulator maps parameters to cubes")
+    all_names = [p.name for p in store.params]
+    if names is None:
+        return None
+    unknown = [n for n in names if n not in all_names]
+    if unknown or not names:
+        raise ConfigError(f"data.params names {unknown or 'nothing'}; the store's parameters are {all_names}")
+    return [all_names.index(n) for n in names]
 
 
 def climatology(store: Store, indices: np.ndarray, normalize: str, batch_size: int = 32) -> np.ndarray:
@@ -78,6 +130,10 @@ class StoreDataModule(L.LightningDataModule):
 
     def _dataset(self) -> CubeBatchDataset:
         return CubeBatchDataset(self.store.path, normalize=self.cfg.normalize, threads=self.cfg.threads)
+
+    def batches_per_epoch(self, world: int) -> int:
+        """Training batches per epoch on each of `world` ranks."""
+        return len(BatchIndexSampler(self.train_indices, self.cfg.batch_size, num_replicas=world))
 
     def train_dataloader(self) -> Any:
         rank, world = self._rank()
