@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..errors import DependencyError
+from ..errors import DependencyError, first_line
 from ..models._optional import EXTRAS
 
 __all__ = ["lightning_module"]
@@ -22,10 +22,9 @@ def lightning_module(name: str) -> ModuleType:
         return importlib.import_module(f"{__package__}.{name}")
     except ImportError as e:
         broken = (e.name or "").split(".")[0]
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if broken in EXTRAS:
-            raise DependencyError(f"the trainer cannot import: {broken} is installed but fails to import ({first}); "
+            raise DependencyError(f"the trainer cannot import: {broken} is installed but fails to import ({first_line(e)}); "
                                   f"reinstall it with: pip install --force-reinstall 'astrobio[{EXTRAS[broken][0]}]' "
                                   f"(or uninstall {broken})") from None
-        raise DependencyError(f"the trainer cannot import ({type(e).__name__}: {first}); reinstall astrobio's "
+        raise DependencyError(f"the trainer cannot import ({first_line(e)}); reinstall astrobio's "
                               "dependencies: pip install astrobio") from None

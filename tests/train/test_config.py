@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 import astrobio
@@ -112,3 +114,27 @@ def test_older_model_layouts_migrate_in_one_place():
     assert config_from_dict(cfg.to_dict()) == cfg  # the new layout round-trips
     with pytest.raises(astrobio.ConfigError, match="unknown model 'nope'"):
         config_from_dict({"model": {"name": "nope"}})
+
+
+def test_model_choices_defaults_and_option_sections(tmp_path):
+    parser = build_parser()
+    for name in ("datacube", "graph", "language", "multimodal"):
+        assert build_config(parser.parse_args(["--model", name])).model.name == name
+    cfg = build_config(parser.parse_args(["--model", "graph", "--set", "model.options.latent=4"]))
+    assert cfg.model.options.latent == 4 and cfg.trainer.max_epochs == 200 and cfg.data.batch_size == 3  # graph defaults
+    assert build_config(parser.parse_args(["--model", "graph", "--max-epochs", "7"])).trainer.max_epochs == 7
+    old = tmp_path / "old.yaml"  # a config written before the other models existed still loads
+    old.write_text("model: {name: datacube, hidden: 64, channels: [16, 8]}\ntrainer: {max_epochs: 4}\n")
+    cfg = build_config(parser.parse_args(["--config", str(old)]))
+    assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8} and cfg.trainer.max_epochs == 4
+    new = tmp_path / "new.yaml"
+    new.write_text("model: {name: multimodal, options: {modalities: [cube], embed: 8}}\n")
+    cfg = build_config(parser.parse_args(["--config", str(new)]))
+    assert cfg.model.options.modalities == ["cube"] and cfg.model.options.embed == 8 and cfg.trainer.patience == 15
+    sections = tmp_path / "sections.yaml"  # the per-model sections of the layout before {name, options}
+    sections.write_text("model: {name: multimodal, multimodal: {modalities: [cube], embed: 8}, graph: {latent: 2}}\n")
+    assert build_config(parser.parse_args(["--config", str(sections)])).model.options == cfg.model.options
+    with pytest.raises(Exception, match="model.options.modalities"):
+        build_config(parser.parse_args(["--model", "multimodal", "--set", "model.options.modalities=[sound]"]))
+    with pytest.raises(Exception, match="unknown option 'model.options.nope'"):
+        build_config(parser.parse_args(["--model", "graph", "--set", "model.options.nope=1"]))
