@@ -186,6 +186,15 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     """Train, evaluate and report one run of model `cfg.model.name`. `resume`: a checkpoint (or
     run folder) to continue exactly; it must have been trained with the same model and options.
     Extra Lightning `callbacks` are appended (tests use this)."""
+    launcher_dir = os.environ.get("ASTROBIO_RUN_DIR")
+    try:
+        return _train(cfg, resume, callbacks)
+    finally:  # the run folder handed to Lightning's launched processes belongs to this run only
+        if launcher_dir is None:
+            os.environ.pop("ASTROBIO_RUN_DIR", None)
+
+
+def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]) -> RunResult:
     started = time.perf_counter()
     cfg.validate()
     ckpt_path = resolve_checkpoint(resume) if resume is not None else None

@@ -66,12 +66,12 @@ def test_single_modality_and_encoder_reuse(climate_slice, tmp_path):
     from astrobio.train.tasks.multimodal import init_from
 
     fused = FusionModel(9, (4, 10, 32, 64), 2, embed=16, cube_channels=[16, 16])
-    _init_from(fused, str(cube_run.best_checkpoint), "cube")
+    init_from(fused, str(cube_run.best_checkpoint), "cube")
     saved = load_checkpoint(cube_run.best_checkpoint)["state_dict"]
     for k, v in fused.state_dict().items():
         if k.startswith(("cube_encoder.", "head_cube.")):
             assert torch.equal(v, saved[f"model.{k}"]), k
     with pytest.raises(ConfigError, match="no params encoder"):
-        _init_from(fused, str(cube_run.best_checkpoint), "params")
+        init_from(fused, str(cube_run.best_checkpoint), "params")
     with pytest.raises(ConfigError, match="does not fit"):
-        _init_from(FusionModel(9, (4, 10, 32, 64), 2, embed=8, cube_channels=[16, 16]), str(cube_run.best_checkpoint), "cube")
+        init_from(FusionModel(9, (4, 10, 32, 64), 2, embed=8, cube_channels=[16, 16]), str(cube_run.best_checkpoint), "cube")
