@@ -23,8 +23,7 @@ def _cfg(store, out, **trainer) -> TrainConfig:
     return cfg
 
 
-def test_language_trains_from_the_cli_beside_the_baselines_and_resumes_exactly(ijo_graphs, tmp_path, capsys):
-    out = tmp_path / "whole"
+def _step_trains_from_the_cli_beside_the_baselines(ijo_graphs, out, capsys) -> None:
     assert main(["--model", "language", "--set", f"data.graphs={ijo_graphs}", "--output-dir", str(out), "--max-epochs", "2",
                  "--set", "model.options.subset=[32, 16, 16]", "--set", "model.options.max_length=32",
                  "--set", "model.options.r=4", "--batch-size", "16", "--set", "trainer.plots=false",
@@ -36,11 +35,17 @@ def test_language_trains_from_the_cli_beside_the_baselines_and_resumes_exactly(i
     assert summary["monitor"] == "val/f1" and summary["mode"] == "max"
     assert summary["adapter"]["reproduced_after_reload"] and summary["adapter"]["bytes"] < 2_000_000
     assert {p.name for p in (out / "adapter").iterdir()} >= {"adapter_model.safetensors", "head.safetensors"}
+
+
+def _step_checkpoints_hold_the_trainable_tensors_only(out) -> dict:
     ckpt = out / "checkpoints" / "last.ckpt"
     assert ckpt.stat().st_size < 5_000_000  # trainable tensors only, not the 90 MB encoder
     whole = load_checkpoint(ckpt)
     assert whole["state_dict"] and all("lora_" in k or k.startswith("model.head.") for k in whole["state_dict"])
+    return whole
 
+
+def _step_resume_after_a_crash_is_exact(ijo_graphs, tmp_path, whole) -> None:
     class Crash(L.Callback):
         def on_train_batch_end(self, trainer, *args) -> None:
             if trainer.global_step == 3:  # in epoch 2 (2 steps per epoch), after epoch 1's checkpoint
@@ -52,3 +57,10 @@ def test_language_trains_from_the_cli_beside_the_baselines_and_resumes_exactly(i
     assert resumed.history["steps"] == whole["astrobio"]["history"]["steps"]  # [epoch, batch, step, loss], bit for bit
     b = load_checkpoint(resumed.last_checkpoint)
     assert all(torch.equal(whole["state_dict"][k], b["state_dict"][k]) for k in whole["state_dict"])
+
+
+def test_language_trains_from_the_cli_beside_the_baselines_and_resumes_exactly(ijo_graphs, tmp_path, capsys):
+    out = tmp_path / "whole"
+    _step_trains_from_the_cli_beside_the_baselines(ijo_graphs, out, capsys)
+    whole = _step_checkpoints_hold_the_trainable_tensors_only(out)
+    _step_resume_after_a_crash_is_exact(ijo_graphs, tmp_path, whole)
