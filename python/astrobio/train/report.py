@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,13 @@ def jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def rows_table(head: str, rows: list[tuple[str, ...]]) -> str:
+def rows_table(head: str, rows: Sequence[tuple[str, ...]]) -> str:
     """`head` over a plain-text table of `rows` (the first row is the header; the first two
     columns left-aligned, the others right-aligned)."""
     n = max(len(r) for r in rows)
-    rows = [tuple(r) + ("",) * (n - len(r)) for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(n)]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
+    padded = [tuple(r) + ("",) * (n - len(r)) for r in rows]
+    widths = [max(len(r[i]) for r in padded) for i in range(n)]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in padded]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return head + "\n" + "\n".join(lines)
 

@@ -253,8 +253,9 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     chosen = best or last
     if chosen is not None:
         restore_weights(module, load_checkpoint(chosen)["state_dict"])
-    module.model.to(module.device)
-    module.model.eval()
+    model = cast(torch.nn.Module, module.model)
+    model.to(module.device)
+    model.eval()
     summary: dict[str, Any] = {
         "run_dir": str(run_dir), "model": cfg.model.name, "store": str(identity.get("path")), "store_digest": digest,
         "accelerator": accelerator, "precision": precision, "devices": cfg.trainer.devices, "num_nodes": cfg.trainer.num_nodes,

@@ -9,8 +9,8 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ....models.graph import GraphVAE
 from ...config import TrainConfig
 from ...guards import check_finite
 from ...history import RunHistory
@@ -25,7 +25,7 @@ __all__ = ["GraphModule"]
 class GraphModule(L.LightningModule):
     """Trains `GraphVAE` on batches of networks; validation AUC/AP pooled over the networks."""
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, *, history: RunHistory, total_steps: int) -> None:
+    def __init__(self, model: GraphVAE, cfg: TrainConfig, *, history: RunHistory, total_steps: int) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg

@@ -92,7 +92,7 @@ class GraphTask:
         evaluation: dict[str, Any] = {}
         for split in ("val", "test"):
             pooled: dict[str, list[np.ndarray]] = {"labels": [], "model": [], **{b: [] for b in BASELINES}}
-            networks = {}
+            networks: dict[str, dict[str, Any]] = {}
             for name, data in zip(self.graphs, self.splits[split]):
                 data = data.to(module.device)
                 z = model(data.x, data.edge_index)

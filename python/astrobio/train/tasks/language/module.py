@@ -7,7 +7,7 @@ ranks. Its checkpoints hold only the trainable tensors (LoRA matrices and head; 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -61,7 +61,8 @@ class LanguageModule(L.LightningModule):
         with seeded_rng(step_seed(self.cfg.trainer.seed, self.current_epoch, batch_idx)):
             logits = self.model(batch["input_ids"], batch["attention_mask"])
         o = self.cfg.model.options
-        loss = F.cross_entropy(logits.float(), batch["labels"], weight=self.class_weights, label_smoothing=o.label_smoothing)
+        weight = cast("torch.Tensor | None", self.class_weights)
+        loss = F.cross_entropy(logits.float(), batch["labels"], weight=weight, label_smoothing=o.label_smoothing)
         mean = check_finite(self, loss, "training loss", batch_idx)
         self.history.record_step(self, mean, batch_idx, int(batch["labels"].shape[0]))
         return loss

@@ -8,9 +8,9 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ....errors import ConfigError
+from ....models.multimodal import FusionModel
 from ...checkpoint import load_checkpoint
 from ...config import TrainConfig
 from ...guards import check_finite
@@ -25,7 +25,7 @@ class FusionModule(L.LightningModule):
     """Trains every head of a `FusionModel`; validation RMSE (standardized targets) per head,
     summed exactly across ranks; the monitored `val/rmse` is the last head's (fusion)."""
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, *, history: RunHistory, total_steps: int) -> None:
+    def __init__(self, model: FusionModel, cfg: TrainConfig, *, history: RunHistory, total_steps: int) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
