@@ -83,7 +83,7 @@ def test_without_torch_geometric_graph_is_one_line_and_multimodal_trains(tmp_pat
     proc = _run(tmp_path, "missing", "torch_geometric", "graph",
                 "--model", "multimodal", "--store", str(climate_slice), "--max-epochs", "1", "--output-dir",
                 str(tmp_path / "mm"), "--set", "trainer.logger=none", "--set", "trainer.plots=false",
-                "--set", "trainer.progress_bar=false", "--set", "model.multimodal.embed=8")
+                "--set", "trainer.progress_bar=false", "--set", "model.options.embed=8")
     assert "BROKEN-RC 2" in proc.stdout and "OTHER-RC 0" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     line = _error_line(proc)
     assert "DependencyError" in line and "pip install 'astrobio[graph]'" in line and "torch_geometric" in line
@@ -92,7 +92,7 @@ def test_without_torch_geometric_graph_is_one_line_and_multimodal_trains(tmp_pat
 
 def test_without_transformers_language_is_one_line_and_graph_trains(tmp_path, ecoli_graphs):
     proc = _run(tmp_path, "missing", "transformers", "language",
-                "--model", "graph", "--set", f"data.graphs={ecoli_graphs}", "--set", "model.graph.networks=[e_coli_core]",
+                "--model", "graph", "--set", f"data.graphs={ecoli_graphs}", "--set", "model.options.networks=[e_coli_core]",
                 "--max-epochs", "1", "--output-dir", str(tmp_path / "g"), "--set", "trainer.logger=none",
                 "--set", "trainer.plots=false", "--set", "trainer.progress_bar=false")
     assert "BROKEN-RC 2" in proc.stdout and "OTHER-RC 0" in proc.stdout, proc.stdout + proc.stderr[-3000:]
@@ -151,7 +151,7 @@ def test_a_missing_or_broken_library_disables_only_its_model(monkeypatch, how, n
 
 def test_importing_astrobio_loads_no_optional_library(tmp_path):
     # (Lightning itself imports an installed transformers via torchmetrics; astrobio's own modules do not)
-    code = ("import sys, astrobio, astrobio.models, astrobio.text, astrobio.datasets.reactions; "
+    code = ("import sys, astrobio, astrobio.models, astrobio.train, astrobio.train.tasks, astrobio.datasets.reactions; "
             "import astrobio.models.graph, astrobio.models.language, astrobio.models.multimodal; "
             "from astrobio.models import DatacubeEmulator, FusionModel, GraphVAE; "
             "print(sorted(m for m in ('torch_geometric', 'transformers', 'peft', 'sklearn', 'lightning') if m in sys.modules))")

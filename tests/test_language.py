@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from astrobio import ConfigError, DataNotFoundError, DependencyError, IntegrityError
 from astrobio.datasets.reactions import OTHER, SPLITS, load_reaction_subsystems, normalize_name
 from astrobio.ingest.metabolic import ingest_metabolic
-from astrobio.text.metrics import classification_metrics
+from astrobio.train.metrics import classification_metrics
 
 pytest.importorskip("cobra")
 
@@ -104,7 +104,7 @@ def test_metrics_equal_scikit_learn(pairs: list[tuple[int, int]]) -> None:
 
 # ------------------------------------------------------------------ baselines
 def test_baselines_on_the_same_split(data) -> None:
-    from astrobio.text.baselines import majority_baseline, tfidf_baseline
+    from astrobio.train.tasks.language import majority_baseline, tfidf_baseline
 
     maj = majority_baseline(data)
     top = int(np.bincount(data.labels_of("train")).argmax())
@@ -128,39 +128,47 @@ def tokenizer():
 
 
 def _mean_loss(model, tokenizer, texts: list[str], labels: np.ndarray) -> float:
-    from astrobio.text.fit import predict_language
+    from astrobio.train.tasks.language import predict_language
 
     logits = torch.from_numpy(predict_language(model, tokenizer, texts, max_length=32))
     return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels)))
 
 
-def test_tiny_finetune_learns_and_the_adapter_reproduces_it(data, tokenizer, tmp_path: Path) -> None:
+def test_tiny_finetune_learns_and_the_adapter_reproduces_it(store: Path, data, tokenizer, tmp_path: Path) -> None:
+    """A tiny fine-tune through the trainer (the one training path): the LoRA + head learn, and
+    an adapter of the trained model reloads with bit-identical logits."""
     import lightning as L
 
     from astrobio.models.language import LoraSettings, build_language_model, load_adapter, save_adapter
-    from astrobio.text.data import ReactionDataModule
-    from astrobio.text.fit import predict_language
-    from astrobio.text.module import LanguageModule
+    from astrobio.train import TrainConfig, apply_overrides, load_checkpoint, train
+    from astrobio.train.tasks.language import predict_language
 
     small = data.subset({"train": 32, "val": 16, "test": 16})
     settings_ = LoraSettings(r=4, alpha=8, max_length=32)
+    cfg = apply_overrides(TrainConfig.for_model("language"), {
+        "model": {"options": {"r": 4, "alpha": 8, "max_length": 32, "head_lr": 3e-2, "class_weight": "none",
+                              "subset": [32, 16, 16]}},
+        "data": {"graphs": str(store), "batch_size": 16}, "optim": {"lr": 5e-3, "warmup_fraction": 0.0},
+        "trainer": {"max_epochs": 3, "patience": 3, "output_dir": str(tmp_path / "run"), "progress_bar": False,
+                    "logger": "none", "plots": False}})
+    # the model the run starts from: the trainer seeds, then the task builds it
     L.seed_everything(0, verbose=False)
     model = build_language_model(data.num_classes, settings_)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
     counts = model.trainable_parameters()
     assert counts["lora"] + counts["head"] < 0.01 * counts["total"]
-
     texts, labels = small.texts_of("train"), small.labels_of("train")
     before = _mean_loss(model, tokenizer, texts, labels)
-    dm = ReactionDataModule(small, tokenizer, batch_size=16, max_length=32, seed=0)
-    module = LanguageModule(model.train(), lr=5e-3, head_lr=3e-2, warmup_fraction=0.0, total_steps=6)
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
-    trainer.fit(module, datamodule=dm)
-    assert trainer.global_step == 6
-    assert {"val/acc", "val/f1", "val/loss"} <= set(trainer.callback_metrics)
-    assert len(module.history) == 3 and all(np.isfinite(h["val_f1"]) for h in module.history)
+
+    result = train(cfg)
+    assert len(result.history["steps"]) == 6 and result.history["steps"][-1][2] == 5  # 2 steps per epoch, 3 epochs
+    epochs = result.history["epochs"]
+    assert len(epochs) == 3 and all({"val_acc", "val_f1", "val_loss"} <= set(e) for e in epochs)
+    assert all(np.isfinite(e["val_f1"]) for e in epochs)
+    assert result.summary["adapter"]["reproduced_after_reload"]
+    state = load_checkpoint(result.last_checkpoint)["state_dict"]  # the model after the last epoch
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()}, strict=False)
     after = _mean_loss(model, tokenizer, texts, labels)
     assert after < 0.7 * before, (before, after)
 
@@ -231,7 +239,7 @@ def test_working_pair_passes_and_import_astrobio_stays_light() -> None:
 
     transformers_v, peft_v = check_llm_stack()
     assert transformers_v and peft_v
-    code = ("import sys, astrobio, astrobio.models, astrobio.text, astrobio.datasets.reactions, astrobio.models.language; "
+    code = ("import sys, astrobio, astrobio.models, astrobio.train, astrobio.datasets.reactions, astrobio.models.language; "
             "heavy = [m for m in ('transformers', 'peft', 'sklearn', 'lightning') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

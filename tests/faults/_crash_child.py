@@ -44,7 +44,7 @@ def install_checkpoint_kill(kill: dict[str, Any] | None, log: Path) -> None:
         name = getattr(f, "name", f)
         if isinstance(name, int):  # os.fdopen'd files are named by their descriptor
             name = os.readlink(f"/proc/self/fd/{name}")
-        if not (isinstance(name, str) and ".ckpt." in os.path.basename(name) and name.endswith(".tmp")):
+        if not (isinstance(name, str) and ".ckpt.tmp-" in os.path.basename(name)):  # atomic_write's temp sibling
             return real_save(obj, f, *args, **kwargs)
         if kill is not None and kill.get("name") and not os.path.basename(name).startswith(f".{kill['name']}."):
             return real_save(obj, f, *args, **kwargs)  # counting only the writes of that file

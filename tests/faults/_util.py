@@ -33,7 +33,7 @@ def fresh_copy(template: Path, dest: Path) -> Path:
 def tiny_config(store: Path, out: Path, **trainer: object) -> TrainConfig:
     cfg = TrainConfig()
     cfg.data.store, cfg.data.batch_size = str(store), 4
-    cfg.model.channels, cfg.model.hidden, cfg.model.skip_channels = [8, 8, 4], 16, 4
+    cfg.model.options.channels, cfg.model.options.hidden, cfg.model.options.skip_channels = [8, 8, 4], 16, 4
     t = cfg.trainer
     t.output_dir, t.max_epochs, t.progress_bar, t.logger, t.plots = str(out), 2, False, "none", False
     for k, v in trainer.items():

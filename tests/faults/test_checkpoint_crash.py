@@ -35,7 +35,7 @@ SEED = int(os.environ.get("ASTROBIO_FAULT_SEED", "20261123"))
 KILLS = int(os.environ.get("ASTROBIO_FAULT_KILLS", "10"))
 EPOCHS = 3  # 6 optimizer steps per epoch, a checkpoint every step: about 24 writes per run
 VISIBLE = re.compile(r"^(last|best|epoch-\d{4})\.ckpt$")
-TEMP = re.compile(r"^\.(last|best|epoch-\d{4})\.ckpt\..+\.tmp$")
+TEMP = re.compile(r"^\.(last|best|epoch-\d{4})\.ckpt\.tmp-.+$")  # astrobio._fsutil.temp_sibling
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, DataNotFoundError
+from .default import part_path
 
 __all__ = ["OTHER", "SPLITS", "UNLABELLED", "ReactionSubsystems", "load_reaction_subsystems", "normalize_name",
            "split_stratified"]
@@ -113,11 +114,7 @@ def split_stratified(labels: np.ndarray, *, val: float, test: float, seed: int) 
 
 
 def _graph_store(path: str | Path | None) -> Path:
-    if path is not None:
-        return Path(path)
-    from .default import part_path
-
-    return part_path("metabolic")
+    return Path(path) if path is not None else part_path("metabolic")
 
 
 def load_reaction_subsystems(

@@ -2,41 +2,32 @@
 
 `DatacubeEmulator` and `FusionModel` need only torch. `GraphVAE` needs torch_geometric and the
 language model transformers + peft: their modules import those libraries only when a model is
-built, so `import astrobio.models` works without them (the model then raises
-astrobio.DependencyError naming the pip extra: `graph` or `llm`).
+built (through `_optional.require`), so `import astrobio.models` works without them (the model
+then raises astrobio.DependencyError naming the pip extra: `graph` or `llm`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from torch import nn
 
+from ..errors import ConfigError
 from .datacube import DatacubeEmulator
+from .graph import GCNEncoder, GraphVAE
+from .multimodal import FusionModel
 from .physics import KAPPA_DRY_AIR, PhysicsLoss, humidity_negativity, static_instability
 
 __all__ = ["MODELS", "build_model", "DatacubeEmulator", "PhysicsLoss", "KAPPA_DRY_AIR", "humidity_negativity",
            "static_instability", "GraphVAE", "GCNEncoder", "FusionModel"]
-
-# name -> module, imported on first use (optional libraries stay unimported until then)
-_LAZY = {"GraphVAE": "graph", "GCNEncoder": "graph", "FusionModel": "multimodal"}
 
 #: name -> model class; every class takes (n_params, out_shape, **options). (The other models
 #: are built by their tasks in astrobio.train.tasks.)
 MODELS: dict[str, type[nn.Module]] = {"datacube": DatacubeEmulator}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def build_model(name: str, n_params: int, out_shape: tuple[int, ...], **options: Any) -> nn.Module:
     """Build a registered model; unknown names and bad options raise astrobio.ConfigError."""
-    from ..errors import ConfigError
-
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
     try:

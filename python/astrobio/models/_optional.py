@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..errors import DependencyError
+from ..errors import DependencyError, first_line
 
 __all__ = ["EXTRAS", "require"]
 
@@ -29,6 +29,5 @@ def require(name: str) -> ModuleType:
         return importlib.import_module(name)
     except Exception as e:  # broken installs raise more than ImportError (OSError, AttributeError, ...)
         extra, who = EXTRAS.get(name.split(".")[0], ("dev", "this component"))
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DependencyError(f"{who} needs {name.split('.')[0]}, which is unavailable ({type(e).__name__}: {first}); "
+        raise DependencyError(f"{who} needs {name.split('.')[0]}, which is unavailable ({first_line(e)}); "
                               f"install it with: pip install 'astrobio[{extra}]'") from None

@@ -2,7 +2,7 @@
 https://arxiv.org/abs/1611.07308), built from PyG's `VGAE` with a two-layer GCN encoder.
 
 Nodes are metabolites (features: element counts, charge, compartment; see
-`astrobio.train.tasks.graph.node_features`), edges the metabolite-metabolite projection of the
+`astrobio.train.tasks.graph.data.node_features`), edges the metabolite-metabolite projection of the
 reactions. The encoder maps (x, edge_index) to a Gaussian per node (mu, log sigma); the decoder
 scores a pair (i, j) by sigmoid(z_i . z_j). Several networks are one disjoint batch (PyG
 `Batch`): message passing never crosses networks.

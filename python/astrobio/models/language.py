@@ -20,6 +20,7 @@ DependencyError line.
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._fsutil import file_digest
-from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError
+from .._fsutil import file_digest, fsync_tree, swap_into_place, temp_sibling
+from ..datasets.sources import text_encoder_dir
+from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError, first_line
 
 __all__ = ["ADAPTER_FORMAT", "LLM_EXTRA", "EncoderClassifier", "LoraSettings", "build_language_model",
            "check_llm_stack", "encoder_dir", "load_adapter", "load_tokenizer", "save_adapter"]
@@ -41,11 +43,6 @@ _MIN_VERSIONS = {"transformers": (5, 0), "peft": (0, 21)}
 _META = "astrobio_adapter.json"
 _HEAD = "head.safetensors"
 _PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -69,7 +66,7 @@ def check_llm_stack() -> tuple[str, str]:
         from peft import LoraConfig, PeftModel, get_peft_model  # noqa: F401
     except (ImportError, AttributeError) as e:
         raise DependencyError(f"the language model needs a working transformers + peft pair, and importing "
-                              f"them failed ({_first_line(e)}); install a compatible pair: {LLM_EXTRA}") from None
+                              f"them failed ({first_line(e)}); install a compatible pair: {LLM_EXTRA}") from None
     versions = (str(transformers.__version__), str(peft.__version__))
     for (name, floor), have in zip(_MIN_VERSIONS.items(), versions):
         if _version_tuple(have) < floor:
@@ -80,8 +77,6 @@ def check_llm_stack() -> tuple[str, str]:
 
 def encoder_dir() -> Path:
     """Folder of the packaged all-MiniLM-L6-v2 checkpoint (config.json, model.safetensors, tokenizer)."""
-    from ..datasets.sources import text_encoder_dir
-
     return text_encoder_dir()
 
 
@@ -189,8 +184,6 @@ def save_adapter(model: EncoderClassifier, path: str | Path, *, classes: list[st
     Never the frozen base weights."""
     from safetensors.torch import save_file
 
-    from .._fsutil import fsync_tree, swap_into_place, temp_sibling
-
     if len(classes) != model.head.out_features:
         raise ConfigError(f"{len(classes)} class names for a head of {model.head.out_features} outputs")
     out = Path(path)
@@ -215,8 +208,6 @@ def save_adapter(model: EncoderClassifier, path: str | Path, *, classes: list[st
         swap_into_place(tmp, out)
     finally:
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -251,7 +242,7 @@ def load_adapter(path: str | Path, *, base_path: str | Path | None = None) -> tu
     try:
         head = load_file(str(root / _HEAD))
     except (SafetensorError, OSError) as e:
-        raise IntegrityError(f"unreadable head weights ({_first_line(e)})", path=str(root)) from None
+        raise IntegrityError(f"unreadable head weights ({first_line(e)})", path=str(root)) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         encoder = PeftModel.from_pretrained(_base_encoder(base), str(root), is_trainable=False)
@@ -260,5 +251,5 @@ def load_adapter(path: str | Path, *, base_path: str | Path | None = None) -> tu
     try:
         model.head.load_state_dict(head)
     except RuntimeError as e:
-        raise IntegrityError(f"head weights do not fit {len(meta['classes'])} classes ({_first_line(e)})", path=str(root)) from None
+        raise IntegrityError(f"head weights do not fit {len(meta['classes'])} classes ({first_line(e)})", path=str(root)) from None
     return model.eval(), meta

@@ -1,32 +1,40 @@
-"""The trainer (every model through one entry point; model-specific parts in `tasks`): typed config -> Lightning fit (AMP, clipping, warmup + cosine, accumulation,
-atomic checkpoints, exact resume, early stopping, non-finite guard, DDP) -> held-out evaluation
-beside the climatology baseline, summary and plots. Entry point: `python -m astrobio.train`.
+"""The trainer: every model through one entry point, `train(cfg) -> RunResult` (typed config ->
+Lightning fit with AMP, clipping, warmup + cosine, accumulation, atomic checkpoints, exact
+resume, early stopping, non-finite and gradient guards, DDP -> held-out evaluation beside the
+model's baseline, summary and plots). Each model is a task (`astrobio.train.tasks`; add one
+with `register_task`). Entry point: `python -m astrobio.train`.
 
-Names are imported lazily so `python -m astrobio.train --help` and config errors do not wait
-for Lightning to import.
+The config and the task registry import without Lightning. The names that need Lightning
+(`train`, checkpoints, guards, the pipeline) are resolved on first use through one door
+(`_stack.lightning_module`), so a broken Lightning stack is one DependencyError line from the
+CLI, not a traceback at `import astrobio.train`.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-_EXPORTS = {
+from ._stack import lightning_module
+from .config import (DataConfig, ModelConfig, OptimConfig, PhysicsConfig, TrainConfig, TrainerConfig, apply_overrides,
+                     config_from_dict, migrate_model_section)
+from .tasks import DEFAULT_MODEL, Built, BuildContext, Task, TaskOptions, get_task, register_task, task_names, unregister_task
+
+#: Lightning-backed name -> its module in this package
+_LIGHTNING = {
     "AtomicCheckpointIO": "checkpoint", "RunCheckpoints": "checkpoint", "atomic_save": "checkpoint",
-    "load_checkpoint": "checkpoint",
-    "DataConfig": "config", "ModelConfig": "config", "OptimConfig": "config", "PhysicsConfig": "config",
-    "TrainConfig": "config", "TrainerConfig": "config", "config_from_dict": "config",
-    "EmulatorModule": "module", "NonFiniteLossError": "module", "TaskModule": "module",
-    "GraphOptions": "config", "MultimodalOptions": "config", "LanguageOptions": "config",
-    "TASKS": "tasks", "get_task": "tasks", "run_full": "pipeline", "PHASES": "pipeline",
-    "DataLoaderError": "guards", "ExplodingGradientError": "guards", "GradientGuard": "guards", "preflight": "guards",
-    "RunResult": "trainer", "train": "trainer",
+    "load_checkpoint": "checkpoint", "CHECKPOINT_FORMAT": "checkpoint",
+    "NonFiniteLossError": "guards", "DataLoaderError": "guards", "ExplodingGradientError": "guards",
+    "GradientGuard": "guards", "preflight": "guards", "RunHistory": "history",
+    "run_full": "pipeline", "PHASES": "pipeline", "RunResult": "trainer", "train": "trainer",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(["DataConfig", "ModelConfig", "OptimConfig", "PhysicsConfig", "TrainConfig", "TrainerConfig",
+                  "apply_overrides", "config_from_dict", "migrate_model_section", "DEFAULT_MODEL", "Built",
+                  "BuildContext", "Task", "TaskOptions", "get_task", "register_task", "task_names", "unregister_task",
+                  *_LIGHTNING])
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _LIGHTNING:
+        return getattr(lightning_module(_LIGHTNING[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,83 +13,94 @@ completed).
 
 from __future__ import annotations
 
-import logging
+import copy
 import math
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint
 
-from ..errors import DataNotFoundError, IntegrityError
+from .._fsutil import atomic_write
+from ..errors import DataNotFoundError, IntegrityError, first_line
+from .history import RunHistory
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_save", "load_checkpoint", "AtomicCheckpointIO", "RunCheckpoints"]
+__all__ = ["CHECKPOINT_FORMAT", "READABLE_FORMATS", "atomic_save", "load_checkpoint", "restore_weights",
+           "AtomicCheckpointIO", "RunCheckpoints", "RunSection"]
 
-log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = 1
+#: 2: the config's `model` section is {name, options} (1: the older layouts, migrated on load
+#: by astrobio.train.config.migrate_model_section; everything else is unchanged)
+CHECKPOINT_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save `obj` to `path` atomically: a temp file in the same folder, fsync, rename, then
-    fsync the folder. A crash at any point leaves either the old file or the new one, never a torn
-    one; the temp file is removed on error."""
+    """torch.save `obj` to `path` atomically (`astrobio._fsutil.atomic_write`: a temp sibling,
+    fsync, rename, fsync of the folder). A crash at any point leaves either the old file or the
+    new one, never a torn one; the temp file is removed on error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
     return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # platforms without directory fds (Windows): the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", *, require_astrobio: bool = True) -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`. A file holding anything but tensors and plain
     values (pickled code or objects) is refused with IntegrityError; a missing file is
-    DataNotFoundError; a file that is not an astrobio checkpoint is IntegrityError."""
+    DataNotFoundError; a file that is not an astrobio checkpoint, or one in a format this
+    version does not read, is IntegrityError."""
     p = Path(path)
     if not p.is_file():
         raise DataNotFoundError("checkpoint not found", path=str(p), hint="Pass a .ckpt file or a run folder with checkpoints/last.ckpt")
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise IntegrityError(f"refused to load: the checkpoint holds more than tensors and plain values "
-                             f"(weights_only=True): {first}", path=str(p)) from None
+                             f"(weights_only=True): {first_line(e)}", path=str(p)) from None
     except (RuntimeError, EOFError, OSError) as e:
-        raise IntegrityError(f"unreadable checkpoint: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
-                             path=str(p)) from None
+        raise IntegrityError(f"unreadable checkpoint: {first_line(e)}", path=str(p)) from None
     if require_astrobio:
         meta = ckpt.get("astrobio") if isinstance(ckpt, dict) else None
         if not isinstance(meta, dict) or "config" not in meta:
             raise IntegrityError("not an astrobio training checkpoint (no 'astrobio' section)", path=str(p))
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise IntegrityError(f"checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}", path=str(p))
+        if meta.get("format") not in READABLE_FORMATS:
+            raise IntegrityError(f"checkpoint format {meta.get('format')!r} is not supported by this astrobio "
+                                 f"(it reads formats {', '.join(map(str, READABLE_FORMATS))})", path=str(p))
     return ckpt
+
+
+def restore_weights(module: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Load a checkpoint's `state_dict` into the LightningModule `module` as Lightning does on
+    resume (strict unless the module saves only part of itself, `strict_loading=False`)."""
+    module.load_state_dict(state, strict=getattr(module, "strict_loading", True) is not False)
+
+
+class RunSection(Callback):
+    """Writes `checkpoint["astrobio"]` (format, resolved config, history, meta, a copy of the
+    train sampler's state) into every checkpoint, and restores the history on resume. A task's
+    LightningModule may add its own entries in its `on_save_checkpoint` (which runs after this)."""
+
+    def __init__(self, config: Any, meta: dict[str, Any], history: RunHistory) -> None:
+        self.config = config  # the run's TrainConfig, saved as a plain dict
+        self.meta = meta
+        self.history = history
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        loader = getattr(trainer, "train_dataloader", None)
+        sampler = loader.state_dict() if loader is not None and hasattr(loader, "state_dict") else None
+        checkpoint["astrobio"] = {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "history": self.history.to_dict(),
+            "meta": copy.deepcopy(self.meta),
+            "sampler": sampler,  # a copy for inspection; resume uses Lightning's loop state
+        }
+
+    def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        self.history.load(checkpoint["astrobio"]["history"])
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -147,10 +158,10 @@ class RunCheckpoints(Checkpoint):
         self._last_step_saved = trainer.global_step
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        # Temp files of a writer killed mid-write (atomic_save's `.NAME.*.tmp`) are never loaded;
+        # Temp files of a writer killed mid-write (atomic_write's `.NAME.tmp-*`) are never loaded;
         # remove them before this run writes. Only rank 0 writes checkpoints, and none is writing yet.
         if trainer.is_global_zero and self.dirpath.is_dir():
-            for stale in self.dirpath.glob(".*.ckpt.*.tmp"):
+            for stale in self.dirpath.glob(".*.ckpt.tmp-*"):
                 stale.unlink(missing_ok=True)
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:

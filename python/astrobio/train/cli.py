@@ -9,6 +9,9 @@ import sys
 from typing import Any, Sequence
 
 from ..errors import AstrobioError
+from ._stack import lightning_module
+from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, model_name, parse_set
+from .tasks import task_names
 
 __all__ = ["build_parser", "build_config", "main"]
 
@@ -27,8 +30,8 @@ EXAMPLES = """examples:
   torchrun --nnodes 2 --nproc_per_node 8 ... -m astrobio.train --devices 8 --num-nodes 2 --output-dir runs/big
 
 config file (YAML; every key optional, see astrobio/train/config.py):
-  model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8],
-            graph: {hidden: 64, latent: 32, kl_anneal_epochs: 50}, multimodal: {embed: 64}, language: {lora_r: 8}}
+  model:   {name: graph, options: {hidden: 64, latent: 32, kl_anneal_epochs: 50}}   # the named model's options
+           (--mode full: per model, {graph: {hidden: 64}, multimodal: {embed: 64}, language: {r: 8}})
   optim:   {lr: 0.002, accumulate: 2, grad_clip: 1.0}
   trainer: {max_epochs: 60, patience: 10, precision: auto, checkpoint_every_n_epochs: 10}
 """
@@ -43,13 +46,11 @@ FLAGS = {
 
 
 def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentParser:
-    from .tasks import TASKS
-
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Train a model on an astrobio store: checkpoints, exact resume, early stopping, TensorBoard, "
                     "DDP via torchrun; ends with a summary table and plots in the run folder.")
-    p.add_argument("--model", choices=sorted(TASKS), help="model to train (default: datacube)")
+    p.add_argument("--model", choices=task_names(), help="model to train (default: datacube)")
     p.add_argument("--mode", choices=["train", "full"], default="train",
                    help="train: one model; full: every component in phases (each encoder, then fusion) into "
                         "<output-dir>/phases/<name>/, resumable at phase boundaries")
@@ -74,8 +75,6 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
 
 def override_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The user's settings in precedence order: --config file, --set, flags."""
-    from .config import load_yaml, parse_set
-
     layers = [load_yaml(args.config)] if args.config else []
     layers.append(parse_set(args.set))
     flags: dict[str, Any] = {}
@@ -88,16 +87,12 @@ def override_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
     return layers
 
 
-def build_config(args: argparse.Namespace) -> Any:
+def build_config(args: argparse.Namespace) -> TrainConfig:
     """The model's defaults (or the resumed checkpoint's config) < --config < --set < flags."""
-    from .checkpoint import load_checkpoint
-    from .config import TrainConfig, apply_overrides, config_from_dict, model_name
-
     layers = override_layers(args)
     if args.resume:
-        from .trainer import resolve_checkpoint
-
-        cfg = config_from_dict(load_checkpoint(resolve_checkpoint(args.resume))["astrobio"]["config"])
+        path = lightning_module("trainer").resolve_checkpoint(args.resume)
+        cfg = config_from_dict(lightning_module("checkpoint").load_checkpoint(path)["astrobio"]["config"])
     else:
         cfg = TrainConfig.for_model(model_name(*layers))
     for layer in layers:
@@ -133,41 +128,16 @@ def _log_to_console(level: int) -> None:
         logger.propagate = False
 
 
-def _import_trainer() -> Any:
-    """`trainer.train`; an ImportError while Lightning imports becomes one DependencyError line.
-    (torchmetrics, a Lightning dependency, imports transformers whenever it is installed, so a
-    broken transformers install breaks the trainer of every model: name it and the fix.)"""
-    from ..errors import DependencyError
-
-    try:
-        from .trainer import train
-    except ImportError as e:
-        from ..models._optional import EXTRAS
-
-        name = (e.name or "").split(".")[0]
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        if name in EXTRAS:
-            raise DependencyError(f"the trainer cannot import: {name} is installed but fails to import ({first}); "
-                                  f"reinstall it with: pip install --force-reinstall 'astrobio[{EXTRAS[name][0]}]' "
-                                  f"(or uninstall {name})") from None
-        raise DependencyError(f"the trainer cannot import ({type(e).__name__}: {first}); reinstall astrobio's "
-                              "dependencies: pip install astrobio") from None
-    return train
-
-
 def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:
     args = build_parser(prog).parse_args(argv)
     _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.mode == "full":
-            _import_trainer()
-            from .pipeline import run_full
-
-            result = run_full(override_layers(args), resume=args.resume)
+            result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
             print(result.table)
             print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
             return 0
-        train = _import_trainer()
+        train = lightning_module("trainer").train
         result = train(build_config(args), resume=args.resume)
         if result.table:
             print(result.table)

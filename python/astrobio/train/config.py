@@ -4,8 +4,7 @@ dict in every checkpoint and as `config.yaml` in the run folder.
 
 YAML layout (every key optional):
 
-    model:   {name: datacube, hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8,
-              graph: {hidden: 64, latent: 32, ...}, multimodal: {...}, language: {...}}
+    model:   {name: datacube, options: {hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8}}
     data:    {store: null, graphs: null, normalize: per_variable, batch_size: 8, num_workers: 0,
               verify: true, timeout: 600}
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
@@ -13,11 +12,14 @@ YAML layout (every key optional):
     physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}
     trainer: {max_epochs: 60, patience: 10, seed: 0, precision: auto, ...}
 
-`model`'s top-level options are the datacube emulator's (so configs written before the other
-models existed still load); each other model has its own section (`model.graph`,
-`model.multimodal`, `model.language`), read only when that model is trained. Each model also has
-defaults for the shared sections (e.g. the graph VAE trains more, cheaper epochs): they are
-applied first (`TrainConfig.for_model`), then the file, `--set` and flags.
+`model.options` is the options dataclass of the named model's task (`Task.options_type`, see
+`astrobio.train.tasks`); this module knows no model by name. A model's options may also be given
+in a section named after it (`model: {graph: {hidden: 16}}`), which is how `--mode full` sets
+several models' options at once, and configs and checkpoints written in the older layout (the
+default model's options at the top level of `model`) still load: `migrate_model_section` is the
+one place that reads those layouts. Each model also has defaults for the shared sections
+(`Task.defaults`, e.g. the graph VAE trains more, cheaper epochs): they are applied first
+(`TrainConfig.for_model`), then the file, `--set` and flags.
 """
 
 from __future__ import annotations
@@ -29,76 +31,27 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 from ..errors import ConfigError
+from .tasks import DEFAULT_MODEL, check_name, get_task, task_names
 
-__all__ = ["GraphOptions", "MultimodalOptions", "LanguageOptions", "ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
-           "load_yaml", "apply_overrides", "config_from_dict", "parse_set"]
-
-
-@dataclass
-class GraphOptions:
-    """The graph VAE (`--model graph`): link prediction on metabolic networks."""
-
-    networks: list[str] = field(default_factory=lambda: ["iJO1366", "iYS1720", "e_coli_core"])
-    hidden: int = 64                  # GCN hidden width
-    latent: int = 32                  # embedding size (mu, logstd)
-    kl_weight: float = 1.0            # final weight of the KL term (per node, as in PyG's VGAE example)
-    kl_anneal_epochs: int = 50        # linear KL warm-up from 0 (0: full weight from the start)
-    val_fraction: float = 0.05        # held-out edges per network (RandomLinkSplit)
-    test_fraction: float = 0.10
-    split_seed: int = 0               # the edge split's seed (fixed: independent of trainer.seed)
+__all__ = ["ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
+           "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "options_for", "migrate_model_section"]
 
 
-@dataclass
-class MultimodalOptions:
-    """Multimodal fusion (`--model multimodal`) on climate samples; see docs/training.md."""
-
-    modalities: list[str] = field(default_factory=lambda: ["params", "cube"])
-    embed: int = 64                   # embedding size of each encoder
-    cube_channels: list[int] = field(default_factory=lambda: [32, 64])
-    cube_variables: list[str] = field(default_factory=lambda: ["ua", "va", "hus", "wap"])
-    dropout: float = 0.1
-    init_params: str | None = None    # checkpoint whose params encoder initializes this one (--mode full)
-    init_cube: str | None = None      # checkpoint whose cube encoder initializes this one (--mode full)
-
-
-@dataclass
-class LanguageOptions:
-    """The LoRA language model (`--model language`): reaction name -> subsystem (the data rules
-    are astrobio.datasets.reactions'; optim.lr is the LoRA matrices' learning rate)."""
-
-    networks: list[str] | None = None  # metabolic models to read (None: all; only iJO1366 has subsystems)
-    r: int = 8                        # LoRA rank
-    alpha: int = 16
-    dropout: float = 0.1              # LoRA dropout
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-    head_dropout: float = 0.1
-    max_length: int = 64              # word pieces per name
-    head_lr: float = 3e-3             # the new classification head's learning rate
-    label_smoothing: float = 0.0
-    class_weight: str = "balanced"    # balanced | none (cross-entropy weights n / (K n_k))
-    min_count: int = 10               # rarer subsystems merge into "other" (rare=other) or are dropped
-    rare: str = "other"
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    split_seed: int = 0
-    subset: list[int] | None = None   # [train, val, test] sizes: the first examples of each split (quick runs)
+def options_for(name: str) -> Any:
+    """The default options of model `name` (an instance of its task's options dataclass)."""
+    return get_task(name).options_type()
 
 
 @dataclass
 class ModelConfig:
-    name: str = "datacube"
-    # the datacube emulator's options (top level, as before the other models existed)
-    hidden: int = 128
-    channels: list[int] = field(default_factory=lambda: [32, 32, 16, 8])
-    skip_channels: int = 8
-    graph: GraphOptions = field(default_factory=GraphOptions)
-    multimodal: MultimodalOptions = field(default_factory=MultimodalOptions)
-    language: LanguageOptions = field(default_factory=LanguageOptions)
+    """Which model to train and its options: `options` is an instance of that model's task's
+    options dataclass (`Task.options_type`), filled from YAML `model: {name: ..., options: {...}}`."""
 
-    def options(self) -> dict[str, Any]:
-        """Constructor options of the datacube emulator (the top-level keys but the name)."""
-        return {"hidden": self.hidden, "channels": list(self.channels), "skip_channels": self.skip_channels}
+    name: str = DEFAULT_MODEL
+    options: Any = field(default_factory=lambda: options_for(DEFAULT_MODEL))
 
 
 @dataclass
@@ -168,13 +121,10 @@ class TrainConfig:
     @classmethod
     def for_model(cls, name: str) -> "TrainConfig":
         """Defaults for model `name`: the dataclass defaults, then that model's own defaults for
-        the shared sections (astrobio.train.tasks.DEFAULTS)."""
-        from .tasks import DEFAULTS, check_name
-
-        check_name(name)
-        cfg = cls()
-        cfg.model.name = name
-        return apply_overrides(cfg, DEFAULTS.get(name, {}))
+        the shared sections (`Task.defaults`)."""
+        task = get_task(check_name(name))
+        cfg = cls(model=ModelConfig(name=name, options=task.options_type()))
+        return apply_overrides(cfg, task.defaults)
 
     def validate(self) -> "TrainConfig":
         """Range checks that types alone do not express; returns self."""
@@ -201,26 +151,11 @@ class TrainConfig:
             (self.trainer.checkpoint_every_n_epochs >= 1, "trainer.checkpoint_every_n_epochs must be >= 1"),
             (self.trainer.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps must be >= 0"),
             (self.trainer.plot_samples >= 0, "trainer.plot_samples must be >= 0"),
-            (self.model.graph.latent >= 1 and self.model.graph.hidden >= 1, "model.graph.hidden and latent must be >= 1"),
-            (self.model.graph.kl_weight >= 0 and self.model.graph.kl_anneal_epochs >= 0,
-             "model.graph.kl_weight and kl_anneal_epochs must be >= 0"),
-            (0 < self.model.graph.val_fraction and 0 < self.model.graph.test_fraction
-             and self.model.graph.val_fraction + self.model.graph.test_fraction < 0.5,
-             "model.graph.val_fraction and test_fraction must be > 0 and sum to < 0.5"),
-            (bool(self.model.graph.networks), "model.graph.networks must name at least one network"),
-            (bool(self.model.multimodal.modalities) and set(self.model.multimodal.modalities) <= {"params", "cube"}
-             and len(set(self.model.multimodal.modalities)) == len(self.model.multimodal.modalities),
-             "model.multimodal.modalities must be a non-empty subset of [params, cube]"),
-            (self.model.language.class_weight in ("balanced", "none"), "model.language.class_weight must be balanced or none"),
-            (self.model.language.rare in ("other", "drop"), "model.language.rare must be other or drop"),
-            (self.model.language.subset is None or (len(self.model.language.subset) == 3 and min(self.model.language.subset) >= 1),
-             "model.language.subset must be [train, val, test] sizes >= 1"),
-            (self.model.multimodal.embed >= 1 and 0 <= self.model.multimodal.dropout < 1,
-             "model.multimodal.embed must be >= 1 and dropout in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self.model.options.validate()
         for name, value in (("data.store", self.data.store), ("trainer.output_dir", self.trainer.output_dir)):
             if value is not None and "\0" in value:  # the OS would refuse it later, with a traceback
                 raise ConfigError(f"{name} contains a NUL character: {value!r}")
@@ -281,18 +216,70 @@ def _fill(obj: Any, values: Mapping[str, Any], where: str) -> None:
             setattr(obj, key, _coerce(value, hints[key], path))
 
 
+def migrate_model_section(model: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The `model` section of one config layer in the current layout, `{name, options}`, for the
+    run of model `name` (the layer's own `model.name` when it sets one). The one place that reads
+    the other layouts:
+
+    - `options: {...}`: the current layout;
+    - `<model name>: {...}` (a section named after a registered model): that model's options, as
+      configs and checkpoints before the redesign held them (`model.graph`, `model.multimodal`,
+      `model.language`) and as `--mode full` sets several models' options;
+    - any other key: an option of the default model, whose options were the top level of
+      `model` in configs and checkpoints written before the other models existed.
+
+    Options of models other than `name` are dropped (they applied only when that model trained).
+    Within one layer, top-level keys, then the named section, then `options` (later wins)."""
+    if not isinstance(model, Mapping):
+        raise ConfigError(f"model must be a mapping of options, got {model!r}")
+    name = model.get("name", name)
+    if not isinstance(name, str):
+        raise ConfigError(f"model.name must be a string, got {name!r}")
+    models = set(task_names())
+    legacy = {k: v for k, v in model.items() if k not in ("name", "options") and not (k in models and isinstance(v, Mapping))}
+    sections = {k: v for k, v in model.items() if k in models and isinstance(v, Mapping)}
+    options: dict[str, Any] = dict(legacy) if name == DEFAULT_MODEL else {}
+    options.update(sections.get(name, {}))
+    if "options" in model:
+        if not isinstance(model["options"], Mapping):
+            raise ConfigError(f"model.options must be a mapping of options, got {model['options']!r}")
+        options.update(model["options"])
+    out: dict[str, Any] = {"options": options}
+    if "name" in model:
+        out["name"] = name
+    return out
+
+
+def _fill_model(cfg: "TrainConfig", values: Any) -> None:
+    """Fill `cfg.model` from one layer's `model` section (any layout, see `migrate_model_section`).
+    Naming another model starts from that model's default options."""
+    section = migrate_model_section(values, cfg.model.name)
+    name = section.get("name", cfg.model.name)
+    if name != cfg.model.name:
+        cfg.model = ModelConfig(name=check_name(name), options=options_for(name))
+    _fill(cfg.model.options, section["options"], "model.options")
+
+
 def apply_overrides(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
     """Fill `cfg` in place from a nested mapping (YAML layout) and return it."""
-    _fill(cfg, values, "")
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"a config must be a mapping of sections, got {values!r}")
+    if "model" in values:
+        _fill_model(cfg, values["model"])
+    _fill(cfg, {k: v for k, v in values.items() if k != "model"}, "")
     return cfg
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
-    """A config from defaults + a nested mapping (e.g. the dict saved in a checkpoint)."""
-    return apply_overrides(TrainConfig(), values).validate()
+    """A config from the model's defaults + a nested mapping (e.g. the dict saved in a
+    checkpoint, in any layout astrobio has written)."""
+    model = values.get("model") if isinstance(values, Mapping) else None
+    name = model.get("name", DEFAULT_MODEL) if isinstance(model, Mapping) else DEFAULT_MODEL
+    cfg = TrainConfig(model=ModelConfig(name=check_name(str(name)), options=options_for(str(name))))
+    return apply_overrides(cfg, values).validate()
 
 
-def model_name(*layers: Mapping[str, Any], default: str = "datacube") -> str:
+def model_name(*layers: Mapping[str, Any], default: str = DEFAULT_MODEL) -> str:
     """The `model.name` the last layer that sets it gives (layers in precedence order)."""
     name = default
     for layer in layers:
@@ -306,8 +293,6 @@ def model_name(*layers: Mapping[str, Any], default: str = "datacube") -> str:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file; ConfigError if it is missing or not a mapping."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
@@ -324,8 +309,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """`section.key=value` strings (value parsed as YAML: 3, 0.1, true, [1, 2], null) as a nested mapping."""
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")

@@ -5,6 +5,8 @@ weights or hanging:
   stray files) and the digest check, before anything trains. The read path checks the chunks it
   reads, but validation and test samples are read only later, and a manifest copied from another
   store of the same shape reads without error: only the digest shows it.
+- `check_finite(...)`: a non-finite training loss or validation metric stops the run on every
+  rank together (it is never counted as an improvement, and no checkpoint is written from it).
 - `GradientGuard`: a non-finite or exploding gradient norm stops the run before the optimizer
   step, so the weights, and every checkpoint after, never hold the result.
 - `loader_failures(...)`: a DataLoader worker that died (killed, out of memory), hung past
@@ -26,7 +28,13 @@ from lightning.pytorch.callbacks import Callback
 from ..errors import AstrobioError, IntegrityError
 from ..store import Store
 
-__all__ = ["DataLoaderError", "ExplodingGradientError", "GradientGuard", "loader_failures", "preflight"]
+__all__ = ["DataLoaderError", "ExplodingGradientError", "GradientGuard", "NonFiniteLossError", "check_finite",
+           "loader_failures", "preflight"]
+
+
+class NonFiniteLossError(AstrobioError, FloatingPointError):
+    """The training loss or a validation metric became NaN/Inf; the run stops (it is never
+    counted as an improvement, and no checkpoint is written from that state)."""
 
 
 class DataLoaderError(AstrobioError, RuntimeError):
@@ -48,6 +56,25 @@ def preflight(store: Store) -> None:
             f"{report['unexpected_files']} stray files; list them with `astrobio validate --store {store.path}`)",
             run=first.get("run"), sample=first.get("sample"), chunk=first.get("chunk"), path=str(store.path))
     store.verify_digest()  # after the scan, whose failures are more precise
+
+
+def check_finite(module: Any, value: torch.Tensor, what: str, batch_idx: int | None = None) -> torch.Tensor:
+    """`value` averaged over ranks; raises NonFiniteLossError on every rank together (one
+    all-reduce carries both, so no rank is left waiting in a collective). `module`: the running
+    LightningModule."""
+    v = value.detach().float().reshape(())
+    stats = torch.stack([v, (~torch.isfinite(v)).float()])
+    world = module.trainer.world_size
+    if world > 1:
+        stats = module.trainer.strategy.reduce(stats, reduce_op="sum")
+    if float(stats[1]) > 0:
+        where = f"epoch {module.current_epoch + 1}, optimizer step {module.global_step}"
+        if batch_idx is not None:
+            where += f", batch {batch_idx}"
+        raise NonFiniteLossError(
+            f"non-finite {what} ({float(v)} on rank {module.global_rank}) at {where}; training stopped "
+            "(check the learning rate, precision and data; resume from the last checkpoint with --resume)")
+    return stats[0] / world
 
 
 class GradientGuard(Callback):

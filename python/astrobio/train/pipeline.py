@@ -15,7 +15,9 @@ Resumable at phase boundaries: `--mode full --resume <run>` skips the phases tha
 (their `summary.json` exists), continues the interrupted one exactly from its last checkpoint,
 and runs the rest. The user's settings (--config, --set, flags) are saved in
 `<run>/pipeline.json` and apply to every phase on top of each model's defaults; settings given
-with --resume are applied after them.
+with --resume are applied after them. Model options are per model here (`model.<name>.<option>`,
+e.g. `--set model.graph.hidden=16`): each phase reads its own model's section. Every phase is
+one call of `astrobio.train.train`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._fsutil import atomic_write
 from ..errors import ConfigError
 from .config import TrainConfig, apply_overrides, model_name
+from .report import rows_table, write_json
+from .tasks import get_task
+from .trainer import train
 
 __all__ = ["PHASES", "Phase", "PipelineResult", "run_full"]
 
@@ -40,7 +46,7 @@ class Phase:
     name: str
     model: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    #: model.multimodal option -> the phase whose best checkpoint fills it
+    #: option of the phase's model -> the phase whose best checkpoint fills it
     init_from: dict[str, str] = field(default_factory=dict)
 
 
@@ -48,9 +54,9 @@ PHASES: tuple[Phase, ...] = (
     Phase("graph", "graph"),
     Phase("language", "language"),
     Phase("datacube", "datacube"),
-    Phase("multimodal-params", "multimodal", {"model": {"multimodal": {"modalities": ["params"]}}}),
-    Phase("multimodal-cube", "multimodal", {"model": {"multimodal": {"modalities": ["cube"]}}}),
-    Phase("multimodal", "multimodal", {"model": {"multimodal": {"modalities": ["params", "cube"]}}},
+    Phase("multimodal-params", "multimodal", {"model": {"options": {"modalities": ["params"]}}}),
+    Phase("multimodal-cube", "multimodal", {"model": {"options": {"modalities": ["cube"]}}}),
+    Phase("multimodal", "multimodal", {"model": {"options": {"modalities": ["params", "cube"]}}},
           {"init_params": "multimodal-params", "init_cube": "multimodal-cube"}),
 )
 STATE = "pipeline.json"
@@ -90,17 +96,21 @@ def _output_dir(layers: list[dict[str, Any]]) -> str | None:
 
 
 def phase_config(phase: Phase, layers: list[dict[str, Any]], run_dir: Path, done: dict[str, dict[str, Any]]) -> TrainConfig:
-    """The phase model's defaults < the user's layers < the phase's own settings."""
+    """The phase model's defaults < the user's layers < the phase's own settings. The user's
+    model options are per model (`model.<name>`), so each phase takes its own model's."""
     cfg = TrainConfig.for_model(phase.model)
     for layer in layers:
         apply_overrides(cfg, {k: v for k, v in layer.items() if k != "model"})
         if isinstance(layer.get("model"), dict):
+            if "options" in layer["model"]:
+                raise ConfigError("--mode full trains several models: give options per model (model.<name>.<option>, "
+                                  "e.g. --set model.graph.hidden=16), not model.options")
             apply_overrides(cfg, {"model": {k: v for k, v in layer["model"].items() if k != "name"}})
     apply_overrides(cfg, phase.overrides)
     for option, source in phase.init_from.items():
         best = (done.get(source) or {}).get("checkpoints", {}).get("best")
         if best:
-            setattr(cfg.model.multimodal, option, best)
+            setattr(cfg.model.options, option, best)
         else:
             log.info("phase %s: %s did not run in this pipeline; %s starts from scratch", phase.name, source, option)
     cfg.trainer.output_dir = str(run_dir / "phases" / phase.name)
@@ -118,8 +128,6 @@ def _resume_point(phase_dir: Path) -> Path | None:
 
 def run_full(layers: list[dict[str, Any]], *, resume: str | Path | None = None) -> PipelineResult:
     """Run (or continue) the full pipeline. `layers`: the user's settings in precedence order."""
-    from .trainer import train
-
     if model_name(*layers, default=""):
         raise ConfigError("--mode full trains every model in phases; drop --model (choose phases with --set trainer.phases=[...])")
     started = time.perf_counter()
@@ -141,7 +149,7 @@ def run_full(layers: list[dict[str, Any]], *, resume: str | Path | None = None) 
     phases = _selected(layers)
     run_dir.mkdir(parents=True, exist_ok=True)
     state["phases"] = [p.name for p in phases]
-    (run_dir / STATE).write_text(json.dumps(state, indent=1))
+    write_json(run_dir / STATE, state)
     done: dict[str, dict[str, Any]] = {}
     for phase in phases:
         phase_dir = run_dir / "phases" / phase.name
@@ -158,15 +166,13 @@ def run_full(layers: list[dict[str, Any]], *, resume: str | Path | None = None) 
             continue
         done[phase.name] = result.summary
     table = _table(run_dir, done, time.perf_counter() - started)
-    (run_dir / "summary.txt").write_text(table + "\n")
-    (run_dir / "summary.json").write_text(json.dumps({"run_dir": str(run_dir), "phases": done}, indent=1, default=float))
+    with atomic_write(run_dir / "summary.txt", "w") as f:
+        f.write(table + "\n")
+    write_json(run_dir / "summary.json", {"run_dir": str(run_dir), "phases": done})
     return PipelineResult(run_dir, done, table)
 
 
 def _table(run_dir: Path, done: dict[str, dict[str, Any]], seconds: float) -> str:
-    from .report import rows_table
-    from .tasks import get_task
-
     rows = [("phase", "held-out metric", "model", "baseline", "baseline value", "wall time")]
     for name, summary in done.items():
         for i, row in enumerate(get_task(summary["model"]).headline(summary)):

@@ -1,13 +1,16 @@
-"""`train(cfg)`: one entry point from a config to a trained, evaluated, reported run, for every
+"""`train(cfg)`: the one function from a config to a trained, evaluated, reported run, for every
 model (`cfg.model.name`; the model-specific parts are its task, see `astrobio.train.tasks`).
+`python -m astrobio.train`, `--mode full` (astrobio.train.pipeline) and any caller that trains
+in a loop use it; it keeps no state between calls (a fresh task, history and Lightning Trainer
+each time; the global deterministic-algorithms flag is restored on return).
 
 Steps: find the task (an unavailable optional library is a DependencyError here); open and
 check its data; resolve accelerator and precision (logged; never silently downgraded); seed;
 let the task build its data module and LightningModule (with its baseline); build the
-Lightning Trainer (atomic checkpoint IO, early stopping on the task's metric, TensorBoard, DDP
-when devices x nodes > 1); fit, resuming exactly when asked; then on rank 0 load the best
-checkpoint, let the task evaluate it beside its baseline on the held-out split(s), and write
-the summary and plots.
+Lightning Trainer (the only place astrobio constructs one: atomic checkpoint IO, early stopping
+on the task's metric, TensorBoard, DDP when devices x nodes > 1); fit, resuming exactly when
+asked; then on rank 0 load the best checkpoint, let the task evaluate it beside its baseline on
+the held-out split(s), and write the summary and plots.
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import lightning as L
 import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
+from .._fsutil import atomic_write
 from ..errors import ConfigError, DataNotFoundError, DependencyError
-from .checkpoint import AtomicCheckpointIO, RunCheckpoints, load_checkpoint
-from .config import TrainConfig
+from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
+from .config import TrainConfig, migrate_model_section
 from .guards import GradientGuard, loader_failures
+from .history import RunHistory
+from .report import write_summary
+from .tasks import DEFAULT_MODEL, BuildContext, get_task
 
 __all__ = ["RunResult", "train", "resolve_checkpoint", "resolve_hardware"]
 
@@ -35,12 +46,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
+    """What a run produced: its folder and checkpoints, the history, and (on rank 0) the summary
+    (held-out metrics beside the baseline, under `summary["evaluation"]`) and printed table."""
+
     run_dir: Path
     best_checkpoint: Path | None
     last_checkpoint: Path | None
     history: dict[str, Any]
     summary: dict[str, Any] | None  # rank 0 only
     table: str | None               # the printed summary table (rank 0 only)
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        """The held-out evaluation (split -> metrics of the model and its baselines); rank 0 only."""
+        return None if self.summary is None else self.summary.get("evaluation")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -98,12 +117,20 @@ def _run_dir(cfg: TrainConfig, resume: Path | None) -> Path:
     return run
 
 
-def _model_options(model: dict[str, Any], name: str) -> dict[str, Any]:
-    """The options of model `name` in a model config dict: the datacube's are the top-level keys,
-    every other model has its own section."""
-    if name == "datacube":
-        return {k: v for k, v in model.items() if k != "name" and not isinstance(v, dict)}
-    return dict(model.get(name) or {})
+def _check_resumable(ckpt_path: Path, ckpt: dict[str, Any], cfg: TrainConfig) -> None:
+    """The checkpoint was trained with the same model and the same model options."""
+    saved = ckpt["astrobio"]["config"].get("model", {})
+    trained = saved.get("name", DEFAULT_MODEL)
+    if trained != cfg.model.name:
+        raise ConfigError(f"{ckpt_path} was trained with --model {trained}, not --model {cfg.model.name}; "
+                          f"resume it with --model {trained} (or without --model)")
+    before = migrate_model_section(saved, trained)["options"]
+    now = asdict(cfg.model.options)
+    changed = sorted(k for k in before.keys() & now.keys() if before[k] != now[k])
+    if changed:
+        raise ConfigError(f"{ckpt_path} holds a {trained!r} model with "
+                          f"{', '.join(f'{k}={before[k]}' for k in changed)}; this run asks for "
+                          f"{', '.join(f'{k}={now[k]}' for k in changed)}: resume without changing the model")
 
 
 def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
@@ -111,8 +138,6 @@ def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
     if kind == "none":
         return False
     if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
         return CSVLogger(save_dir=str(run_dir), name="csv", version="")
     if kind == "mlflow":
         return _mlflow_logger(cfg, run_dir)
@@ -121,8 +146,6 @@ def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
     except ImportError:
         raise DependencyError("TensorBoard logging needs the tensorboard package: pip install tensorboard "
                               "(or choose --set trainer.logger=csv / none)") from None
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
 
 
@@ -135,8 +158,6 @@ def _mlflow_logger(cfg: TrainConfig, run_dir: Path) -> Any:
     except ImportError:
         raise DependencyError('MLflow logging needs mlflow: pip install "astrobio[track]" '
                               "(or choose --set trainer.logger=tensorboard / csv / none)") from None
-    from lightning.pytorch.loggers import MLFlowLogger
-
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         uri = (run_dir / "mlruns").resolve().as_uri()
@@ -163,29 +184,23 @@ def _deterministic(enabled: bool, cuda: bool) -> Iterator[None]:
 
 def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequence[Any] = ()) -> RunResult:
     """Train, evaluate and report one run of model `cfg.model.name`. `resume`: a checkpoint (or
-    run folder) to continue exactly; it must have been trained with the same model. Extra
-    Lightning `callbacks` are appended (tests use this)."""
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping
+    run folder) to continue exactly; it must have been trained with the same model and options.
+    Extra Lightning `callbacks` are appended (tests use this)."""
+    launcher_dir = os.environ.get("ASTROBIO_RUN_DIR")
+    try:
+        return _train(cfg, resume, callbacks)
+    finally:  # the run folder handed to Lightning's launched processes belongs to this run only
+        if launcher_dir is None:
+            os.environ.pop("ASTROBIO_RUN_DIR", None)
 
-    from .tasks import get_task
 
+def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]) -> RunResult:
     started = time.perf_counter()
     cfg.validate()
     ckpt_path = resolve_checkpoint(resume) if resume is not None else None
     ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if ckpt is not None:
-        trained = ckpt["astrobio"]["config"].get("model", {}).get("name", "datacube")
-        if trained != cfg.model.name:
-            raise ConfigError(f"{ckpt_path} was trained with --model {trained}, not --model {cfg.model.name}; "
-                              f"resume it with --model {trained} (or without --model)")
-        before = _model_options(ckpt["astrobio"]["config"]["model"], trained)
-        now = _model_options(asdict(cfg.model), trained)
-        changed = sorted(k for k in before.keys() & now.keys() if before[k] != now[k])
-        if changed:
-            raise ConfigError(f"{ckpt_path} holds a {trained!r} model with "
-                              f"{', '.join(f'{k}={before[k]}' for k in changed)}; this run asks for "
-                              f"{', '.join(f'{k}={now[k]}' for k in changed)}: resume without changing the model")
+        _check_resumable(ckpt_path, ckpt, cfg)  # type: ignore[arg-type]
     task = get_task(cfg.model.name)
     identity = task.open(cfg)
     accelerator, precision, why = resolve_hardware(cfg)
@@ -200,11 +215,12 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
                               f"{identity.get('path')} has {digest}: resuming would not continue the same run")
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    data, module, per_rank = task.build(cfg, {"accelerator": accelerator, "precision": precision})
+    history = RunHistory()
+    built = task.build(cfg, BuildContext(hardware={"accelerator": accelerator, "precision": precision}, history=history))
+    module = built.module
     module.allow_zero_length_dataloader_with_multiple_devices = True
 
-    ckpt_dir = run_dir / "checkpoints"
-    checkpoints = RunCheckpoints(ckpt_dir, monitor=task.monitor, mode=task.mode,
+    checkpoints = RunCheckpoints(run_dir / "checkpoints", monitor=task.monitor, mode=task.mode,
                                  every_n_epochs=cfg.trainer.checkpoint_every_n_epochs,
                                  every_n_steps=cfg.trainer.checkpoint_every_n_steps)
     early = EarlyStopping(monitor=task.monitor, mode=task.mode, patience=cfg.trainer.patience, check_finite=True, strict=True)
@@ -214,49 +230,45 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
         strategy="ddp" if world > 1 else "auto", precision=cast(Any, precision), max_epochs=cfg.trainer.max_epochs,
         gradient_clip_val=cfg.optim.grad_clip or None, accumulate_grad_batches=cfg.optim.accumulate,
         callbacks=[early, checkpoints, GradientGuard(cfg.optim.grad_norm_limit, scaler_handles_non_finite=precision == "16-mixed"),
-                   *callbacks], logger=_logger(cfg, run_dir), plugins=[AtomicCheckpointIO()],
-        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=max(1, min(25, per_rank)),
+                   RunSection(cfg, built.meta, history), *callbacks],
+        logger=_logger(cfg, run_dir), plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False, num_sanity_val_steps=0, log_every_n_steps=max(1, min(25, built.batches_per_epoch)),
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=cfg.trainer.progress_bar,
         default_root_dir=str(run_dir),
     )
     if trainer.world_size != world:
         raise ConfigError(f"the launcher started {trainer.world_size} processes but --devices x --num-nodes is {world}")
-    module.total_steps = -(-per_rank // cfg.optim.accumulate) * cfg.trainer.max_epochs
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        import yaml
-
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        with atomic_write(run_dir / "config.yaml", "w") as f:
+            f.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     with _deterministic(cfg.trainer.deterministic, accelerator == "gpu"), loader_failures(trainer, run_dir):
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, datamodule=built.data, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     best = checkpoints.best_path if checkpoints.best_path.is_file() else None
     last = checkpoints.last_path if checkpoints.last_path.is_file() else None
     if not trainer.is_global_zero:
-        return RunResult(run_dir, best, last, module.history, None, None)
+        return RunResult(run_dir, best, last, history.to_dict(), None, None)
 
     chosen = best or last
-    state = load_checkpoint(chosen)["state_dict"] if chosen is not None else None
-    if state is not None:
-        module.load_model_state(state)
-    module.model.to(module.device)
-    module.model.eval()
-    history = module.history
+    if chosen is not None:
+        restore_weights(module, load_checkpoint(chosen)["state_dict"])
+    model = cast(torch.nn.Module, module.model)
+    model.to(module.device)
+    model.eval()
     summary: dict[str, Any] = {
         "run_dir": str(run_dir), "model": cfg.model.name, "store": str(identity.get("path")), "store_digest": digest,
         "accelerator": accelerator, "precision": precision, "devices": cfg.trainer.devices, "num_nodes": cfg.trainer.num_nodes,
-        "epochs_run": len(history["epochs"]), "best_epoch": checkpoints.best_epoch,
+        "epochs_run": len(history.epochs), "best_epoch": checkpoints.best_epoch,
         "monitor": task.monitor, "mode": task.mode, "best_score": checkpoints.best_score,
         "stopped_early": bool(early.stopped_epoch), "wall_time_s": time.perf_counter() - started,
     }
     summary.update(task.evaluate(cfg, module, run_dir))
     summary["checkpoints"] = {"best": str(best) if best else None, "last": str(last) if last else None}
     summary["config"] = cfg.to_dict()
-    if cfg.trainer.plots and history["epochs"]:
-        summary["plots"] = task.plots(cfg, summary, module, run_dir)
+    if cfg.trainer.plots and history.epochs:
+        summary["plots"] = task.plots(cfg, summary, history.to_dict(), run_dir)
     summary["wall_time_s"] = time.perf_counter() - started
     table = task.table(summary)
-    from .report import write_summary
-
     write_summary(run_dir, summary, table)
-    return RunResult(run_dir, best, last, history, summary, table)
+    return RunResult(run_dir, best, last, history.to_dict(), summary, table)

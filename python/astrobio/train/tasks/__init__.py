@@ -1,65 +1,171 @@
-"""Tasks: what each `--model` trains on, how it is evaluated and what it is compared with.
+"""Tasks: one per model. A task is everything model-specific about a training run: its options
+dataclass, its per-model defaults for the shared config sections, its data, LightningModule,
+baseline(s), held-out evaluation, summary table and plots. The trainer
+(`astrobio.train.trainer.train`) owns everything shared (hardware and precision, seeding, run
+folder, atomic checkpoints, exact resume, early stopping, logging, summary files) and knows no
+model by name: it asks this registry for the task of `cfg.model.name`.
 
-A task bundles, for one model: its data (a LightningDataModule), its LightningModule, the
-validation metric the trainer monitors (checkpoints, early stopping) and its direction, the
-baseline, the held-out evaluation and the rows of the summary table. The trainer
-(`astrobio.train.trainer.train`) owns everything shared: hardware and precision, seeding,
-run folder, atomic checkpoints, exact resume, early stopping, logging, the summary files.
+What a task provides is the `Task` protocol below. Tasks are registered by name with a factory
+(a zero-argument callable returning a fresh task object). The four built-in tasks are registered
+as import paths and imported on first use, so a missing optional library (torch_geometric for
+`graph`, transformers/peft for `language`) disables only that model (DependencyError naming the
+pip extra, raised by the task itself). A fifth model is added without editing astrobio:
 
-Each task lives in its own module, imported only when that model is asked for, so a missing
-optional library (torch_geometric for `graph`, transformers/peft for `language`) disables only
-that model (astrobio.DependencyError naming the pip extra).
+    from astrobio.train.tasks import register_task
+    register_task("mymodel", MyTask)          # MyTask() satisfies Task
 
-The task interface (duck-typed; see `datacube.DatacubeTask` for the reference):
-
-    name: str; monitor: str; mode: "min" | "max"
-    open(cfg) -> dict                      # open/check the data; identity (path, content_digest)
-    build(cfg) -> (datamodule, module, batches_per_epoch_per_rank)
-    evaluate(cfg, module, state_dict, run_dir) -> dict   # held-out metrics beside the baseline
-    rows(summary) -> list[tuple[str, ...]]               # summary table rows (header first)
-    plots(cfg, summary, module, run_dir) -> dict         # optional extra plots
+or, for an installed package, an entry point in the group `astrobio.tasks`
+(`mymodel = "mypkg.tasks:MyTask"`), loaded the first time a name is not found. See
+docs/add-a-model.md.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ...errors import ConfigError
 
-__all__ = ["TASKS", "DEFAULTS", "check_name", "get_task"]
+if TYPE_CHECKING:
+    import lightning as L
 
-#: model name -> module of its task (relative to this package) and the task class
-TASKS: dict[str, tuple[str, str]] = {
-    "datacube": ("datacube", "DatacubeTask"),
-    "graph": ("graph", "GraphTask"),
-    "language": ("language", "LanguageTask"),
-    "multimodal": ("multimodal", "MultimodalTask"),
-}
+    from ..config import TrainConfig
+    from ..history import RunHistory
 
-#: per-model defaults of the shared config sections (applied before the file, --set and flags)
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "datacube": {},
-    # one step per epoch (all networks in one batch): many cheap epochs
-    "graph": {"data": {"batch_size": 3}, "optim": {"lr": 0.01, "weight_decay": 0.0, "warmup_fraction": 0.0},
-              "trainer": {"max_epochs": 200, "patience": 30, "checkpoint_every_n_epochs": 50}},
-    # astrobio.text.fit.LanguageConfig's defaults
-    "language": {"data": {"batch_size": 32},
-                 "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_fraction": 0.06, "min_lr_ratio": 0.05},
-                 "trainer": {"max_epochs": 8, "patience": 3, "checkpoint_every_n_epochs": 4}},
-    "multimodal": {"data": {"batch_size": 16}, "optim": {"lr": 2e-3},
-                   "trainer": {"max_epochs": 60, "patience": 15, "checkpoint_every_n_epochs": 20}},
+__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "check_name",
+           "get_task", "register_task", "task_names", "unregister_task"]
+
+#: the model trained when none is named; its options were the top level of `model` in configs
+#: written before the other models existed (see `astrobio.train.config.migrate_model_section`)
+DEFAULT_MODEL = "datacube"
+ENTRY_POINT_GROUP = "astrobio.tasks"
+
+
+@runtime_checkable
+class TaskOptions(Protocol):
+    """A task's options: a dataclass of plain typed fields (YAML `model.options`), with range
+    checks that types alone do not express."""
+
+    def validate(self) -> None:
+        """Raise astrobio.ConfigError naming the option when a value is out of range."""
+
+
+@dataclass
+class BuildContext:
+    """What the trainer hands a task's `build`: the resolved hardware (saved in the checkpoint
+    meta) and the run history its LightningModule records into (it travels in checkpoints)."""
+
+    hardware: dict[str, str]
+    history: "RunHistory"
+
+
+@dataclass
+class Built:
+    """A task's data and model for one run. `module.model` is the trained nn.Module; `meta`
+    (plain values: store identity, names, ...) is saved in every checkpoint."""
+
+    data: "L.LightningDataModule"
+    module: "L.LightningModule"
+    batches_per_epoch: int            # training batches per epoch on each rank
+    meta: dict[str, Any]
+
+
+class Task(Protocol):
+    """What a model's task provides. A fresh object per run (`get_task`), so it may keep the
+    run's data between `open`, `build` and `evaluate`."""
+
+    name: str
+    monitor: str                      # the validation metric (logged name) checkpoints and early stopping follow
+    mode: str                         # "min" | "max": the monitored metric's better direction
+    options_type: type                # the dataclass of this model's options (a TaskOptions)
+    defaults: Mapping[str, Any]       # this model's defaults for the shared sections (data, optim, trainer, ...)
+
+    def open(self, cfg: "TrainConfig") -> dict[str, Any]:
+        """Open and check the data (DependencyError first if an optional library is missing);
+        return its identity: at least `path` and `content_digest`."""
+
+    def build(self, cfg: "TrainConfig", ctx: BuildContext) -> Built:
+        """The data module, the LightningModule (with its model and baseline) and the checkpoint meta."""
+
+    def evaluate(self, cfg: "TrainConfig", module: Any, run_dir: Path) -> dict[str, Any]:
+        """Held-out metrics of the trained `module` beside the baseline(s): summary entries."""
+
+    def table(self, summary: dict[str, Any]) -> str:
+        """The printed summary table (summary.txt)."""
+
+    def headline(self, summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+        """(metric, model, baseline, baseline value) rows for the --mode full table."""
+
+    def plots(self, cfg: "TrainConfig", summary: dict[str, Any], history: dict[str, Any], run_dir: Path) -> dict[str, str]:
+        """Write the plots into `run_dir`; return name -> path."""
+
+
+TaskFactory = Callable[[], Task]
+
+#: the built-in tasks: name -> "module:factory", imported on first use
+_BUILTIN: dict[str, str] = {
+    "datacube": "astrobio.train.tasks.datacube:DatacubeTask",
+    "graph": "astrobio.train.tasks.graph:GraphTask",
+    "language": "astrobio.train.tasks.language:LanguageTask",
+    "multimodal": "astrobio.train.tasks.multimodal:MultimodalTask",
 }
+_REGISTRY: dict[str, TaskFactory | str] = dict(_BUILTIN)
+
+
+def register_task(name: str, factory: TaskFactory | str) -> None:
+    """Register (or replace) the task of model `name`: a zero-argument factory returning a
+    `Task`, or a "module:attribute" path imported on first use."""
+    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"a model name must be letters, digits, '-' or '_', got {name!r}")
+    _REGISTRY[name] = factory
+
+
+def unregister_task(name: str) -> None:
+    """Forget a registered task (a built-in one goes back to its built-in definition)."""
+    _REGISTRY.pop(name, None)
+    if name in _BUILTIN:
+        _REGISTRY[name] = _BUILTIN[name]
+
+
+def _load_entry_points() -> None:
+    """Tasks of installed packages (entry point group `astrobio.tasks`); registered names win."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
+def task_names() -> list[str]:
+    """The registered model names (built-in, registered, and installed entry points), sorted."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
 
 
 def check_name(name: str) -> str:
-    if name not in TASKS:
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(TASKS))}")
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(task_names())}")
     return name
 
 
-def get_task(name: str) -> Any:
+def _resolve(factory: TaskFactory | str) -> TaskFactory:
+    if callable(factory):
+        return factory
+    module, _, attr = factory.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def get_task(name: str) -> Task:
     """A fresh task object for model `name`. Unknown names raise ConfigError; a model whose
-    optional library is missing or broken raises DependencyError (from the task's import)."""
-    module, cls = TASKS[check_name(name)]
-    return getattr(importlib.import_module(f".{module}", __name__), cls)()
+    optional library is missing or broken raises DependencyError (from the task's import or
+    its `open`)."""
+    task = _resolve(_REGISTRY[check_name(name)])()
+    if task.name != name:
+        raise ConfigError(f"the task registered as {name!r} calls itself {task.name!r}")
+    return task

@@ -1,0 +1,147 @@
+"""The climate store as training data: opening and checking it, the normalization statistics to
+return to physical units, the climatology baseline, and a LightningDataModule (split by run,
+one native call per batch, DDP sharding by the sampler, a stateful train loader for mid-epoch
+resume). The multimodal task opens its store with `open_climate_store` too."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+
+from ....data import BatchIndexSampler, CubeBatchDataset, make_loader
+from ....datasets import default_part, part_path
+from ....errors import ConfigError, DataNotFoundError, IntegrityError
+from ....reader import CubeReader
+from ....store import Store, open_store
+from ...config import DataConfig, TrainConfig
+from ...guards import preflight
+
+__all__ = ["Normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store", "param_columns"]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """physical = normalized * scale + mean, with mean/scale [V, L] (float64). A zero standard
+    deviation is 'centred, not scaled' (scale 1), the reader's documented rule."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def from_store(cls, store: Store, mode: str) -> "Normalization":
+        v, lv = store.sample_shape[:2]
+        cubes = store.manifest["normalization"]["cubes"]
+        if mode == "per_variable":
+            mean = np.repeat(np.asarray(cubes["per_variable"]["mean"], float)[:, None], lv, axis=1)
+            std = np.repeat(np.asarray(cubes["per_variable"]["std"], float)[:, None], lv, axis=1)
+        elif mode == "per_level":
+            mean = np.asarray(cubes["per_level"]["mean"], float)
+            std = np.asarray(cubes["per_level"]["std"], float)
+        else:
+            raise ConfigError(f"unknown normalization {mode!r}")
+        if mean.shape != (v, lv) or std.shape != (v, lv):
+            raise IntegrityError(f"normalization statistics have shape {mean.shape}, expected {(v, lv)}", path=str(store.path))
+        return cls(mean=mean, scale=np.where(std > 0, std, 1.0))
+
+    def to_physical(self, x: np.ndarray) -> np.ndarray:
+        """[..., V, L, H, W] normalized -> physical units."""
+        return x * self.scale[:, :, None, None] + self.mean[:, :, None, None]
+
+
+def open_climate_store(cfg: TrainConfig) -> Store:
+    """`data.store`, else the default dataset's climate part; train and val must be non-empty.
+    With `data.verify`, the full integrity scan and digest check run first. Sets `data.store`
+    to the resolved path (saved in the run's config)."""
+    store = open_store(cfg.data.store) if cfg.data.store else open_store(default_climate_store())
+    for split in ("train", "val"):
+        store.samples(split)  # unknown or empty split: ConfigError / DataNotFoundError
+    if cfg.data.verify:
+        preflight(store)  # every chunk and the digests, before anything trains
+    cfg.data.store = str(store.path.resolve())
+    return store
+
+
+def default_climate_store(wait_s: float = 1800.0) -> Path:
+    """The default climate store, built (or confirmed up to date) by local rank 0 only: under
+    torchrun the other processes of a node wait for it instead of racing to build it too."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        return default_part("climate")
+    path = part_path("climate")
+    deadline = time.monotonic() + wait_s
+    while True:
+        if (path / "zarr.json").is_file():
+            try:
+                open_store(path)
+                return path
+            except (DataNotFoundError, OSError):
+                pass
+        if time.monotonic() > deadline:
+            raise DataNotFoundError(f"local rank 0 did not finish building the default climate store in {wait_s:.0f} s",
+                                    path=str(path), hint="Build it first: astrobio datasets build default --parts climate")
+        time.sleep(2.0)
+
+
+def param_columns(store: Store, names: list[str] | None) -> list[int] | None:
+    """The store's parameter columns named by `data.params` (None: all of them)."""
+    if not store.params:
+        raise ConfigError(f"{store.path} has no parameter table; the emulator maps parameters to cubes")
+    all_names = [p.name for p in store.params]
+    if names is None:
+        return None
+    unknown = [n for n in names if n not in all_names]
+    if unknown or not names:
+        raise ConfigError(f"data.params names {unknown or 'nothing'}; the store's parameters are {all_names}")
+    return [all_names.index(n) for n in names]
+
+
+def climatology(store: Store, indices: np.ndarray, normalize: str, batch_size: int = 32) -> np.ndarray:
+    """The mean normalized cube [V, L, H, W] over `indices` (float64 accumulation): the baseline."""
+    reader = CubeReader(store.path, normalize=normalize)
+    total = np.zeros(store.sample_shape, dtype=np.float64)
+    for start in range(0, len(indices), batch_size):
+        total += reader.read(indices[start : start + batch_size]).cubes.sum(axis=0, dtype=np.float64)
+    return total / max(1, len(indices))
+
+
+class StoreDataModule(L.LightningDataModule):
+    """Train / val loaders over one store's split. The training sampler shuffles with
+    (seed, epoch), pads so every DDP rank gets the same number of batches, and is resumable;
+    validation is unshuffled and sharded without padding (metrics are reduced exactly)."""
+
+    def __init__(self, store: Store, cfg: DataConfig, seed: int) -> None:
+        super().__init__()
+        self.store = store
+        self.cfg = cfg
+        self.seed = seed
+        self.train_indices = store.samples("train")
+        self.val_indices = store.samples("val")
+        test = store.split.get("test") or []
+        self.test_indices = store.samples("test") if test else np.zeros(0, np.int64)
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _dataset(self) -> CubeBatchDataset:
+        return CubeBatchDataset(self.store.path, normalize=self.cfg.normalize, threads=self.cfg.threads)
+
+    def batches_per_epoch(self, world: int) -> int:
+        """Training batches per epoch on each of `world` ranks."""
+        return len(BatchIndexSampler(self.train_indices, self.cfg.batch_size, num_replicas=world))
+
+    def train_dataloader(self) -> Any:
+        rank, world = self._rank()
+        sampler = BatchIndexSampler(self.train_indices, self.cfg.batch_size, shuffle=True, seed=self.seed,
+                                    num_replicas=world, rank=rank, pad=True)
+        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout, stateful=True)
+
+    def val_dataloader(self) -> Any:
+        rank, world = self._rank()
+        sampler = BatchIndexSampler(self.val_indices, self.cfg.batch_size, num_replicas=world, rank=rank, pad=False)
+        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout)

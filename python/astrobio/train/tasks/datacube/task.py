@@ -1,0 +1,127 @@
+"""`--model datacube`: the climate emulator on a climate store (planet/star parameters + month
+-> the monthly-mean cube), evaluated on held-out planets beside the climatology; see
+docs/training.md."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ....errors import ConfigError
+from ....models import build_model
+from ...config import TrainConfig
+from ...optim import optimizer_steps
+from ...report import fmt
+from .. import BuildContext, Built
+from .data import Normalization, StoreDataModule, climatology, open_climate_store, param_columns
+from .evaluate import evaluate
+from .module import EmulatorModule, physics_loss
+from .options import DEFAULTS, DatacubeOptions
+from .report import coordinate, plot_choice, plot_fields, plot_loss_curves, summary_table
+
+__all__ = ["DatacubeTask"]
+
+
+class DatacubeTask:
+    """Climate emulation on held-out planets; baseline: the train-split climatology."""
+
+    name = "datacube"
+    monitor = "val/rmse"
+    mode = "min"
+    options_type = DatacubeOptions
+    defaults = DEFAULTS
+
+    def open(self, cfg: TrainConfig) -> dict[str, Any]:
+        self.store = store = open_climate_store(cfg)
+        return {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
+                "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
+
+    def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
+        store = self.store
+        self.norm = norm = Normalization.from_store(store, cfg.data.normalize)
+        self.data = data = StoreDataModule(store, cfg.data, cfg.trainer.seed)
+        self.clim = climatology(store, data.train_indices, cfg.data.normalize)
+        self.variables = variables = [v.name for v in store.variables]
+        self.param_index = param_columns(store, cfg.data.params)
+        param_names = [p.name for p in store.params]
+        n_inputs = len(self.param_index) if self.param_index is not None else len(param_names)
+        model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **asdict(cfg.model.options))
+        if hasattr(model, "init_base"):
+            model.init_base(torch.as_tensor(self.clim, dtype=torch.float32))
+        self.physics = physics_loss(cfg, store, norm)
+        meta = {
+            "store": {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
+                      "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)},
+            "variables": variables, "params": param_names, "inputs": cfg.data.params or param_names,
+            "normalize": cfg.data.normalize, **ctx.hardware,
+        }
+        per_rank = data.batches_per_epoch(cfg.trainer.devices * cfg.trainer.num_nodes)
+        module = EmulatorModule(model, cfg, history=ctx.history, total_steps=optimizer_steps(cfg, per_rank),
+                                variables=variables, physics=self.physics, param_index=self.param_index)
+        return Built(data, module, per_rank, meta)
+
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+        """RMSE (normalized, per variable in physical units), skill vs the climatology, per split
+        and per run (planet); keeps a few held-out cubes for fields.png."""
+        store, data, model, norm, clim = self.store, self.data, module.model, self.norm, self.clim
+        device = module.device
+        physics = self.physics if self.physics is not None else self._physics_for_report(cfg)
+        splits = {"val": data.val_indices}
+        if len(data.test_indices):
+            splits["test"] = data.test_indices
+        held_out = "test" if "test" in splits else "val"
+        n_plot = min(cfg.trainer.plot_samples, len(splits[held_out]))
+        keep = np.linspace(0, len(splits[held_out]) - 1, n_plot).round().astype(int).tolist() if n_plot else []
+        evaluation: dict[str, Any] = {}
+        self.fields, self.samples = None, []
+        for name, idx in splits.items():
+            res = evaluate(model, store.path, idx, normalize=cfg.data.normalize, norm=norm, climatology=clim,
+                           variables=self.variables, batch_size=cfg.data.batch_size, device=device, physics=physics,
+                           keep=keep if name == held_out else None, param_index=self.param_index)
+            if name == held_out:
+                self.fields, self.samples = res["fields"], res["field_samples"]
+            res.pop("fields"), res.pop("field_samples")
+            # per run (planet): where the model beats the baseline and where it does not
+            res["runs"] = {}
+            for run_id in store.split.get(name, []):
+                one = evaluate(model, store.path, np.asarray(store.run(run_id).samples), normalize=cfg.data.normalize,
+                               norm=norm, climatology=clim, variables=self.variables, batch_size=cfg.data.batch_size,
+                               device=device, param_index=self.param_index)
+                res["runs"][run_id] = {"model": one["model"]["rmse"], "climatology": one["climatology"]["rmse"],
+                                       "skill": one["skill"]}
+            evaluation[name] = res
+        best = module.trainer.checkpoint_callback
+        return {"best_val_rmse": getattr(best, "best_score", None), "held_out_split": held_out,
+                "units": {v.name: v.units for v in store.variables}, "evaluation": evaluation,
+                "metric": "rmse", "baseline": "climatology"}
+
+    def _physics_for_report(self, cfg: TrainConfig) -> Any:
+        """The physics terms as diagnostics (also when they were not trained with), if they apply."""
+        try:
+            return physics_loss(cfg, self.store, self.norm, force=True)
+        except ConfigError:
+            return None
+
+    def table(self, summary: dict[str, Any]) -> str:
+        return summary_table(summary)
+
+    def headline(self, summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+        split = summary["held_out_split"]
+        res = summary["evaluation"][split]
+        return [(f"{split} RMSE [normalized]", fmt(res["model"]["rmse"]), "climatology", fmt(res["climatology"]["rmse"]))]
+
+    def plots(self, cfg: TrainConfig, summary: dict[str, Any], history: dict[str, Any], run_dir: Path) -> dict[str, str]:
+        store, variables = self.store, self.variables
+        out = {"loss_curves": str(plot_loss_curves(history, run_dir / "loss_curves.png",
+                                                   summary["evaluation"]["val"]["climatology"]["rmse"]))}
+        if self.fields and self.fields["truth"]:
+            vi, li, label = plot_choice(store, variables)
+            out["fields"] = str(plot_fields(
+                self.fields, self.samples, run_dir / "fields.png", var_index=vi, var_name=variables[vi],
+                unit=store.variables[vi].units, level_index=li, level_label=label,
+                lat=coordinate(store, "lat"), lon=coordinate(store, "lon")))
+        return out

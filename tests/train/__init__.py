@@ -1,0 +1,1 @@
+"""Tests of astrobio.train (one module per package module)."""

@@ -1,0 +1,1 @@
+"""Tests of astrobio.train.tasks: one module per task."""
