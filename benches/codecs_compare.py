@@ -15,7 +15,7 @@ import gcm_fields
 import peers
 
 from astrobio import _core
-from astrobio._writer import COMPRESSIONS
+from astrobio.stores.cube_writer import COMPRESSIONS
 
 BATCH = 16
 

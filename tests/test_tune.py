@@ -24,7 +24,7 @@ from train_fixtures import build_climate_fixture  # noqa: E402
 # a small model, two epochs: each trial takes a few seconds on a CPU
 SMALL = {"model": {"channels": [16, 8], "hidden": 16}, "data": {"batch_size": 8},
          "trainer": {"max_epochs": 2, "logger": "none", "checkpoint_every_n_epochs": 1}}
-SPACE = {"model.hidden": {"choices": [16, 32]}, "model.channels": {"choices": [[16, 8]]}, "model.skip_channels": None,
+SPACE = {"model.options.hidden": {"choices": [16, 32]}, "model.options.channels": {"choices": [[16, 8]]}, "model.options.skip_channels": None,
          "data.batch_size": None}
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def test_three_trial_study_writes_best_config_comparison_plots_and_summary(clima
     import yaml
 
     cfg = yaml.safe_load((out / "best.yaml").read_text())
-    assert cfg["model"]["hidden"] == result.best["params"]["model.hidden"] and cfg["trainer"]["output_dir"] is None
+    assert cfg["model"]["options"]["hidden"] == result.best["params"]["model.options.hidden"] and cfg["trainer"]["output_dir"] is None
     assert (out / "default" / "summary.json").is_file() and result.default["skill"] is not None
     assert Path(result.plots["optimization_history"]).is_file()
     assert Path(result.plots["parallel_coordinate"]).is_file()
@@ -100,7 +100,7 @@ def test_pruning_stops_a_bad_trial(climate_store, tmp_path):
     study = optuna.load_study(study_name="prune", storage=url)
     study.enqueue_trial({"optim.lr": 1e-7})
     result = tune("datacube", 2, study="prune", storage=url, resume=True, overrides=layers,
-                  space={**SPACE, "model.hidden": None, "optim.weight_decay": None,
+                  space={**SPACE, "model.options.hidden": None, "optim.weight_decay": None,
                          "optim.lr": {"low": 1e-8, "high": 1e-2, "log": True}}, output_dir=tmp_path / "p",
                   pruner=MedianPruner(n_startup_trials=1, n_warmup_steps=0), compare_default=False)
     assert _states(url, "prune") == [(0, "COMPLETE"), (1, "PRUNED")]
@@ -119,7 +119,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _cli_args(store, out, url, study, trials, *extra):
     return ["--model", "datacube", "--trials", str(trials), "--study", study, "--storage", url, "--output-dir", str(out),
-            "--set", f"data.store={store}", "--set", "model.channels=[16, 8]", "--set", "model.hidden=16",
+            "--set", f"data.store={store}", "--set", "model.options.channels=[16, 8]", "--set", "model.options.hidden=16",
             "--set", "trainer.logger=none", "--set", "trainer.checkpoint_every_n_epochs=1", "--no-default", *extra]
 
 
@@ -127,8 +127,8 @@ def _cli_args(store, out, url, study, trials, *extra):
 def test_resume_after_sigkill_loses_and_duplicates_no_trial(climate_store, tmp_path):
     url, out = _db(tmp_path), tmp_path / "k"
     space = tmp_path / "space.yaml"
-    space.write_text("model.hidden: {choices: [16, 32]}\nmodel.channels: {choices: [[16, 8]]}\n"
-                     "model.skip_channels: null\ndata.batch_size: null\n")
+    space.write_text("model.options.hidden: {choices: [16, 32]}\nmodel.options.channels: {choices: [[16, 8]]}\n"
+                     "model.options.skip_channels: null\ndata.batch_size: null\n")
     args = _cli_args(climate_store, out, url, "kill", 3, "--space", str(space), "--heartbeat", "1",
                      "--set", "trainer.max_epochs=40", "--set", "trainer.patience=40")
     proc = subprocess.Popen(_cli(args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -202,12 +202,12 @@ def test_mlflow_trials_are_nested_runs_under_the_study_run(climate_store, tmp_pa
 def test_search_space_yaml_replaces_adds_and_drops():
     study = optuna.create_study()
     trial = study.ask()
-    space = check_space({"optim.lr": {"low": 1e-4, "high": 1e-3, "log": True}, "model.hidden": None,
+    space = check_space({"optim.lr": {"low": 1e-4, "high": 1e-3, "log": True}, "model.options.hidden": None,
                          "optim.param_noise": {"low": 0.0, "high": 0.1}, "data.batch_size": {"low": 4, "high": 16, "step": 4}})
     values = suggest(trial, "datacube", space)
-    assert 1e-4 <= values["optim"]["lr"] <= 1e-3 and "hidden" not in values["model"]
+    assert 1e-4 <= values["optim"]["lr"] <= 1e-3 and "hidden" not in values["model"]["options"]
     assert values["data"]["batch_size"] in (4, 8, 12, 16) and 0 <= values["optim"]["param_noise"] <= 0.1
-    assert values["model"]["channels"] in ([16, 16, 8], [32, 16, 8], [32, 32, 16, 8], [64, 32, 16, 8])
+    assert values["model"]["options"]["channels"] in ([16, 16, 8], [32, 16, 8], [32, 32, 16, 8], [64, 32, 16, 8])
     for bad in ({"lr": {"low": 1}}, {"optim.lr": {"low": 1, "high": 0}}, {"optim.lr": {"low": 0, "high": 1, "log": True}},
                 {"optim.lr": {"choices": []}}, {"optim.lr": 3}):
         with pytest.raises(ConfigError):
@@ -240,4 +240,4 @@ def test_without_optuna_tune_is_one_dependency_error_and_training_still_imports(
     proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "DependencyError" in lines[0] and 'pip install "astrobio[tune]"' in lines[0]
+    assert len(lines) == 1 and "DependencyError" in lines[0] and "pip install 'astrobio[tune]'" in lines[0]

@@ -79,7 +79,7 @@ def real_climate_slice(path: Path, work: Path, split: dict[str, list[str]] | Non
     import zarr
 
     from astrobio.datasets.climate import build_climate_store
-    from astrobio.store import StoreWriter, open_store
+    from astrobio.stores import StoreWriter, open_store
 
     split = split or {"train": ["earth", "proxima_centauri_b", "trappist-1_d"], "val": ["toi-700_d"], "test": ["trappist-1_e"]}
     src = build_climate_store(work / "climate.zarr")

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from . import simulate
 from .datasets import PARTS, build_default, data_home
+from .registry.cli import add_commands as add_registry_commands
 from .errors import AstrobioError, ConfigError
 from .ingest.catalogue import ingest_catalogue
 from .ingest.climate import Grid, ingest_climate
@@ -164,9 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rerun planets that already have results")
     s.set_defaults(func=cmd_simulate)
 
-    # `astrobio train ...` is `python -m astrobio.train ...`; main() hands the arguments over.
+    add_registry_commands(sub)  # registry, keys, serve (their libraries load on use: astrobio[serve])
+
+    # `astrobio train ...` is `python -m astrobio.train ...` and `astrobio tune ...` the tuner's
+    # own parser; main() hands the arguments over.
     sub.add_parser("train", help="train a model (same as python -m astrobio.train; see astrobio train --help)",
                    add_help=False, formatter_class=fmt, epilog="example:\n  astrobio train --max-epochs 5")
+    sub.add_parser("tune", help="tune a model's hyperparameters with optuna (see astrobio tune --help)",
+                   add_help=False, formatter_class=fmt, epilog="example:\n  astrobio tune --model datacube --trials 20")
     return p
 
 
@@ -178,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train.cli import main as train_main
 
         return train_main(argv[1:], prog="astrobio train")
+    if argv[:1] == ["tune"]:
+        from .train.tune_cli import main as tune_main  # same reason: torch/Lightning load only here
+
+        return tune_main(argv[1:], prog="astrobio tune")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -60,7 +60,7 @@ def _default_hint(path: str | None) -> str:
     target = path if path is not None else "PATH"
     return (
         "Build the default dataset with `astrobio datasets build default`, "
-        f"or write a store there with astrobio.store.write_store(...) / `astrobio ingest ... --out {target}`"
+        f"or write a store there with astrobio.write_store(...) / `astrobio ingest ... --out {target}`"
     )
 
 

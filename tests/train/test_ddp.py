@@ -37,12 +37,12 @@ def test_torchrun_two_processes_gloo(tmp_path):
     # the validation RMSE reduced over both ranks' shards equals a single-process evaluation
     from astrobio import open_store
     from astrobio.models import build_model
-    from astrobio.train.tasks.datacube import Normalization, climatology, evaluate
+    from astrobio.train.tasks.datacube import climatology, evaluate, store_normalization
 
     s = open_store(store)
     model = build_model("datacube", 9, s.sample_shape, hidden=32, channels=[16, 16, 8], skip_channels=8)
     model.load_state_dict({k.removeprefix("model."): v for k, v in last["state_dict"].items()})
-    norm = Normalization.from_store(s, "per_variable")
+    norm = store_normalization(s, "per_variable")
     clim = climatology(s, s.samples("train"), "per_variable")
     res = evaluate(model, s.path, s.samples("val"), normalize="per_variable", norm=norm, climatology=clim,
                    variables=[v.name for v in s.variables])

@@ -20,6 +20,13 @@ EXTRAS = {
     "transformers": ("llm", "the language model (--model language)"),
     "peft": ("llm", "the language model (--model language)"),
     "sklearn": ("llm", "the language model's TF-IDF baseline (--model language)"),
+    "optuna": ("tune", "hyperparameter search (astrobio tune)"),
+    "sqlalchemy": ("serve", "the dataset registry (astrobio registry, --data NAME@vN)"),
+    "alembic": ("serve", "the dataset registry (astrobio registry, --data NAME@vN)"),
+    "fastapi": ("serve", "the REST API (astrobio serve)"),
+    "uvicorn": ("serve", "the REST API (astrobio serve)"),
+    "httpx": ("serve", "the registry client (astrobio.registry.Client)"),
+    "jinja2": ("serve", "the quality report page (astrobio serve)"),
 }
 
 

@@ -1,8 +1,7 @@
 """What the registry reads from a store: its kind, digest, splits, provenance and a summary,
 and the full check (Rust chunk scan + digest check) a version must pass to become `ready`.
 
-One place maps the three store kinds onto the store API (today `astrobio.store.open_store`,
-`astrobio.ingest.catalogue.open_table`, `astrobio.ingest.metabolic.open_graphs`).
+Store kinds come from the stores package's registry (`astrobio.stores.KINDS`).
 """
 
 from __future__ import annotations
@@ -13,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AstrobioError, DataNotFoundError, IntegrityError, first_line
-from ..stores.table import open_table
-from ..stores.graph import open_graphs
-from ..stores.cube import open_store
+from ..stores import KINDS, open_graphs, open_store, open_table
 
 __all__ = ["StoreInfo", "FORMAT_KINDS", "read_manifest", "describe", "full_check", "digest_check", "open_by_kind"]
 
-FORMAT_KINDS = {"astrobio.store": "cube", "astrobio.table": "table", "astrobio.graphs": "graph"}
+FORMAT_KINDS = {fmt: k.kind for fmt, k in KINDS.items()}
 
 
 @dataclass

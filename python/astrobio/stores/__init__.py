@@ -31,6 +31,8 @@ class StoreKind(Protocol):
     format: str
     #: how `astrobio validate` names a store of this kind ("store", "table", "graphs")
     label: str
+    #: the kind's short name in the dataset registry ("cube", "table", "graph")
+    kind: str
 
     def verify(self, path: Path) -> tuple[bool, str]:
         """Open the store and check all of it; (ok, one-line summary). Raises AstrobioError

@@ -198,6 +198,7 @@ class CubeKind:
 
     format = FORMAT
     label = "store"
+    kind = "cube"
 
     def verify(self, path: Path) -> tuple[bool, str]:
         """Open, scan every chunk in the Rust core, then check the digests."""

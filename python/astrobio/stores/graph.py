@@ -134,6 +134,7 @@ class GraphKind:
 
     format = FORMAT
     label = "graphs"
+    kind = "graph"
 
     def verify(self, path: Path) -> tuple[bool, str]:
         graphs = open_graphs(path, verify=True)

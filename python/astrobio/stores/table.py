@@ -128,6 +128,7 @@ class TableKind:
 
     format = FORMAT
     label = "table"
+    kind = "table"
 
     def verify(self, path: Path) -> tuple[bool, str]:
         df, _ = open_table(path, verify=True)

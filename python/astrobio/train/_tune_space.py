@@ -1,13 +1,14 @@
-"""Search spaces for `astrobio tune`: one small function per model, overridable from YAML.
+"""Search spaces for `astrobio tune`: each model's task defines its own (`Tunable.search_space`,
+next to its options), overridable from YAML.
 
 A space function takes an optuna trial and returns config overrides in the YAML layout
 (`{"optim": {"lr": ...}, "model": {...}}`). It names each parameter by its dotted config path
 ("optim.lr"), so a YAML file can replace, add or drop any of them:
 
     optim.lr:       {low: 1.0e-4, high: 1.0e-2, log: true}   # float range (log scale)
-    model.hidden:   {choices: [64, 128]}                       # categorical
+    model.options.hidden:   {choices: [64, 128]}               # categorical
     data.batch_size: {low: 4, high: 16, step: 4}              # int range (both ends integers)
-    model.channels: {choices: [[32, 16, 8], [32, 32, 16, 8]]} # lists are fine as choices
+    model.options.channels: {choices: [[32, 16, 8], [32, 32, 16, 8]]}  # lists are fine as choices
     optim.weight_decay: null                                   # not searched: the base config's value
 
 A key the model's function does not search is added to the space.
@@ -21,69 +22,22 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .config import nest_dotted
+from .tasks import Tunable, get_task
 
-__all__ = ["SEARCH_SPACES", "load_space", "check_space", "suggest"]
+__all__ = ["load_space", "check_space", "suggest", "tunable"]
 
 #: sentinel a dropped parameter returns; its key is removed from the overrides
 _KEEP = object()
 
 
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = out
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def datacube_space(trial: Any) -> dict[str, Any]:
-    """The climate emulator: learning rate and decay, MLP width, decoder widths/depth, skip
-    channels, batch size (the model has no dropout)."""
-    return _nest({
-        "optim.lr": trial.suggest_float("optim.lr", 3e-4, 1e-2, log=True),
-        "optim.weight_decay": trial.suggest_float("optim.weight_decay", 1e-6, 1e-2, log=True),
-        "model.hidden": trial.suggest_categorical("model.hidden", [64, 128, 256]),
-        "model.channels": trial.suggest_categorical("model.channels", [[16, 16, 8], [32, 16, 8], [32, 32, 16, 8], [64, 32, 16, 8]]),
-        "model.skip_channels": trial.suggest_categorical("model.skip_channels", [4, 8, 16]),
-        "data.batch_size": trial.suggest_categorical("data.batch_size", [4, 8, 16]),
-    })
-
-
-def graph_space(trial: Any) -> dict[str, Any]:
-    """The graph VAE: GCN width, latent size, learning rate, KL weight."""
-    return _nest({
-        "model.graph.hidden": trial.suggest_categorical("model.graph.hidden", [32, 64, 128]),
-        "model.graph.latent": trial.suggest_categorical("model.graph.latent", [16, 32, 64]),
-        "optim.lr": trial.suggest_float("optim.lr", 1e-3, 3e-2, log=True),
-        "model.graph.kl_weight": trial.suggest_float("model.graph.kl_weight", 1e-2, 1.0, log=True),
-    })
-
-
-def language_space(trial: Any) -> dict[str, Any]:
-    """The LoRA classifier: rank, scale, LoRA and head learning rates."""
-    return _nest({
-        "model.language.r": trial.suggest_categorical("model.language.r", [4, 8, 16]),
-        "model.language.alpha": trial.suggest_categorical("model.language.alpha", [8, 16, 32]),
-        "optim.lr": trial.suggest_float("optim.lr", 1e-4, 3e-3, log=True),
-        "model.language.head_lr": trial.suggest_float("model.language.head_lr", 1e-3, 1e-2, log=True),
-    })
-
-
-def multimodal_space(trial: Any) -> dict[str, Any]:
-    """The fusion model: embedding size, dropout, learning rate."""
-    return _nest({
-        "model.multimodal.embed": trial.suggest_categorical("model.multimodal.embed", [32, 64, 128]),
-        "model.multimodal.dropout": trial.suggest_float("model.multimodal.dropout", 0.0, 0.3),
-        "optim.lr": trial.suggest_float("optim.lr", 3e-4, 1e-2, log=True),
-    })
-
-
-SEARCH_SPACES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "datacube": datacube_space, "graph": graph_space, "language": language_space, "multimodal": multimodal_space,
-}
+def tunable(model: str) -> Tunable:
+    """The task of `model` when it has a search space (`Tunable`); ConfigError otherwise."""
+    task = get_task(model)
+    if not isinstance(task, Tunable):
+        raise ConfigError(f"model {model!r} has no search space: give its task a search_space(trial) method "
+                          "(see docs/tuning.md) or pass --space with every parameter")
+    return task
 
 
 def check_space(space: Mapping[str, Any], where: str = "search space") -> dict[str, Any]:
@@ -183,9 +137,9 @@ def suggest(trial: Any, model: str, overrides: Mapping[str, Any] | None = None) 
     or drop with null)."""
     overrides = overrides or {}
     proxy = _SpaceTrial(trial, overrides)
-    values = SEARCH_SPACES[model](proxy)
+    values = tunable(model).search_space(proxy)
     extra = {p: _from_spec(trial, p, s) for p, s in overrides.items() if p not in proxy.seen and s is not None}
-    return _drop_kept(_merge(values, _nest(extra)))
+    return _drop_kept(_merge(values, nest_dotted(extra)))
 
 
 def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

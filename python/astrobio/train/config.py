@@ -37,7 +37,7 @@ from ..errors import ConfigError
 from .tasks import DEFAULT_MODEL, check_name, get_task, task_names
 
 __all__ = ["ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
-           "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "options_for", "migrate_model_section"]
+           "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "nest_dotted", "options_for", "migrate_model_section"]
 
 
 def options_for(name: str) -> Any:
@@ -58,6 +58,7 @@ class ModelConfig:
 class DataConfig:
     store: str | None = None          # climate store (datacube, multimodal); None: the default dataset's
     graphs: str | None = None         # metabolic graph store (graph, language); None: the default dataset's
+    ref: str | None = None            # a registered dataset version name@vN (sets store or graphs; astrobio[serve])
     params: list[str] | None = None   # model inputs by name (None: every parameter of the store)
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
@@ -305,6 +306,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, Mapping):
         raise ConfigError(f"config file {p} must hold a mapping of sections (model, data, optim, physics, trainer)")
     return dict(doc)
+
+
+def nest_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{"optim.lr": 1e-3, "model.options.hidden": 64} -> the nested YAML layout."""
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import AstrobioError, IntegrityError
-from ..store import Store
+from ..stores.cube import Store
 
 __all__ = ["DataLoaderError", "ExplodingGradientError", "GradientGuard", "NonFiniteLossError", "check_finite",
            "loader_failures", "preflight"]

@@ -16,6 +16,7 @@ the held-out split(s), and write the summary and plots.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import time
@@ -32,11 +33,13 @@ from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from .._fsutil import atomic_write
 from ..errors import ConfigError, DataNotFoundError, DependencyError
+from ..registry import require_extra as require_registry
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
 from .config import TrainConfig, migrate_model_section
 from .guards import GradientGuard, loader_failures
 from .history import RunHistory
 from .report import write_summary
+from .resources import ResourceMonitor, format_block, mlflow_metrics
 from .tasks import DEFAULT_MODEL, BuildContext, get_task
 
 __all__ = ["RunResult", "train", "resolve_checkpoint", "resolve_hardware"]
@@ -188,19 +191,44 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, callbacks: Sequ
     Extra Lightning `callbacks` are appended (tests use this)."""
     launcher_dir = os.environ.get("ASTROBIO_RUN_DIR")
     try:
-        return _train(cfg, resume, callbacks)
+        with ResourceMonitor() as resources:  # its sampling thread stops on errors too
+            return _train(cfg, resume, [resources, *callbacks], resources)
     finally:  # the run folder handed to Lightning's launched processes belongs to this run only
         if launcher_dir is None:
             os.environ.pop("ASTROBIO_RUN_DIR", None)
 
 
-def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]) -> RunResult:
+def _lineage() -> Any:
+    """The registry's lineage module, through the optional-dependency door (astrobio[serve])."""
+    require_registry()
+    return importlib.import_module("astrobio.registry.lineage")
+
+
+def _registered_data(cfg: TrainConfig) -> dict[str, Any] | None:
+    """With `data.ref` (name@vN): the registered version's store becomes `data.store` (cubes) or
+    `data.graphs` (graphs), after the registry checked it is still the one registered."""
+    if not cfg.data.ref:
+        return None
+    lineage = _lineage()
+    info = lineage.load_info(cfg.data.ref)
+    if info["kind"] == "cube":
+        cfg.data.store = info["uri"]
+    elif info["kind"] == "graph":
+        cfg.data.graphs = info["uri"]
+    else:
+        raise ConfigError(f"{cfg.data.ref} is a {info['kind']} store; a model trains on a cube or graph store")
+    info["lineage"] = lineage.lineage_record(cfg.data.ref, info["digest"], info["uri"])
+    return info
+
+
+def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any], resources: ResourceMonitor) -> RunResult:
     started = time.perf_counter()
     cfg.validate()
     ckpt_path = resolve_checkpoint(resume) if resume is not None else None
     ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if ckpt is not None:
         _check_resumable(ckpt_path, ckpt, cfg)  # type: ignore[arg-type]
+    registered = _registered_data(cfg)
     task = get_task(cfg.model.name)
     identity = task.open(cfg)
     accelerator, precision, why = resolve_hardware(cfg)
@@ -219,6 +247,8 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     built = task.build(cfg, BuildContext(hardware={"accelerator": accelerator, "precision": precision}, history=history))
     module = built.module
     module.allow_zero_length_dataloader_with_multiple_devices = True
+    if registered is not None:
+        built.meta["data"] = registered["lineage"]  # the checkpoint says which version it saw
 
     checkpoints = RunCheckpoints(run_dir / "checkpoints", monitor=task.monitor, mode=task.mode,
                                  every_n_epochs=cfg.trainer.checkpoint_every_n_epochs,
@@ -268,7 +298,22 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     summary["config"] = cfg.to_dict()
     if cfg.trainer.plots and history.epochs:
         summary["plots"] = task.plots(cfg, summary, history.to_dict(), run_dir)
+    if registered is not None:
+        summary["data"] = registered["lineage"]
     summary["wall_time_s"] = time.perf_counter() - started
-    table = task.table(summary)
+    summary["resources"] = resources.stop()
+    if isinstance(trainer.logger, MLFlowLogger):
+        trainer.logger.log_metrics(mlflow_metrics(summary["resources"]))
+        if registered is not None:
+            lineage_mlflow(trainer.logger, registered, summary)
+    table = task.table(summary) + "\n" + format_block(summary["resources"])
     write_summary(run_dir, summary, table)
+    if registered is not None:
+        _lineage().record_run(cfg.data.ref, str(run_dir), summary)
     return RunResult(run_dir, best, last, history.to_dict(), summary, table)
+
+
+def lineage_mlflow(logger: MLFlowLogger, registered: dict[str, Any], summary: dict[str, Any]) -> None:
+    """The registered version as an MLflow dataset input of the run (name, digest, source, schema)."""
+    _lineage().log_mlflow_dataset(logger.experiment, logger.run_id, registered["ref"], registered["digest"],
+                               registered["uri"], registered["kind"], registered.get("summary"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import json
 import logging
 import math
@@ -33,8 +32,9 @@ from lightning.pytorch.callbacks import Callback
 from ..datasets import data_home
 from .._redact import redact
 from ..errors import AstrobioError, ConfigError, DependencyError, first_line
+from ..models._optional import require
 from ._tune_report import TuneResult, finish
-from ._tune_space import SEARCH_SPACES, suggest
+from ._tune_space import suggest, tunable
 from .config import TrainConfig, apply_overrides
 from .resources import ResourceMonitor
 
@@ -48,11 +48,7 @@ HEARTBEAT_S, GRACE_S = 30, 120
 
 def require_optuna() -> Any:
     """`import optuna`, or one DependencyError line naming the extra."""
-    try:
-        return importlib.import_module("optuna")
-    except Exception as e:  # a broken install raises more than ImportError
-        raise DependencyError(f'astrobio tune needs optuna, which is unavailable ({first_line(e)}); '
-                              'install it with: pip install "astrobio[tune]"') from None
+    return require("optuna")
 
 
 class PruningCallback(Callback):
@@ -185,8 +181,7 @@ def tune(model: str, trials: int, *, timeout: float | None = None, study: str | 
     from .trainer import train
 
     optuna = require_optuna()
-    if model not in SEARCH_SPACES:
-        raise ConfigError(f"no search space for model {model!r}; available: {', '.join(sorted(SEARCH_SPACES))}")
+    tunable(model)  # ConfigError for an unknown model or one without a search space
     if trials < 1 or (timeout is not None and timeout <= 0):
         raise ConfigError("--trials must be >= 1 and --timeout > 0")
     task = get_task(model)

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Sequence
 
 from ..errors import AstrobioError
+from .tasks import task_names
 
 __all__ = ["build_parser", "main"]
 
@@ -20,8 +21,8 @@ EXAMPLES = """examples:
 
 search space YAML (--space; dotted config paths; each replaces or adds a parameter, null drops one):
   optim.lr:        {low: 1.0e-4, high: 1.0e-2, log: true}
-  model.hidden:    {choices: [64, 128]}
-  model.channels:  {choices: [[32, 16, 8], [32, 32, 16, 8]]}
+  model.options.hidden:    {choices: [64, 128]}
+  model.options.channels:  {choices: [[32, 16, 8], [32, 32, 16, 8]]}
   data.batch_size: null
 
 storage: $ASTROBIO_REGISTRY_URL (PostgreSQL) when set, else the registry's SQLite file
@@ -31,13 +32,11 @@ summary.txt, summary.json, optimization_history.png, param_importances.png, para
 
 
 def build_parser(prog: str = "astrobio tune") -> argparse.ArgumentParser:
-    from ._tune_space import SEARCH_SPACES
-
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Tune a model's hyperparameters with optuna: each trial is a normal training run; bad trials are "
                     "pruned; the study lives in a database, so it survives crashes and can be shared by processes.")
-    p.add_argument("--model", choices=sorted(SEARCH_SPACES), default="datacube", help="model to tune (default: datacube)")
+    p.add_argument("--model", choices=task_names(), default="datacube", help="model to tune (default: datacube)")
     p.add_argument("--trials", type=int, required=True, help="trials this process runs (workers on one study add up)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting new trials after S seconds")
     p.add_argument("--study", metavar="NAME", help="study name (default: <model>-tune)")

@@ -60,7 +60,7 @@ def test_kl_annealing_schedule():
 
 
 def test_the_split_is_fixed_disjoint_and_held_out(ecoli_graphs):
-    from astrobio.ingest.metabolic import open_graphs
+    from astrobio.stores.graph import open_graphs
     from astrobio.train.tasks.graph import link_split, node_features
 
     g = open_graphs(ecoli_graphs)["e_coli_core"]
@@ -97,7 +97,7 @@ def test_heuristics_on_a_known_graph():
 def test_negative_sampling_stays_within_each_graph_and_avoids_edges(ecoli_graphs):
     from torch_geometric.data import Batch
 
-    from astrobio.ingest.metabolic import open_graphs
+    from astrobio.stores.graph import open_graphs
     from astrobio.train.rng import seeded_rng
     from astrobio.train.tasks.graph import link_split, node_features, sample_negatives
 

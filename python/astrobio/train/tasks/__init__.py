@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..config import TrainConfig
     from ..history import RunHistory
 
-__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "check_name",
+__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "Tunable", "check_name",
            "get_task", "register_task", "task_names", "unregister_task"]
 
 #: the model trained when none is named; its options were the top level of `model` in configs
@@ -105,6 +105,15 @@ class Task(Protocol):
 
 
 TaskFactory = Callable[[], Task]
+
+@runtime_checkable
+class Tunable(Protocol):
+    """A task `astrobio tune` can search: its default search space, next to its options. The
+    function calls `trial.suggest_*` with dotted config paths as names ("optim.lr",
+    "model.options.hidden") and returns the overrides in the YAML layout (`config.nest_dotted`)."""
+
+    def search_space(self, trial: Any) -> dict[str, Any]: ...
+
 
 #: the built-in tasks: name -> "module:factory", imported on first use
 _BUILTIN: dict[str, str] = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,42 +15,21 @@ import numpy as np
 
 from ....data import BatchIndexSampler, CubeBatchDataset, make_loader
 from ....datasets import default_part, part_path
-from ....errors import ConfigError, DataNotFoundError, IntegrityError
-from ....reader import CubeReader
-from ....store import Store, open_store
+from ....errors import ConfigError, DataNotFoundError
+from ....reader import CubeReader, Normalization
+from ....stores.cube import Store, open_store
 from ...config import DataConfig, TrainConfig
 from ...guards import preflight
 
-__all__ = ["Normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store", "param_columns"]
+__all__ = ["Normalization", "store_normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store", "param_columns"]
 
 
-@dataclass(frozen=True)
-class Normalization:
-    """physical = normalized * scale + mean, with mean/scale [V, L] (float64). A zero standard
-    deviation is 'centred, not scaled' (scale 1), the reader's documented rule."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def from_store(cls, store: Store, mode: str) -> "Normalization":
-        v, lv = store.sample_shape[:2]
-        cubes = store.manifest["normalization"]["cubes"]
-        if mode == "per_variable":
-            mean = np.repeat(np.asarray(cubes["per_variable"]["mean"], float)[:, None], lv, axis=1)
-            std = np.repeat(np.asarray(cubes["per_variable"]["std"], float)[:, None], lv, axis=1)
-        elif mode == "per_level":
-            mean = np.asarray(cubes["per_level"]["mean"], float)
-            std = np.asarray(cubes["per_level"]["std"], float)
-        else:
-            raise ConfigError(f"unknown normalization {mode!r}")
-        if mean.shape != (v, lv) or std.shape != (v, lv):
-            raise IntegrityError(f"normalization statistics have shape {mean.shape}, expected {(v, lv)}", path=str(store.path))
-        return cls(mean=mean, scale=np.where(std > 0, std, 1.0))
-
-    def to_physical(self, x: np.ndarray) -> np.ndarray:
-        """[..., V, L, H, W] normalized -> physical units."""
-        return x * self.scale[:, :, None, None] + self.mean[:, :, None, None]
+def store_normalization(store: Store, mode: str) -> Normalization:
+    """The normalization the Rust core applies to this store's cubes in `mode` (physical =
+    normalized * scale + mean, [V, L]); the zero-std rule lives in the core alone."""
+    if mode not in ("per_variable", "per_level"):
+        raise ConfigError(f"unknown normalization {mode!r}")
+    return CubeReader(store.path, normalize=mode).normalization()
 
 
 def open_climate_store(cfg: TrainConfig) -> Store:

@@ -14,7 +14,7 @@ from torch import nn
 
 from ....errors import ConfigError
 from ....models.physics import PhysicsLoss
-from ....store import Store
+from ....stores.cube import Store
 from ...config import TrainConfig
 from ...guards import check_finite
 from ...history import RunHistory

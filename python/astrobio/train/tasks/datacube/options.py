@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...config import nest_dotted
+
 __all__ = ["DatacubeOptions", "DEFAULTS"]
 
 
@@ -23,3 +25,17 @@ class DatacubeOptions:
 
 #: the shared sections' dataclass defaults are the datacube's
 DEFAULTS: dict[str, Any] = {}
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """`astrobio tune`'s default space for the climate emulator: learning rate and decay, MLP
+    width, decoder widths/depth, skip channels, batch size (the model has no dropout)."""
+    return nest_dotted({
+        "optim.lr": trial.suggest_float("optim.lr", 3e-4, 1e-2, log=True),
+        "optim.weight_decay": trial.suggest_float("optim.weight_decay", 1e-6, 1e-2, log=True),
+        "model.options.hidden": trial.suggest_categorical("model.options.hidden", [64, 128, 256]),
+        "model.options.channels": trial.suggest_categorical(
+            "model.options.channels", [[16, 16, 8], [32, 16, 8], [32, 32, 16, 8], [64, 32, 16, 8]]),
+        "model.options.skip_channels": trial.suggest_categorical("model.options.skip_channels", [4, 8, 16]),
+        "data.batch_size": trial.suggest_categorical("data.batch_size", [4, 8, 16]),
+    })

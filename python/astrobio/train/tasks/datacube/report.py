@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ....store import Store
+from ....stores.cube import Store
 from ...report import fmt, plot_metric_curves, pyplot, save_figure
 
 __all__ = ["summary_table", "plot_loss_curves", "plot_fields", "plot_choice", "coordinate"]

@@ -17,10 +17,10 @@ from ...config import TrainConfig
 from ...optim import optimizer_steps
 from ...report import fmt
 from .. import BuildContext, Built
-from .data import Normalization, StoreDataModule, climatology, open_climate_store, param_columns
+from .data import StoreDataModule, climatology, open_climate_store, param_columns, store_normalization
 from .evaluate import evaluate
 from .module import EmulatorModule, physics_loss
-from .options import DEFAULTS, DatacubeOptions
+from .options import DEFAULTS, DatacubeOptions, search_space
 from .report import coordinate, plot_choice, plot_fields, plot_loss_curves, summary_table
 
 __all__ = ["DatacubeTask"]
@@ -34,6 +34,7 @@ class DatacubeTask:
     mode = "min"
     options_type = DatacubeOptions
     defaults = DEFAULTS
+    search_space = staticmethod(search_space)  # astrobio tune's default space
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
@@ -42,7 +43,7 @@ class DatacubeTask:
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
         store = self.store
-        self.norm = norm = Normalization.from_store(store, cfg.data.normalize)
+        self.norm = norm = store_normalization(store, cfg.data.normalize)
         self.data = data = StoreDataModule(store, cfg.data, cfg.trainer.seed)
         self.clim = climatology(store, data.train_indices, cfg.data.normalize)
         self.variables = variables = [v.name for v in store.variables]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ....errors import ConfigError
+from ...config import nest_dotted
 
 __all__ = ["GraphOptions", "DEFAULTS"]
 
@@ -42,3 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "data": {"batch_size": 3}, "optim": {"lr": 0.01, "weight_decay": 0.0, "warmup_fraction": 0.0},
     "trainer": {"max_epochs": 200, "patience": 30, "checkpoint_every_n_epochs": 50},
 }
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """`astrobio tune`'s default space for the graph VAE: GCN width, latent size, learning rate, KL weight."""
+    return nest_dotted({
+        "model.options.hidden": trial.suggest_categorical("model.options.hidden", [32, 64, 128]),
+        "model.options.latent": trial.suggest_categorical("model.options.latent", [16, 32, 64]),
+        "optim.lr": trial.suggest_float("optim.lr", 1e-3, 3e-2, log=True),
+        "model.options.kl_weight": trial.suggest_float("model.options.kl_weight", 1e-2, 1.0, log=True),
+    })

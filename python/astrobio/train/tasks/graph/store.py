@@ -8,8 +8,8 @@ from typing import Any
 
 from ....datasets import default_part
 from ....errors import ConfigError
-from ....ingest._group import read_manifest
-from ....ingest.metabolic import FORMAT, HINT, open_graphs
+from ....stores._group import read_manifest
+from ....stores.graph import FORMAT, HINT, open_graphs
 from ...config import TrainConfig
 
 __all__ = ["open_metabolic"]

@@ -39,7 +39,7 @@ from ...report import fmt, plot_metric_curves, rows_table
 from .. import BuildContext, Built
 from .data import BASELINES, GraphDataModule, heuristic_scores, link_split, node_features
 from .module import GraphModule
-from .options import DEFAULTS, GraphOptions
+from .options import DEFAULTS, GraphOptions, search_space
 from .store import open_metabolic
 
 __all__ = ["GraphTask"]
@@ -53,6 +53,7 @@ class GraphTask:
     mode = "max"
     options_type = GraphOptions
     defaults = DEFAULTS
+    search_space = staticmethod(search_space)  # astrobio tune's default space
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         require("torch_geometric")  # fail here, before any work, when the extra is missing

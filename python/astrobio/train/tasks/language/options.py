@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ....errors import ConfigError
+from ...config import nest_dotted
 
 __all__ = ["LanguageOptions", "DEFAULTS"]
 
@@ -51,3 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"lr": 1e-3, "weight_decay": 0.01, "warmup_fraction": 0.06, "min_lr_ratio": 0.05},
     "trainer": {"max_epochs": 8, "patience": 3, "checkpoint_every_n_epochs": 4},
 }
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """`astrobio tune`'s default space for the LoRA classifier: rank, scale, LoRA and head learning rates."""
+    return nest_dotted({
+        "model.options.r": trial.suggest_categorical("model.options.r", [4, 8, 16]),
+        "model.options.alpha": trial.suggest_categorical("model.options.alpha", [8, 16, 32]),
+        "optim.lr": trial.suggest_float("optim.lr", 1e-4, 3e-3, log=True),
+        "model.options.head_lr": trial.suggest_float("model.options.head_lr", 1e-3, 1e-2, log=True),
+    })

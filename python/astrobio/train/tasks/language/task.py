@@ -31,7 +31,7 @@ from ..graph.store import open_metabolic
 from .data import ReactionDataModule, class_weights
 from .evaluate import evaluate_language, save_reproducible_adapter
 from .module import LanguageModule
-from .options import DEFAULTS, LanguageOptions
+from .options import DEFAULTS, LanguageOptions, search_space
 
 __all__ = ["LanguageTask"]
 
@@ -44,6 +44,7 @@ class LanguageTask:
     mode = "max"
     options_type = LanguageOptions
     defaults = DEFAULTS
+    search_space = staticmethod(search_space)  # astrobio tune's default space
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         for name in ("transformers", "peft", "sklearn"):  # any failure at import: one DependencyError line

@@ -14,8 +14,8 @@ import torch
 from ....data import BatchIndexSampler, make_loader
 from ....errors import ConfigError, IntegrityError
 from ....reader import CubeReader
-from ....store import Store
-from ..datacube.data import Normalization
+from ....stores.cube import Store
+from ..datacube.data import store_normalization
 from .options import MultimodalOptions
 
 __all__ = ["TARGETS", "InMemorySamples", "MultimodalDataModule", "Samples", "check_variables", "load_samples",
@@ -108,7 +108,7 @@ def load_samples(store: Store, options: MultimodalOptions) -> Samples:
         raise IntegrityError("the store has no latitude coordinate (coords.lat) for the area weights", path=str(store.path))
     lowest = int(np.argmax(level)) if level and len(level) == store.sample_shape[1] else 0
     batch = CubeReader(store.path, normalize="per_variable").read(np.arange(store.n_samples))
-    norm = Normalization.from_store(store, "per_variable")
+    norm = store_normalization(store, "per_variable")
     ta = names.index("ta")
     ta_k = batch.cubes[:, ta, lowest].astype(np.float64) * norm.scale[ta, lowest] + norm.mean[ta, lowest]
     y = surface_targets(ta_k, np.asarray(lat))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ....errors import ConfigError
+from ...config import nest_dotted
 
 __all__ = ["MultimodalOptions", "DEFAULTS"]
 
@@ -38,3 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "data": {"batch_size": 16}, "optim": {"lr": 2e-3},
     "trainer": {"max_epochs": 60, "patience": 15, "checkpoint_every_n_epochs": 20},
 }
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """`astrobio tune`'s default space for the fusion model: embedding size, dropout, learning rate."""
+    return nest_dotted({
+        "model.options.embed": trial.suggest_categorical("model.options.embed", [32, 64, 128]),
+        "model.options.dropout": trial.suggest_float("model.options.dropout", 0.0, 0.3),
+        "optim.lr": trial.suggest_float("optim.lr", 3e-4, 1e-2, log=True),
+    })

@@ -36,7 +36,7 @@ from .. import BuildContext, Built
 from ..datacube.data import open_climate_store
 from .data import TARGETS, MultimodalDataModule, check_variables, load_samples
 from .module import FusionModule, init_from
-from .options import DEFAULTS, MultimodalOptions
+from .options import DEFAULTS, MultimodalOptions, search_space
 
 __all__ = ["MultimodalTask"]
 
@@ -49,6 +49,7 @@ class MultimodalTask:
     mode = "min"
     options_type = MultimodalOptions
     defaults = DEFAULTS
+    search_space = staticmethod(search_space)  # astrobio tune's default space
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
