@@ -3,6 +3,7 @@ product code for random/placeholder data."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -37,6 +38,22 @@ def test_build_reanalysis_then_validate_then_detect_corruption(home, capsys):
     assert main(["validate"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "cubes/c/3/0/0/0/0" in out and "checksum mismatch" in out
+
+
+def test_the_default_dataset_registers_itself_once_per_content(home, capsys):
+    assert main(["datasets", "build", "default", "--parts", "reanalysis", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["registry", "list", "--json"]) == 0
+    listed = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert {"default-ncep-winds", "default-ncep-hgt-djf"} <= set(listed)
+    assert main(["registry", "show", "default-ncep-winds@v1", "--json"]) == 0
+    version = json.loads(capsys.readouterr().out)
+    assert version["status"] == "ready" and version["uri"] == str(home / "default" / "ncep_winds.zarr")
+    # building again (nothing changed) adds no version
+    assert main(["datasets", "build", "default", "--parts", "reanalysis", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["registry", "show", "default-ncep-winds@v2", "--json"]) != 0
+    assert "v2" in capsys.readouterr().err
 
 
 def test_validate_without_a_dataset_says_how_to_build_it(home, capsys):

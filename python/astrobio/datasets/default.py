@@ -9,6 +9,7 @@ Parts (each its own store, each rebuilt only when its inputs or the code version
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .._home import data_home
-from ..errors import ConfigError
+from ..errors import ConfigError, DependencyError
 from ..ingest.catalogue import ingest_catalogue
 from ..ingest.climate import ingest_climate
 from ..ingest.metabolic import ingest_metabolic
+from ..registry import require_extra as require_registry
 from .climate import build_climate_store
 from .sources import package_file
 
@@ -96,7 +98,21 @@ def build_default(parts: Sequence[str] | None = None, root: Path | None = None, 
         bar.set_postfix_str(part)
         built[part] = PARTS[part](base)
         log.info("%s: %s", part, ", ".join(str(p) for p in built[part]))
+        _register(built[part])
     return built
+
+
+def _register(paths: Sequence[Path]) -> None:
+    """The default dataset registers itself in the dataset registry (a new version only when a
+    store changed) when the registry's libraries (astrobio[serve]) are installed; a registry
+    problem is logged by the registry and never fails the build."""
+    try:
+        require_registry()
+    except DependencyError:
+        return
+    register = importlib.import_module("astrobio.registry.register").register_built_store
+    for path in paths:
+        register(path)
 
 
 def default_part(part: str = "climate", root: Path | None = None) -> Path:
