@@ -280,7 +280,7 @@ class ResourceMonitor(Callback):
         gpu_keys = ("gpu_name", "gpu_peak_memory_mb", "gpu_utilization_mean_pct", "gpu_energy_j")
         if not self.cuda:
             r.update(dict.fromkeys(gpu_keys))
-            unavailable.update(dict.fromkeys(gpu_keys, "no NVIDIA GPU (torch.cuda.is_available() is False)"))
+            unavailable.update(dict.fromkeys(gpu_keys, "no NVIDIA GPU: torch.cuda.is_available() is False"))
         else:
             assert self.nvml is not None
             r["gpu_name"] = torch.cuda.get_device_name(self.device)
