@@ -174,7 +174,7 @@ def test_no_arguments_trains_on_the_default_climate_part(tmp_path, monkeypatch, 
     missing pack is one clear line. (The real pack is simulated here by the simulator-format test
     fixture `fake_result`.)"""
     from astrobio.datasets import climate as climate_part
-    from astrobio.simulate import save_result
+    from astrobio.simulate import pack_results, save_result
     from test_datasets_cli import fake_result
 
     monkeypatch.setenv("ASTROBIO_HOME", str(tmp_path / "home"))
@@ -186,7 +186,7 @@ def test_no_arguments_trains_on_the_default_climate_part(tmp_path, monkeypatch, 
 
     for name, teff in [("earth", 5772.0), ("planet-b", 3000.0), ("planet-c", 3500.0), ("planet-d", 4000.0)]:
         save_result(fake_result(name, teff), tmp_path / "results" / name)
-    climate_part.pack_results(tmp_path / "results", tmp_path / "pack",
+    pack_results(tmp_path / "results", tmp_path / "pack",
                               {"train": ["earth", "planet-b"], "val": ["planet-c"], "test": ["planet-d"]})
     assert main(["--max-epochs", "1", *SMALL]) == 0
     runs = list((tmp_path / "runs").glob("datacube-*"))
