@@ -185,6 +185,8 @@ def read_manifest(path: str | Path, fmt: str, hint: str, verify: bool = True, ve
         raise DataNotFoundError(f"{root} is not a zarr v3 group (no zarr.json), so not a {fmt} store", path=str(root), hint=hint)
     try:
         manifest = read_group_manifest(root)
+    except IntegrityError:  # zarr.json is not a regular file of the store
+        raise
     except (ValueError, KeyError, TypeError):
         raise DataNotFoundError(f"{fmt} store at {root} is incomplete (no manifest; an interrupted build?)", path=str(root), hint=hint) from None
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:

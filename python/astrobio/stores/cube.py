@@ -173,8 +173,16 @@ def open_store(path: str | Path) -> Store:
     builds it) or IntegrityError (inconsistent manifest or array metadata).
     """
     root = Path(path)
-    # The core checks existence, completeness, manifest consistency, dtypes, shapes, chunking
-    # and the parameter table; one source of truth for what a valid store is.
+    try:
+        raw = read_group_manifest(root)
+    except (OSError, ValueError, KeyError, TypeError):
+        raw = None  # missing or unparsable: the core names what is wrong
+    if isinstance(raw, dict):
+        # Python's json reads NaN / Infinity / 1e999, which JSON (and the core) cannot: name the key.
+        _check_finite({k: v for k, v in raw.items() if k != "provenance"}, "", root)
+    # The core checks existence, completeness, manifest consistency (every number it uses:
+    # sizes, valid ranges, normalization), dtypes, shapes, chunking and the parameter table;
+    # one source of truth for what a valid store is.
     _core().BatchReader(str(root), "none", 1)
     manifest = read_group_manifest(root)
     # fields the core does not need to read, but without which the store cannot be checked or described
@@ -187,6 +195,18 @@ def open_store(path: str | Path) -> Store:
 
 
 _STAT_FIELDS = ("count", "mean", "std", "min", "max")
+
+
+def _check_finite(node: Any, key: str, root: Path) -> None:
+    """Every number of the manifest (but the free-form provenance) is finite."""
+    if isinstance(node, float) and not np.isfinite(node):
+        raise IntegrityError(f"manifest: {key} is {node}, not a finite number", path=str(root))
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, f"{key}.{k}" if key else str(k), root)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{key}[{i}]", root)
 
 
 def _check_stats(manifest: dict[str, Any], root: Path) -> None:

@@ -119,6 +119,29 @@ fn check_mean_std(key: &str, mean: &[f64], std: &[f64]) -> CoreResult<()> {
     Ok(())
 }
 
+/// The whole numbers the reader sizes things from, checked on the raw JSON so a negative,
+/// fractional or huge value is named by its key rather than reported as a type mismatch.
+fn check_counts(value: &serde_json::Value) -> CoreResult<()> {
+    let whole = |key: String, v: Option<&serde_json::Value>| match v {
+        None => Ok(()), // missing: the typed parse names the field
+        Some(x) if x.as_u64().is_some() => Ok(()),
+        Some(x) => Err(bad_manifest(format!("{key} is {x}, not a whole number >= 0"))),
+    };
+    whole("n_samples".into(), value.get("n_samples"))?;
+    if let Some(shape) = value.get("sample_shape").and_then(|s| s.as_array()) {
+        for (i, d) in shape.iter().enumerate() {
+            whole(format!("sample_shape[{i}]"), Some(d))?;
+        }
+    }
+    if let Some(runs) = value.get("runs").and_then(|r| r.as_array()) {
+        for (i, r) in runs.iter().enumerate() {
+            whole(format!("runs[{i}].start"), r.get("start"))?;
+            whole(format!("runs[{i}].count"), r.get("count"))?;
+        }
+    }
+    Ok(())
+}
+
 fn bad_manifest(reason: String) -> CoreError {
     CoreError::integrity(Location::default(), format!("manifest: {reason}"))
 }
@@ -126,6 +149,7 @@ fn bad_manifest(reason: String) -> CoreError {
 impl Manifest {
     /// Parse and check internal consistency (lengths agree, runs tile the samples).
     pub fn from_json(value: &serde_json::Value) -> CoreResult<Self> {
+        check_counts(value)?;
         let m: Manifest = serde_json::from_value(value.clone())
             .map_err(|e| bad_manifest(format!("unreadable ({e})")))?;
         if m.format != FORMAT {
@@ -335,6 +359,10 @@ pub(crate) mod tests {
     #[test]
     fn absurd_or_non_finite_numbers_are_refused_naming_the_key() {
         let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/sample_shape/1", json!(-3), "sample_shape[1] is -3, not a whole number >= 0"),
+            ("/n_samples", json!(2.5), "n_samples is 2.5, not a whole number"),
+            ("/runs/0/count", json!(-1), "runs[0].count is -1, not a whole number"),
+            ("/runs/0/start", json!(1e30), "runs[0].start is 1e+30, not a whole number"),
             ("/sample_shape", json!([2, 0, 1, 1]), "sample_shape [2, 0, 1, 1] is not a sample shape"),
             ("/sample_shape", json!([2, 3, 1 << 20, 1 << 20]), "is not a sample shape"),
             ("/n_samples", json!(u64::MAX), "n_samples 18446744073709551615 is absurd"),
