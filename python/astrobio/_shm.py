@@ -26,18 +26,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["SLOTS", "Leased", "shared_empty", "worker_batch"]
+__all__ = ["SLOTS", "Leased", "worker_batch"]
 
 #: Buffers per worker: enough for torch's prefetch (2 per worker by default) plus the batches a
 #: training step holds (the current one and the pinned copy being made).
 SLOTS = 8
-
-
-def shared_empty(shape: Sequence[int]) -> torch.Tensor:
-    """An uninitialized float32 tensor whose storage is shared memory from the start (torch's
-    `share_memory_()` on a private tensor would allocate shared memory and copy into it)."""
-    storage = torch.UntypedStorage._new_shared(math.prod(shape) * 4)
-    return torch.empty(0, dtype=torch.float32).set_(storage, 0, tuple(shape))
 
 
 class _Pool:
@@ -75,7 +68,7 @@ def worker_batch(shape: Sequence[int]) -> tuple[torch.Tensor, Leased]:
     if _pool is None or _pool.pid != os.getpid():  # one pool per process (a forked child starts anew)
         _pool = _Pool()
     slot, storage = _pool.take(math.prod(shape) * 4)
-    tensor = torch.empty(0, dtype=torch.float32).set_(storage, 0, tuple(shape))
+    tensor = torch.empty(0, dtype=torch.float32).set_(storage).view(tuple(shape))  # a view: same storage
     return tensor, Leased(tensor, _pool.flags, slot)
 
 
