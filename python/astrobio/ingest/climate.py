@@ -33,7 +33,7 @@ from ..errors import ConfigError, IntegrityError
 from ..stores.cube import Variable
 from ..stores.cube_writer import StoreWriter
 from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
-from .cf import cf_default, example_units
+from .cf import CF_RANGES, cf_default, example_units
 from .netcdf import open_netcdf
 from .zarr_input import is_zarr, open_zarr
 
@@ -105,7 +105,7 @@ def _check_regular_grid(ds: Any, names: Sequence[str]) -> None:
                     f"grid_mapping {gm_name!r}); astrobio stores need a regular latitude-longitude grid: regrid "
                     f"first (e.g. cdo remapbil,r144x73 in.nc out.nc)")
         for c in da.coords.values():
-            if c.ndim == 2 and c.attrs.get("standard_name") in ("latitude", "longitude") or (c.ndim == 2 and c.name in LAT_NAMES[:2] + LON_NAMES[:2]):
+            if c.ndim == 2 and (c.attrs.get("standard_name") in ("latitude", "longitude") or c.name in LAT_NAMES[:2] + LON_NAMES[:2]):
                 raise IntegrityError(
                     f"variable {n!r} is on a curvilinear grid (2-D coordinate {c.name!r} over {'/'.join(map(str, c.dims))}); "
                     f"astrobio stores need a regular latitude-longitude grid: regrid first (e.g. cdo remapbil,r144x73 in.nc out.nc)")
@@ -254,7 +254,8 @@ def ingest_climate(
     opened = {rid: load_run(Path(src)) for rid, src in runs.items()}
     sources = sources_record(f for _, files in opened.values() for f in files)
     options = {"variables": list(variables), "grid": [grid.levels, grid.lat, grid.lon], "split": split,
-               "units": units, "ranges": {v: given.get(v) for v in variables}, "kind": kind, "runs": {k: str(v) for k, v in runs.items()}}
+               "units": units, "ranges": {v: given.get(v) for v in variables},
+               "range_defaults": {"cf": CF_RANGES, "names": DEFAULT_RANGES}, "kind": kind, "runs": {k: str(v) for k, v in runs.items()}}
     digest = inputs_digest(sources, options, __version__)
     if up_to_date(out, digest):
         log.info("%s is up to date with its inputs; nothing to do", out)
