@@ -200,6 +200,8 @@ def store_files(root: Path, store_root: Path | None = None) -> Iterator[tuple[st
     inside `store_root` (default `root`). Linked directories inside the store are walked once
     (a cycle is refused); a special file or a link leading outside raises NotRegularFile."""
     store_root = store_root or root
+    if root != store_root:  # an array directory reached through a link must stay inside too
+        _check_inside(store_root, root)
     found: list[tuple[str, Path]] = []
     seen: set[tuple[int, int]] = set()
     stack: list[tuple[str, Path]] = [("", root)]

@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import astrobio
+import astrobio.stores._group
+import astrobio.stores.cube
 from astrobio.stores.table import COLUMNS, open_table, write_table
 from conftest import build_fixture
 
@@ -137,6 +139,24 @@ def test_a_fifo_chunk_is_refused_at_once_with_its_place(pristine, tmp_path):
     assert [(f["sample"], f["reason"]) for f in report["failures"]] == [(5, "not a regular file (a FIFO)")]
     with pytest.raises(astrobio.IntegrityError, match=r"chunk 'cubes/c/5/0/0/0/0': not a regular file \(a FIFO\)"):
         astrobio.open_store(store).verify_digest()
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_an_array_directory_linked_elsewhere(pristine, tmp_path, inside):
+    """`cubes/` itself a link: followed to a copy inside the store, refused to one outside."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(pristine.path, store)
+    target = (store / "_kept" / "cubes") if inside else (tmp_path / "elsewhere")
+    target.parent.mkdir(exist_ok=True)
+    (store / "cubes").rename(target)
+    (store / "cubes").symlink_to(target)
+    if inside:
+        np.testing.assert_array_equal(exercise(store, pristine), pristine.cubes)
+        return
+    with pytest.raises(astrobio.IntegrityError, match="a symbolic link leading outside the store"):
+        astrobio.open_store(store)
+    with pytest.raises(astrobio.IntegrityError, match="a symbolic link leading outside the store"):
+        astrobio.stores.cube.check_digests(store, astrobio.stores._group.read_group_manifest(store), arrays=("cubes", "params"))
 
 
 def test_table_stores_follow_the_same_rule(tmp_path):
