@@ -103,8 +103,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         runs = _pairs(args.sources, "a run")
         if not args.var:
             raise ConfigError("name the variables to ingest with --var (repeatable)")
-        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=_pairs(args.units, "--units"),
-                             valid_ranges=_ranges(args.range), kind=args.kind, grid=Grid(), caller="cli")
+        units, ranges = _pairs(args.units, "--units"), _ranges(args.range)
+        for flag, given in (("--units", units), ("--range", ranges)):
+            stray = sorted(set(given) - set(args.var))
+            if stray:
+                raise ConfigError(f"{flag} names {', '.join(stray)}, not among the variables ingested (--var {' --var '.join(args.var)})")
+        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=units,
+                             valid_ranges=ranges, kind=args.kind, grid=Grid(), caller="cli")
     elif args.format == "catalogue":
         if len(args.sources) != 1:
             raise ConfigError("catalogue ingest takes one source file")

@@ -111,6 +111,8 @@ def test_bad_range_syntax_is_one_line(tmp_path, run_nc, capsys):
         assert "ConfigError: --range must look like" in cli_error(capsys)
     assert main(["ingest", "climate", "--out", str(tmp_path / "s.zarr"), "--var", "t", "--range", "t=5:1", f"r1={run_nc}"]) == 2
     assert "valid range of 't' must be finite with LO <= HI, got [5.0, 1.0]" in cli_error(capsys)
+    assert main(["ingest", "climate", "--out", str(tmp_path / "s.zarr"), "--var", "t", "--range", "ta=0:1", f"r1={run_nc}"]) == 2
+    assert "--range names ta, not among the variables ingested (--var t)" in cli_error(capsys)
 
 
 @settings(max_examples=50, deadline=None)
