@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["fsync_tree", "fsync_dir", "atomic_write", "atomic_write_bytes", "swap_into_place", "temp_sibling", "tree_digest",
-           "file_digest", "contained"]
+           "file_digest", "contained", "NotRegularFile", "read_store_file", "store_files"]
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -138,17 +139,111 @@ def file_digest(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def tree_digest(root: Path, exclude: frozenset[str] = frozenset()) -> str:
-    """sha256 over every file under `root` (relative path and bytes), in sorted order."""
+class NotRegularFile(OSError):
+    """A path of a store that is not a regular file inside it (callers turn this into their own
+    IntegrityError, naming the store). `reason` is the one-line why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _kind(mode: int) -> str | None:
+    """None for a regular file, else what is there instead."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "a special file")
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    what = _kind(mode)
+    if what is not None:
+        raise NotRegularFile(path, f"not a regular file ({what})")
+
+
+def _check_inside(store_root: Path, path: Path) -> None:
+    """The store's symlink policy (docs/store-format.md): a file is read only when its real path
+    lies inside the store's real root (the root itself may be a link)."""
+    real, root = os.path.realpath(path), os.path.realpath(store_root)
+    if os.path.commonpath([real, root]) != root:
+        raise NotRegularFile(path, f"a symbolic link leading outside the store (to {real}), refused")
+
+
+def read_store_file(store_root: Path, path: Path) -> bytes:
+    """The bytes of `path`, a regular file inside the store at `store_root`; never opens a
+    device and never waits on a FIFO (stat first, then O_NONBLOCK open and fstat: the same rule
+    as the Rust core's regular.rs). FileNotFoundError when missing, NotRegularFile otherwise."""
+    try:
+        _check_mode(path, os.stat(path).st_mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NotRegularFile(path, "not a regular file (a symbolic link loop)") from None
+        raise
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check_mode(path, os.fstat(fd).st_mode)
+        _check_inside(store_root, path)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def store_files(root: Path, store_root: Path | None = None) -> Iterator[tuple[str, Path]]:
+    """(relative posix path, path) of every file under `root` (a store or one of its arrays),
+    sorted, each checked by the store's file rule: a regular file, or a symbolic link to one
+    inside `store_root` (default `root`). Linked directories inside the store are walked once
+    (a cycle is refused); a special file or a link leading outside raises NotRegularFile."""
+    store_root = store_root or root
+    if root != store_root:  # an array directory reached through a link must stay inside too
+        _check_inside(store_root, root)
+    found: list[tuple[str, Path]] = []
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[str, Path]] = [("", root)]
+    while stack:
+        prefix, directory = stack.pop()
+        st = os.stat(directory)
+        if (st.st_dev, st.st_ino) in seen:
+            raise NotRegularFile(directory, "a symbolic link loop (a directory reached twice)")
+        seen.add((st.st_dev, st.st_ino))
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel, path = prefix + entry.name, Path(entry.path)
+                if entry.is_symlink():
+                    try:
+                        target = os.stat(path)
+                    except OSError as e:
+                        why = "a symbolic link loop" if e.errno == errno.ELOOP else "a dangling symbolic link"
+                        raise NotRegularFile(path, f"not a regular file ({why})") from None
+                    _check_inside(store_root, path)
+                    mode = target.st_mode
+                else:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                if stat.S_ISDIR(mode):
+                    stack.append((rel + "/", path))
+                    continue
+                _check_mode(path, mode)
+                found.append((rel, path))
+    return iter(sorted(found))
+
+
+def tree_digest(root: Path, exclude: frozenset[str] = frozenset(), store_root: Path | None = None) -> str:
+    """sha256 over every file under `root` (relative path and bytes), in sorted order. Every
+    file must pass the store's file rule (`store_files`), so a FIFO or device is refused, never
+    read, and no link leads the digest outside `store_root` (default `root`)."""
     h = hashlib.sha256()
-    files = sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
-    )
-    for rel in files:
+    for rel, path in store_files(root, store_root):
         if rel in exclude:
             continue
         h.update(rel.encode() + b"\0")
-        with open(root / rel, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            _check_mode(path, os.fstat(f.fileno()).st_mode)  # what was opened, if it changed since
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         h.update(b"\0")

@@ -32,6 +32,23 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
+def _ranges(items: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
+    """--range VAR=LO:HI (either side may be empty: open-ended) -> {VAR: (lo, hi)}."""
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for var, spec in _pairs(items, "--range").items():
+        lo_s, sep, hi_s = spec.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            lo = float(lo_s) if lo_s.strip() else None
+            hi = float(hi_s) if hi_s.strip() else None
+        except ValueError:
+            raise ConfigError(f"--range must look like VAR=LO:HI (a side may be empty, e.g. ta=10:1500 or hus=0:), "
+                              f"got {var}={spec}") from None
+        out[var] = (lo, hi)
+    return out
+
+
 def _split(items: Sequence[str]) -> dict[str, list[str]] | None:
     return {k: [r for r in v.split(",") if r] for k, v in _pairs(items, "--split").items()} or None
 
@@ -87,8 +104,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         runs = _pairs(args.sources, "a run")
         if not args.var:
             raise ConfigError("name the variables to ingest with --var (repeatable)")
-        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=_pairs(args.units, "--units"),
-                             kind=args.kind, grid=Grid())
+        units, ranges = _pairs(args.units, "--units"), _ranges(args.range)
+        for flag, given in (("--units", units), ("--range", ranges)):
+            stray = sorted(set(given) - set(args.var))
+            if stray:
+                raise ConfigError(f"{flag} names {', '.join(stray)}, not among the variables ingested (--var {' --var '.join(args.var)})")
+        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=units,
+                             valid_ranges=ranges, kind=args.kind, grid=Grid(), caller="cli")
     elif args.format == "catalogue":
         if len(args.sources) != 1:
             raise ConfigError("catalogue ingest takes one source file")
@@ -142,15 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--store", action="append", default=[], help="store to scan (repeatable; default: the built default dataset)")
     v.set_defaults(func=cmd_validate)
 
-    i = sub.add_parser("ingest", help="ingest NetCDF runs, a planet catalogue or metabolic models into a store", formatter_class=fmt,
+    i = sub.add_parser("ingest", help="ingest NetCDF or zarr runs, a planet catalogue or metabolic models into a store",
+                       formatter_class=fmt,
                        epilog="examples:\n  astrobio ingest climate --out runs.zarr --var ta --var ua run-a=run_a.nc run-b=runs/b/\n"
+                              "  astrobio ingest climate --out era.zarr --var t --range t=150:350 --units rh=% --var rh era=era5.zarr\n"
                               "  astrobio ingest catalogue --schema nasa --out planets.zarr planets.csv\n"
                               "  astrobio ingest metabolic --out nets.zarr iJO1366=iJO1366.xml.gz")
     i.add_argument("format", choices=["climate", "catalogue", "metabolic"])
-    i.add_argument("sources", nargs="+", help="climate: RUN_ID=PATH; metabolic: NAME=PATH; catalogue: FILE")
+    i.add_argument("sources", nargs="+",
+                   help="climate: RUN_ID=PATH (a .nc file, a folder of .nc files, or a zarr group); metabolic: NAME=PATH; catalogue: FILE")
     i.add_argument("--out", required=True)
     i.add_argument("--var", action="append", default=[], help="climate: variable to ingest (repeatable)")
-    i.add_argument("--units", action="append", default=[], help="climate: VAR=UNITS where the source lacks them")
+    i.add_argument("--units", action="append", default=[], help="climate: VAR=UNITS where the source lacks them (repeatable)")
+    i.add_argument("--range", action="append", default=[], metavar="VAR=LO:HI",
+                   help="climate: physical valid range of VAR, inclusive; a side may be empty (repeatable). Without it, "
+                        "the CF default for the variable's standard_name and units applies (docs/store-format.md)")
     i.add_argument("--kind", default="simulation", choices=["simulation", "observation"])
     i.add_argument("--split", action="append", default=[], help="climate: SPLIT=run,run (repeatable)")
     i.add_argument("--schema", default="nasa", choices=["nasa", "exoplanet.eu"], help="catalogue column schema")

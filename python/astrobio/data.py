@@ -3,6 +3,13 @@ call (decode + verify + normalize + collate in Rust), and a DataLoader built aro
 
 The DataLoader is used with `batch_size=None`: the sampler yields lists of indices and the
 dataset returns ready tensors, so torch's per-sample collation never runs.
+
+In a DataLoader worker the core writes the batch straight into shared memory, so torch hands it
+to the main process by file descriptor, without the copy into shared memory its queue would
+otherwise make of a private batch (about 42 MB per default batch), and the worker reuses the
+buffer once the main process has let go of it (`astrobio._shm`). With `pin_memory` (on by
+default when CUDA is present) torch's pin thread then copies it once into page-locked memory,
+as for any batch.
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from ._shm import worker_batch
 from .errors import ConfigError
 from .reader import CubeReader
 
@@ -31,13 +39,15 @@ class CubeBatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.reader)
 
-    def __getitem__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        batch = self.reader.read(indices)
-        return {
-            "cubes": torch.from_numpy(batch.cubes),
-            "params": torch.from_numpy(batch.params),
-            "index": torch.from_numpy(batch.indices),
-        }
+    def __getitem__(self, indices: Sequence[int]) -> dict[str, Any]:
+        if get_worker_info() is None:  # main process: a private numpy batch, zero-copy into torch
+            batch = self.reader.read(indices)
+            cubes: Any = torch.from_numpy(batch.cubes)
+        else:  # worker: the core writes into a pooled shared buffer, which reaches the main
+            # process as a plain tensor, by handle (the Leased wrapper only exists in the worker)
+            out, cubes = worker_batch((len(indices), *self.reader.sample_shape))
+            batch = self.reader.read(indices, out=out.numpy())
+        return {"cubes": cubes, "params": torch.from_numpy(batch.params), "index": torch.from_numpy(batch.indices)}
 
 
 class BatchIndexSampler(Sampler[list[int]]):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._fsutil import read_store_file
 from ..errors import AstrobioError, DataNotFoundError, IntegrityError, first_line
 from ..stores import KINDS, open_graphs, open_store, open_table
 
@@ -36,10 +37,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     """The astrobio manifest of the store at `path` (no data read); DataNotFoundError when
     there is no complete store there."""
     meta = path / "zarr.json"
-    if not meta.is_file():
+    if not meta.exists():
         raise DataNotFoundError("no astrobio store (zarr.json is missing)", path=str(path), hint="")
     try:
-        manifest = json.loads(meta.read_text())["attributes"]["astrobio"]
+        manifest = json.loads(read_store_file(path, meta))["attributes"]["astrobio"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataNotFoundError(f"store manifest unreadable ({first_line(e)})", path=str(path), hint="") from None
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:

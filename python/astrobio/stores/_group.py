@@ -23,7 +23,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from .._fsutil import contained, fsync_tree, swap_into_place, temp_sibling, tree_digest
+from .._fsutil import NotRegularFile, contained, fsync_tree, read_store_file, store_files, swap_into_place, temp_sibling, tree_digest
 from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
 
 __all__ = ["BUILD_FIELDS", "GroupWriter", "check_digests", "check_name", "content_digest", "read_array",
@@ -125,10 +125,24 @@ class GroupWriter:
         return self.out
 
 
+def refused(root: Path, e: NotRegularFile) -> IntegrityError:
+    """The IntegrityError for a path of the store that is not a regular file inside it."""
+    try:
+        rel = Path(e.path).relative_to(root).as_posix()
+    except ValueError:
+        rel = str(e.path)
+    return IntegrityError(e.reason, chunk=rel, path=str(root))
+
+
 def read_group_manifest(root: Path) -> dict[str, Any]:
     """The raw "astrobio" attributes of the group at `root` (KeyError/ValueError/OSError when
-    there are none: callers turn that into their own precise error)."""
-    return json.loads((root / "zarr.json").read_text())["attributes"]["astrobio"]
+    there are none: callers turn that into their own precise error). zarr.json must be a
+    regular file of the store: anything else is an IntegrityError, never read or waited on."""
+    try:
+        text = read_store_file(root, root / "zarr.json")
+    except NotRegularFile as e:
+        raise refused(root, e) from None
+    return json.loads(text)["attributes"]["astrobio"]
 
 
 def check_digests(root: Path, manifest: Mapping[str, Any], undigested: Collection[str] = (),
@@ -147,7 +161,10 @@ def check_digests(root: Path, manifest: Mapping[str, Any], undigested: Collectio
         where = contained(root, name)
         if where is None:  # e.g. "../x" or "/": never read outside the store
             raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=str(root))
-        actual = tree_digest(where) if where.is_dir() else "missing"
+        try:
+            actual = tree_digest(where, store_root=root) if where.is_dir() else "missing"
+        except NotRegularFile as e:  # a FIFO, device, socket or outside link among its files
+            raise refused(root, e) from None
         if actual != recorded:
             raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(root))
     if content_digest(manifest, undigested) != manifest.get("content_digest"):
@@ -164,10 +181,12 @@ def read_manifest(path: str | Path, fmt: str, hint: str, verify: bool = True, ve
     root = Path(path)
     if not root.exists():
         raise DataNotFoundError(f"no {fmt} store", path=str(root), hint=hint)
-    if not (root / "zarr.json").is_file():
+    if not (root / "zarr.json").exists():
         raise DataNotFoundError(f"{root} is not a zarr v3 group (no zarr.json), so not a {fmt} store", path=str(root), hint=hint)
     try:
         manifest = read_group_manifest(root)
+    except IntegrityError:  # zarr.json is not a regular file of the store
+        raise
     except (ValueError, KeyError, TypeError):
         raise DataNotFoundError(f"{fmt} store at {root} is incomplete (no manifest; an interrupted build?)", path=str(root), hint=hint) from None
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:
@@ -187,6 +206,13 @@ def read_array(root: Path, path: str) -> np.ndarray:
     where = contained(root, path)
     if where is None:  # names come from the manifest: never follow one outside the store
         raise IntegrityError(f"array path {path!r} leads outside the store", path=str(root))
+    try:
+        for _ in store_files(where, root):  # zarr opens these itself: the store's file rule first
+            pass
+    except NotRegularFile as e:
+        raise refused(root, e) from None
+    except OSError as e:
+        raise IntegrityError(f"array {path!r} is missing or unreadable ({first_line(e)})", path=str(root)) from None
     try:
         return np.asarray(zarr.open_array(store=str(where), mode="r", zarr_format=3)[...])
     except Exception as e:  # zarr raises several types: missing node, bad metadata, checksum

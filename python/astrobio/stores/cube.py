@@ -34,12 +34,24 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class Variable:
     """A cube variable or scalar parameter, with units and its physical valid range
-    (inclusive; None leaves that side open)."""
+    (inclusive; None leaves that side open). `range_source` says where an ingested range came
+    from ("cli", "api", "cf-default:<standard_name>", "name-default:<name>", "none"); None (not
+    recorded) for variables declared in code."""
 
     name: str
     units: str
     valid_range: tuple[float | None, float | None] = (None, None)
     long_name: str = ""
+    range_source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry (`range_source` only when recorded, so earlier manifests and their
+        digests are unchanged)."""
+        d: dict[str, Any] = {"name": self.name, "units": self.units, "valid_range": list(self.valid_range),
+                             "long_name": self.long_name}
+        if self.range_source is not None:
+            d["range_source"] = self.range_source
+        return d
 
     def check(self, values: np.ndarray) -> tuple[int, float, str] | None:
         """First offending flat index, its value and why; None when all values are valid."""
@@ -150,7 +162,8 @@ class Store:
 
 def _variable(d: Mapping[str, Any]) -> Variable:
     lo, hi = d.get("valid_range") or (None, None)
-    return Variable(name=d["name"], units=d.get("units", ""), valid_range=(lo, hi), long_name=d.get("long_name", ""))
+    return Variable(name=d["name"], units=d.get("units", ""), valid_range=(lo, hi), long_name=d.get("long_name", ""),
+                    range_source=d.get("range_source"))
 
 
 def open_store(path: str | Path) -> Store:
@@ -160,8 +173,16 @@ def open_store(path: str | Path) -> Store:
     builds it) or IntegrityError (inconsistent manifest or array metadata).
     """
     root = Path(path)
-    # The core checks existence, completeness, manifest consistency, dtypes, shapes, chunking
-    # and the parameter table; one source of truth for what a valid store is.
+    try:
+        raw = read_group_manifest(root)
+    except (OSError, ValueError, KeyError, TypeError):
+        raw = None  # missing or unparsable: the core names what is wrong
+    if isinstance(raw, dict):
+        # Python's json reads NaN / Infinity / 1e999, which JSON (and the core) cannot: name the key.
+        _check_finite({k: v for k, v in raw.items() if k != "provenance"}, "", root)
+    # The core checks existence, completeness, manifest consistency (every number it uses:
+    # sizes, valid ranges, normalization), dtypes, shapes, chunking and the parameter table;
+    # one source of truth for what a valid store is.
     _core().BatchReader(str(root), "none", 1)
     manifest = read_group_manifest(root)
     # fields the core does not need to read, but without which the store cannot be checked or described
@@ -169,7 +190,67 @@ def open_store(path: str | Path) -> Store:
     if missing:
         raise IntegrityError(f"manifest: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}", path=str(root))
     _check_split(manifest, root)
+    _check_stats(manifest, root)
     return Store(root, manifest)
+
+
+_STAT_FIELDS = ("count", "mean", "std", "min", "max")
+
+
+def _check_finite(node: Any, key: str, root: Path) -> None:
+    """Every number of the manifest (but the free-form provenance) is finite."""
+    if isinstance(node, float) and not np.isfinite(node):
+        raise IntegrityError(f"manifest: {key} is {node}, not a finite number", path=str(root))
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_finite(v, f"{key}.{k}" if key else str(k), root)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{key}[{i}]", root)
+
+
+def _check_stats(manifest: dict[str, Any], root: Path) -> None:
+    """The statistics (which the core does not read, so it does not check them): each field of
+    the shape its section needs, counts whole and >= 0, values finite, std >= 0, min <= max.
+    The numbers the core reads (sizes, ranges, normalization) it checks itself at open."""
+    v, lv = manifest["sample_shape"][:2]
+    p = len(manifest.get("params", []))
+    stats = manifest["stats"]
+
+    def bad(key: str, why: str) -> IntegrityError:
+        return IntegrityError(f"manifest: {key} {why}", path=str(root))
+
+    def section(key: str, shape: tuple[int, ...], required: bool = True) -> None:
+        node: Any = stats
+        for k in key.split("."):
+            node = node.get(k) if isinstance(node, dict) else None
+        if node is None and not required:
+            return
+        if not isinstance(node, dict):
+            raise bad(f"stats.{key}", "is missing or not a mapping")
+        for name in (*_STAT_FIELDS, "nan_count"):
+            if name == "nan_count" and name not in node:
+                continue
+            try:
+                a = np.asarray(node.get(name), dtype=np.float64)
+            except (TypeError, ValueError):
+                raise bad(f"stats.{key}.{name}", "is not a list of numbers") from None
+            if a.shape != shape:
+                raise bad(f"stats.{key}.{name}", f"has shape {list(a.shape)}, the store needs {list(shape)}")
+            if not np.isfinite(a).all():
+                raise bad(f"stats.{key}.{name}", "holds a value that is not finite")
+            if name in ("count", "nan_count") and ((a < 0).any() or (a != np.round(a)).any()):
+                raise bad(f"stats.{key}.{name}", "must hold whole numbers >= 0")
+            if name == "std" and (a < 0).any():
+                raise bad(f"stats.{key}.std", "holds a negative standard deviation")
+        if (np.asarray(node["min"], np.float64) > np.asarray(node["max"], np.float64)).any():
+            raise bad(f"stats.{key}", "has min > max")
+
+    if not isinstance(stats, dict):
+        raise bad("stats", "is not a mapping")
+    section("cubes.per_variable", (v,))
+    section("cubes.per_level", (v, lv))
+    section("params", (p,), required=p > 0)
 
 
 def _check_split(manifest: dict[str, Any], root: Path) -> None:

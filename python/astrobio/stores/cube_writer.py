@@ -8,7 +8,6 @@ import datetime as _dt
 import platform
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -229,8 +228,8 @@ class StoreWriter:
             "sample_shape": list(self.sample_shape),
             "n_samples": self._n,
             "dims": ["sample", "variable", "level", "lat", "lon"],
-            "variables": [asdict(v) for v in self.variables],
-            "params": [asdict(p) for p in self.params],
+            "variables": [v.to_json() for v in self.variables],
+            "params": [p.to_json() for p in self.params],
             "coords": self.coords,
             "runs": self._runs,
             "split": split,

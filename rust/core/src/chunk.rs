@@ -15,11 +15,12 @@
 //! an allocation).
 
 use std::cell::RefCell;
-use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
+
+use crate::regular::{open_regular, FileFault};
 
 /// The compression stage of a fast-pathed chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,16 @@ pub enum ChunkError {
     Missing,
     Io(std::io::Error),
     Bad(String),
+}
+
+impl From<FileFault> for ChunkError {
+    fn from(f: FileFault) -> Self {
+        match f {
+            FileFault::Missing => ChunkError::Missing,
+            FileFault::Io(e) => ChunkError::Io(e),
+            refused => ChunkError::Bad(refused.reason()),
+        }
+    }
 }
 
 thread_local! {
@@ -88,17 +99,18 @@ impl FastChain {
         decoded as u64 + decoded as u64 / 8 + (64 << 10) + 4
     }
 
-    /// Read, verify and decode the chunk file at `path` into `out` (exactly the chunk's bytes).
-    pub fn decode_file(&self, path: &Path, out: &mut [u8]) -> Result<(), ChunkError> {
-        with_chunk_bytes(path, out.len(), |data| self.decode_bytes(data, out))
+    /// Read, verify and decode the chunk file at `path` (a regular file inside the store whose
+    /// real root is `root`, see regular.rs) into `out` (exactly the chunk's bytes).
+    pub fn decode_file(&self, root: &Path, path: &Path, out: &mut [u8]) -> Result<(), ChunkError> {
+        with_chunk_bytes(root, path, out.len(), |data| self.decode_bytes(data, out))
     }
 
     /// Read and verify the chunk file at `path`; when it is a byte-shuffled float32 blosc
     /// buffer, hand it to `sink` block by block as byte planes, still in cache, so the values
     /// are unshuffled, checked and normalized in one pass into `out` (`Visit::Fused(all
     /// sinks returned true)`); otherwise decode it into `out` as raw values (`Visit::Decoded`).
-    pub fn visit_file(&self, path: &Path, out: &mut [f32], sink: &mut PlaneSink<'_>) -> Result<Visit, ChunkError> {
-        with_chunk_bytes(path, out.len() * 4, |data| {
+    pub fn visit_file(&self, root: &Path, path: &Path, out: &mut [f32], sink: &mut PlaneSink<'_>) -> Result<Visit, ChunkError> {
+        with_chunk_bytes(root, path, out.len() * 4, |data| {
             if self.compressor == Compressor::Blosc {
                 let body = self.checked_body(data)?;
                 match blosc_fused(body, out, sink) {
@@ -160,14 +172,12 @@ pub type PlaneSink<'a> = dyn FnMut(usize, [&[u8]; 4], &mut [f32]) -> bool + 'a;
 /// Map (or read) the chunk file at `path`, refusing one larger than any encoding of `decoded`
 /// bytes, and run `f` on its bytes.
 fn with_chunk_bytes<R>(
+    root: &Path,
     path: &Path,
     decoded: usize,
     f: impl FnOnce(&[u8]) -> Result<R, String>,
 ) -> Result<R, ChunkError> {
-    let mut file = File::open(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => ChunkError::Missing,
-        _ => ChunkError::Io(e),
-    })?;
+    let mut file = open_regular(root, path).map_err(ChunkError::from)?;
     let len = file.metadata().map_err(ChunkError::Io)?.len();
     let max = FastChain::max_encoded(decoded);
     if len > max {

@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod manifest;
 pub mod pool;
 pub mod reader;
+pub mod regular;
 pub mod store;
 pub mod verify;
 

@@ -18,6 +18,7 @@ use crate::chunk::{as_bytes_mut, check_zstd_bound, ChunkError, Compressor, FastC
 use crate::error::{CoreError, CoreResult, Location};
 use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine, SampleLayout, ValidRange};
 use crate::manifest::Manifest;
+use crate::regular::{check_regular, read_regular, real_root, FileFault};
 
 pub const CUBES: &str = "cubes";
 pub const PARAMS: &str = "params";
@@ -27,6 +28,8 @@ pub const MANIFEST_KEY: &str = "astrobio";
 /// verified in full at open time.
 pub struct CubeStore {
     root: PathBuf,
+    /// The root with every symbolic link resolved: files are read only from inside it.
+    real_root: PathBuf,
     manifest: Manifest,
     cubes: Array<FilesystemStore>,
     layout: SampleLayout,
@@ -50,15 +53,26 @@ fn integrity(chunk: Option<String>, reason: String) -> CoreError {
     CoreError::integrity(Location { chunk, ..Default::default() }, reason)
 }
 
+/// A metadata file of the store (`key`, e.g. `cubes/zarr.json`) must be a regular file inside
+/// it before zarrs opens it: missing is `NotFound` with `missing`, anything else an integrity
+/// error naming the key.
+fn check_metadata(root: &Path, real_root: &Path, key: &str, missing: &str) -> CoreResult<()> {
+    match check_regular(real_root, &root.join(key)) {
+        Ok(()) => Ok(()),
+        Err(FileFault::Missing) => Err(not_found(root, missing)),
+        Err(FileFault::Io(source)) => Err(CoreError::Io { path: root.join(key), source }),
+        Err(refused) => Err(integrity(Some(key.into()), refused.reason())),
+    }
+}
+
 impl CubeStore {
     pub fn open(root: impl AsRef<Path>) -> CoreResult<Self> {
         let root = root.as_ref().to_path_buf();
         if !root.is_dir() {
             return Err(not_found(&root, "no astrobio store (directory missing)"));
         }
-        if !root.join("zarr.json").is_file() {
-            return Err(not_found(&root, "no zarr v3 group metadata (zarr.json missing)"));
-        }
+        let real_root = real_root(&root).map_err(|e| not_found(&root, format!("cannot open store ({e})")))?;
+        check_metadata(&root, &real_root, "zarr.json", "no zarr v3 group metadata (zarr.json missing)")?;
         let storage = Arc::new(
             FilesystemStore::new(&root).map_err(|e| not_found(&root, format!("cannot open store ({e})")))?,
         );
@@ -73,7 +87,7 @@ impl CubeStore {
         }
         let manifest = Manifest::from_json(manifest_json)?;
 
-        let cubes = open_array(&storage, &root, CUBES)?;
+        let cubes = open_array(&storage, &root, &real_root, CUBES)?;
         let [v, l, h, w] = manifest.sample_shape;
         let expected_shape = [manifest.n_samples, v as u64, l as u64, h as u64, w as u64];
         check_float32(&cubes, CUBES)?;
@@ -97,10 +111,10 @@ impl CubeStore {
         let ranges = manifest.variables.iter().map(|f| f.range()).collect();
         // We parallelize across samples; codecs inside one chunk run single-threaded.
         let options = CodecOptions::default().with_concurrent_target(1).with_validate_checksums(true);
-        let fast = fast_chain(&root, CUBES);
-        let mut store = CubeStore { root, manifest, cubes, layout, ranges, params: Vec::new(), options, fast };
+        let fast = fast_chain(&root, &real_root, CUBES);
+        let mut store = CubeStore { root, real_root, manifest, cubes, layout, ranges, params: Vec::new(), options, fast };
         if !store.manifest.params.is_empty() {
-            let params = open_array(&storage, &store.root, PARAMS)?;
+            let params = open_array(&storage, &store.root, &store.real_root, PARAMS)?;
             store.params = store.load_params(&params)?;
         }
         Ok(store)
@@ -165,17 +179,20 @@ impl CubeStore {
             let path = self.root.join(self.chunk_key(sample));
             let done = if chain.compressor == Compressor::Blosc {
                 // The same block decoder as batch reads, so a scan and a read agree on every chunk.
-                chain.visit_file(&path, dst, &mut |_, planes, block| {
+                chain.visit_file(&self.real_root, &path, dst, &mut |_, planes, block| {
                     planes_unshuffle_into(planes, block);
                     true
                 })
                 .map(|_| ())
             } else {
-                chain.decode_file(&path, as_bytes_mut(dst))
+                chain.decode_file(&self.real_root, &path, as_bytes_mut(dst))
             };
             return done.map_err(|e| self.chunk_error(sample, path, e));
         }
         let indices = [sample, 0, 0, 0, 0];
+        // zarrs opens the file itself: the same rule, checked just before.
+        let path = self.root.join(self.chunk_key(sample));
+        check_regular(&self.real_root, &path).map_err(|e| self.chunk_error(sample, path, ChunkError::from(e)))?;
         let encoded = self
             .cubes
             .retrieve_encoded_chunk(&indices)
@@ -201,7 +218,7 @@ impl CubeStore {
                 let mut sink = |first: usize, planes: [&[u8]; 4], block: &mut [f32]| {
                     planes_normalize_into(first, planes, block, layout, affine, ranges)
                 };
-                match chain.visit_file(&path, dst, &mut sink) {
+                match chain.visit_file(&self.real_root, &path, dst, &mut sink) {
                     Ok(Visit::Fused(ok)) => return Ok(ok),
                     Ok(Visit::Decoded) => return Ok(normalize_in_place(dst, layout, affine, ranges).is_ok()),
                     Err(e) => return Err(self.chunk_error(sample, path, e)),
@@ -246,12 +263,18 @@ impl CubeStore {
             ));
         }
         let ranges: Vec<ValidRange> = self.manifest.params.iter().map(|f| f.range()).collect();
-        let mut out = Vec::with_capacity((n * p) as usize);
+        // Grown as chunks decode (each checked against its shape), not sized from the manifest.
+        let mut out = Vec::new();
         for ci in 0..params.chunk_grid_shape()[0] {
             let key = params.chunk_key(&[ci, 0]).as_str().to_string();
             let fail = |reason: String| integrity(Some(key.clone()), reason);
             let shape = params.chunk_shape(&[ci, 0]).map_err(|e| fail(e.to_string()))?;
             let rows = shape[0].get();
+            match check_regular(&self.real_root, &self.root.join(&key)) {
+                Err(FileFault::Missing) => return Err(fail("chunk missing".into())),
+                Err(refused) => return Err(fail(refused.reason())),
+                Ok(()) => {}
+            }
             let encoded = params
                 .retrieve_encoded_chunk(&[ci, 0])
                 .map_err(|e| fail(e.to_string()))?
@@ -291,18 +314,16 @@ pub(crate) fn describe_range(x: f32, r: ValidRange) -> String {
     }
 }
 
-fn open_array(storage: &Arc<FilesystemStore>, root: &Path, name: &str) -> CoreResult<Array<FilesystemStore>> {
-    if !root.join(name).join("zarr.json").is_file() {
-        return Err(not_found(root, format!("no array {name:?} ({name}/zarr.json missing)")));
-    }
+fn open_array(storage: &Arc<FilesystemStore>, root: &Path, real_root: &Path, name: &str) -> CoreResult<Array<FilesystemStore>> {
+    check_metadata(root, real_root, &format!("{name}/zarr.json"), &format!("no array {name:?} ({name}/zarr.json missing)"))?;
     Array::open(storage.clone(), &format!("/{name}"))
         .map_err(|e| integrity(Some(format!("{name}/zarr.json")), format!("array metadata unreadable: {e}")))
 }
 
 /// The fast chain of an array's codecs, read from its zarr.json (already parsed by zarrs, so
 /// a failure here only means "not fast-pathed").
-fn fast_chain(root: &Path, name: &str) -> Option<FastChain> {
-    let text = std::fs::read(root.join(name).join("zarr.json")).ok()?;
+fn fast_chain(root: &Path, real_root: &Path, name: &str) -> Option<FastChain> {
+    let text = read_regular(real_root, &root.join(name).join("zarr.json")).ok()?;
     let meta: serde_json::Value = serde_json::from_slice(&text).ok()?;
     if meta.get("storage_transformers").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return None;

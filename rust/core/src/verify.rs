@@ -73,6 +73,7 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
 }
 
 /// Files under `cubes/c/` whose key is not the chunk of a sample: stray or foreign data.
+/// Symbolic links are listed, not followed (no loop, nothing outside the store is walked).
 fn unexpected_chunk_files(store: &CubeStore) -> CoreResult<Vec<Failure>> {
     let base = store.root().join(CUBES).join("c");
     let mut out = Vec::new();
@@ -86,7 +87,10 @@ fn unexpected_chunk_files(store: &CubeStore) -> CoreResult<Vec<Failure>> {
         for entry in entries {
             let entry = entry.map_err(|source| CoreError::Io { path: dir.clone(), source })?;
             let path = entry.path();
-            if path.is_dir() {
+            // The entry's own type (a link is not followed): a linked directory, a FIFO or a
+            // socket here is listed like any file, never walked into or opened.
+            let is_dir = entry.file_type().map_err(|source| CoreError::Io { path: path.clone(), source })?.is_dir();
+            if is_dir {
                 stack.push(path);
                 continue;
             }

@@ -338,3 +338,90 @@ fn scan_of_a_broken_store_is_an_error() {
     let missing = f.root().join("nope");
     assert!(matches!(verify_store(&missing, 10, 1), Err(CoreError::NotFound { .. })));
 }
+
+// ---- only regular files of the store are read (regular.rs) ----
+
+fn mkfifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// The fixture with its cubes behind an identity transpose codec: a chain the fast path does
+/// not take, so zarrs opens the chunk files.
+fn zarrs_chain_fixture() -> Fixture {
+    use std::sync::Arc;
+    use zarrs::array::codec::TransposeCodec;
+    use zarrs::metadata_ext::codec::transpose::TransposeOrder;
+    let f = Fixture::new();
+    let [v, l, h, w] = SHAPE.map(|x| x as u64);
+    let mut b = array_builder(vec![n_samples(), v, l, h, w], vec![1, v, l, h, w], data_type::float32());
+    b.array_to_array_codecs(vec![Arc::new(TransposeCodec::new(TransposeOrder::new(&[0, 1, 2, 3, 4]).unwrap()))]);
+    let cubes = f.build_array("cubes", b);
+    for s in 0..n_samples() {
+        cubes.store_chunk(&[s, 0, 0, 0, 0], f.sample(s)).unwrap();
+    }
+    f
+}
+
+#[test]
+fn special_files_in_place_of_chunks_are_refused_at_once_on_both_paths() {
+    for f in [Fixture::new(), zarrs_chain_fixture()] {
+        let r = reader(&f, 1);
+        let mut out = vec![0.0; sample_len()];
+        r.read_batch_into(&[3], &mut out).unwrap();
+        mkfifo(&f.chunk_path(3)); // a writer never comes: reading it would block forever
+        assert_integrity_at(r.read_batch_into(&[3], &mut out).unwrap_err(), 3, "not a regular file (a FIFO)");
+        std::fs::remove_file(f.chunk_path(4)).unwrap();
+        std::fs::create_dir(f.chunk_path(4)).unwrap();
+        assert_integrity_at(r.read_batch_into(&[4], &mut out).unwrap_err(), 4, "not a regular file (a directory)");
+        std::fs::remove_file(f.chunk_path(5)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", f.chunk_path(5)).unwrap();
+        assert_integrity_at(r.read_batch_into(&[5], &mut out).unwrap_err(), 5, "not a regular file (a character device)");
+        // a link to a file outside the store is refused, a link to a chunk inside is followed
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::copy(f.chunk_path(6), outside.path()).unwrap();
+        std::fs::remove_file(f.chunk_path(6)).unwrap();
+        std::os::unix::fs::symlink(outside.path(), f.chunk_path(6)).unwrap();
+        assert_integrity_at(r.read_batch_into(&[6], &mut out).unwrap_err(), 6, "a symbolic link leading outside the store");
+        let copy = f.root().join("cubes/c/7/0/0/0/copy");
+        std::fs::rename(f.chunk_path(7), &copy).unwrap();
+        std::os::unix::fs::symlink("copy", f.chunk_path(7)).unwrap();
+        r.read_batch_into(&[7], &mut out).unwrap();
+        // the scan names each one and lists the stray file; it never blocks or walks a link
+        std::os::unix::fs::symlink(f.root().join("cubes/c"), f.root().join("cubes/c/loop")).unwrap();
+        let report = verify_store(f.root(), 20, 1).unwrap();
+        let failed: Vec<_> = report.failures.iter().map(|x| (x.location.sample, x.reason.clone())).collect();
+        assert_eq!(report.chunks_failed, 4, "{failed:?}");
+        assert!(failed[0].1.contains("FIFO") && failed[1].1.contains("directory"), "{failed:?}");
+        let stray: Vec<_> = report.failures.iter().filter_map(|x| x.location.chunk.clone()).filter(|c| !c.ends_with("/0")).collect();
+        assert_eq!(stray, ["cubes/c/7/0/0/0/copy", "cubes/c/loop"]);
+    }
+}
+
+#[test]
+fn special_files_in_place_of_metadata_are_refused() {
+    let f = Fixture::new();
+    std::fs::rename(f.root().join("params/c/0/0"), f.root().join("params/c/0/moved")).unwrap();
+    mkfifo(&f.root().join("params/c/0/0"));
+    match open_err(&f) {
+        CoreError::Integrity { location, reason } => {
+            assert_eq!(location.chunk.as_deref(), Some("params/c/0/0"));
+            assert_eq!(reason, "not a regular file (a FIFO)");
+        }
+        other => panic!("{other:?}"),
+    }
+    for key in ["zarr.json", "cubes/zarr.json"] {
+        let f = Fixture::new();
+        let path = f.root().join(key);
+        std::fs::remove_file(&path).unwrap();
+        mkfifo(&path);
+        match open_err(&f) {
+            CoreError::Integrity { location, reason } => {
+                assert_eq!((location.chunk.as_deref(), reason.as_str()), (Some(key), "not a regular file (a FIFO)"));
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+}
