@@ -13,6 +13,7 @@ from typing import Sequence
 from . import simulate
 from .datasets import PARTS, build_default, data_home
 from .registry.cli import add_commands as add_registry_commands
+from .serve.cli import add_command as add_serve_command
 from .errors import AstrobioError, ConfigError
 from .ingest.catalogue import ingest_catalogue
 from .ingest.climate import Grid, ingest_climate
@@ -193,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="rerun planets that already have results")
     s.set_defaults(func=cmd_simulate)
 
-    add_registry_commands(sub)  # registry, keys, serve (their libraries load on use: astrobio[serve])
+    add_registry_commands(sub)  # registry, keys (their libraries load on use: astrobio[serve])
+    add_serve_command(sub)
 
     # `astrobio train ...` is `python -m astrobio.train ...` and `astrobio tune ...` the tuner's
     # own parser; main() hands the arguments over.

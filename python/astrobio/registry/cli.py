@@ -1,4 +1,4 @@
-"""Subcommands `astrobio registry|keys|serve`, for `astrobio.cli.build_parser` to mount with
+"""Subcommands `astrobio registry|keys`, for `astrobio.cli.build_parser` to mount with
 `add_commands(sub)`. Errors are AstrobioError (the CLI prints one line and exits non-zero)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DependencyError, first_line
+from ..errors import ConfigError, first_line
 
-__all__ = ["add_commands", "cmd_registry", "cmd_keys", "cmd_serve"]
+__all__ = ["add_commands", "cmd_registry", "cmd_keys"]
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -111,26 +111,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from . import require_extra
-
-    require_extra()
-    try:
-        from ..serve import Settings, serve
-    except ImportError as e:
-        raise DependencyError(f"astrobio serve needs fastapi and uvicorn ({e}); install them with: pip install 'astrobio[serve]'") from None
-
-    roots = [Path(p) for p in args.source_root]
-    for r in roots:
-        if not r.is_dir():
-            raise ConfigError(f"--source-root {r} is not a directory")
-    serve(Settings(database_url=args.database_url, source_roots=roots, max_body_bytes=args.max_body_bytes),
-          host=args.host, port=args.port, log_level=args.log_level)
-    return 0
-
-
 def add_commands(sub: Any) -> None:
-    """Mount `registry`, `keys` and `serve` on the `astrobio` subparsers."""
+    """Mount `registry` and `keys` on the `astrobio` subparsers."""
     r = sub.add_parser("registry", help="versioned datasets: add, list, show, quality, retire", formatter_class=FMT,
                        epilog="examples:\n  astrobio registry add ~/data/climate.zarr --name climate\n  astrobio registry list\n"
                               "  astrobio registry list climate\n  astrobio registry show climate@v2 --json\n"
@@ -150,13 +132,3 @@ def add_commands(sub: Any) -> None:
     k.add_argument("--write", action="store_true", help="create: allow collect (write scope) besides reads")
     k.add_argument("--json", action="store_true")
     k.set_defaults(func=cmd_keys)
-
-    s = sub.add_parser("serve", help="run the registry REST API (FastAPI on uvicorn)", formatter_class=FMT,
-                       epilog="example:\n  astrobio serve --host 127.0.0.1 --port 8000 --source-root ~/gcm_runs")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--source-root", action="append", default=[], help="directory collect may read sources from (repeatable)")
-    s.add_argument("--max-body-bytes", type=int, default=64 * 1024)
-    s.add_argument("--database-url", default=None, help="default: $ASTROBIO_REGISTRY_URL or $ASTROBIO_HOME/registry.db")
-    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    s.set_defaults(func=cmd_serve)
