@@ -64,3 +64,19 @@ def test_an_unknown_version_is_one_line(registered: tuple[str, Path], tmp_path: 
 def test_the_library_errors_are_astrobio_errors(registered: tuple[str, Path]) -> None:
     with pytest.raises((DataNotFoundError, IntegrityError)):
         open_registry().load("slice@v9")
+
+
+def test_with_mlflow_the_run_is_searchable_by_its_dataset(registered: tuple[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    ref, store = registered
+    out = tmp_path / "run"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["--data", ref, "--max-epochs", "1", "--output-dir", str(out), "--batch-size", "4",
+                 "--set", "trainer.progress_bar=false", "--set", "trainer.logger=mlflow", "--set", "trainer.plots=false"]) == 0
+    client = mlflow.MlflowClient(tracking_uri=(out / "mlruns").as_uri())
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    inputs = run.inputs.dataset_inputs
+    assert [(i.dataset.name, i.dataset.source_type) for i in inputs] == [(ref, "local")]
+    assert json.loads(inputs[0].dataset.source)["uri"] == str(store)
+    assert any(k.startswith("resources/") for k in run.data.metrics)  # the run's resources, logged too
