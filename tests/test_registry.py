@@ -221,7 +221,7 @@ def test_keys_are_stored_hashed_and_can_be_revoked(backend):
 
 
 def test_cli_registry_and_keys(backend, tmp_path, capsys):
-    from astrobio.registry.__main__ import main
+    from astrobio.cli import main
 
     fx = build_fixture(tmp_path / "a.zarr")
     assert main(["registry", "add", str(fx.path), "--name", "clim", "--json"]) == 0
