@@ -13,10 +13,12 @@ pub mod kernel;
 pub mod manifest;
 pub mod pool;
 pub mod reader;
+pub mod remote;
+pub mod runtime;
 pub mod store;
 pub mod verify;
 
-pub use error::{CoreError, CoreResult, Location};
+pub use error::{CoreError, CoreResult, Location, StorageFault};
 pub use kernel::NormStats;
 pub use manifest::{Manifest, NormMode};
 pub use reader::BatchReader;

@@ -56,6 +56,18 @@ impl BatchReader {
         let n = self.sample_len();
         check_buffer("output buffer", out.len(), indices.len(), n)?;
         let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
+        if self.store.remote().is_some() {
+            // Object storage: every chunk object of the batch in flight at once (bounded), then
+            // the same per-sample kernel on the fetched bytes.
+            let fetched = self.store.fetch_chunks(&samples)?;
+            let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
+                out.par_chunks_mut(n.max(1))
+                    .zip(samples.par_iter().zip(fetched.into_par_iter()))
+                    .map(|(dst, (&sample, got))| self.read_one_fetched(sample, &got?, dst))
+                    .collect()
+            });
+            return results.into_iter().collect();
+        }
         let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
             out.par_chunks_mut(n.max(1))
                 .zip(samples.par_iter())
@@ -74,6 +86,21 @@ impl BatchReader {
         // Rare path: the slot now holds normalized values; decode again to name the fault
         // exactly as the two-buffer pass (and the full-store scan) would.
         let fault = store.with_decoded_sample(sample, |src| {
+            verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
+        })?;
+        match fault {
+            Err(fault) => Err(value_error(store, sample, &fault)),
+            Ok(()) => Err(CoreError::integrity(store.location(sample), String::from("the chunk changed while it was read"))),
+        }
+    }
+
+    /// [`Self::read_one`] on a chunk fetched from object storage.
+    fn read_one_fetched(&self, sample: u64, data: &[u8], dst: &mut [f32]) -> CoreResult<()> {
+        let store = &self.store;
+        if store.read_normalized_bytes(sample, data, dst, &self.cube_affine)? {
+            return Ok(());
+        }
+        let fault = store.with_decoded_bytes(sample, data, |src| {
             verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
         })?;
         match fault {
@@ -131,3 +158,4 @@ pub(crate) fn value_error(store: &CubeStore, sample: u64, fault: &ValueFault) ->
         ),
     )
 }
+
