@@ -21,6 +21,7 @@ import xarray as xr
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ..stores.cube import Variable
+from ..stores._remote import name_of, store_location
 from ..stores.cube_writer import StoreWriter
 from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
 from .netcdf import open_netcdf
@@ -164,8 +165,9 @@ def ingest_climate(
     kind: str = "simulation",
     provenance: Mapping[str, Any] | None = None,
     name: str = "",
-) -> Path:
-    """Ingest climate runs (run id -> NetCDF file or folder) into the store at `out`.
+) -> Path | str:
+    """Ingest climate runs (run id -> NetCDF file or folder) into the store at `out` (a
+    directory or an s3:// URL).
 
     `kind` is "simulation" or "observation" and is recorded. Re-running on unchanged inputs
     returns the existing store untouched. Returns the store path.
@@ -174,7 +176,7 @@ def ingest_climate(
         raise ConfigError(f"kind must be 'simulation' or 'observation', not {kind!r}")
     if not runs:
         raise ConfigError("no runs given")
-    out = Path(out)
+    out = store_location(out)
     units = dict(units or {})
     ranges = {**DEFAULT_RANGES, **dict(valid_ranges or {})}
     opened = {rid: load_run(Path(src)) for rid, src in runs.items()}
@@ -196,7 +198,7 @@ def ingest_climate(
             if writer is None:
                 vs = [Variable(n, u, ranges.get(n, (None, None)), str(ds[n].attrs.get("long_name", ""))) for n, u in zip(variables, var_units)]
                 coords0 = {k: v for k, v in coords.items() if k != "time"}
-                writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or out.name,
+                writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or name_of(out),
                                      provenance={"kind": kind, "sources": sources, "command": command_line(), "inputs_digest": digest,
                                                  "tools": tool_versions("xarray", "netCDF4", "numpy"), **dict(provenance or {})})
             elif {k: v for k, v in coords.items() if k != "time"} != coords0:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
+from ._remote import store_location
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
            "digest", "KIND"]
@@ -85,9 +86,10 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 
 class Store:
-    """An opened store. Use `open_store(path)`."""
+    """An opened store. Use `open_store(path)`. `path` is a `Path`, or the URL string of a
+    store in object storage."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path | str, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
         self.runs = [Run(r["id"], int(r["start"]), int(r["count"]), r.get("attrs", {})) for r in manifest["runs"]]
@@ -154,12 +156,13 @@ def _variable(d: Mapping[str, Any]) -> Variable:
 
 
 def open_store(path: str | Path) -> Store:
-    """Open the store at `path`, checking that it is complete and consistent.
+    """Open the store at `path` (a directory or an `s3://bucket/prefix` URL), checking that it
+    is complete and consistent.
 
     Raises DataNotFoundError (missing or incompletely written store, with the command that
     builds it) or IntegrityError (inconsistent manifest or array metadata).
     """
-    root = Path(path)
+    root = store_location(path)
     # The core checks existence, completeness, manifest consistency, dtypes, shapes, chunking
     # and the parameter table; one source of truth for what a valid store is.
     _core().BatchReader(str(root), "none", 1)
@@ -172,7 +175,7 @@ def open_store(path: str | Path) -> Store:
     return Store(root, manifest)
 
 
-def _check_split(manifest: dict[str, Any], root: Path) -> None:
+def _check_split(manifest: dict[str, Any], root: Path | str) -> None:
     """The split section (which the core does not read): {train|val|test: [run ids of this store]},
     a run in at most one split. Anything else is an IntegrityError, not a KeyError/TypeError later."""
     split = manifest.get("split")
@@ -199,7 +202,7 @@ class CubeKind:
     format = FORMAT
     label = "store"
 
-    def verify(self, path: Path) -> tuple[bool, str]:
+    def verify(self, path: Path | str) -> tuple[bool, str]:
         """Open, scan every chunk in the Rust core, then check the digests."""
         store = open_store(path)
         report = store.verify()
