@@ -7,6 +7,9 @@ local disk for scale.
 Contenders (interleaved rounds, medians; every output checked against the local reference first):
   astrobio s3 2t          BatchReader("s3://..."): the batch's chunk objects fetched concurrently
                           on the core's runtime, decoded + verified + normalized + collated
+  ... read-ahead          the same, announcing batch i+1 before reading batch i (as make_loader)
+  GET only                the chunk objects fetched (32 in flight), not decoded: the server's
+                          ceiling on this machine
   astrobio local 2t       the same store on local disk (mmap fast path)
   zarr+obstore            zarr-python 3 over zarr.storage.ObjectStore(obstore S3Store), the batch
                           as one orthogonal selection (concurrent fetch), numpy check + normalize
@@ -130,11 +133,36 @@ def main(argv: list[str] | None = None) -> int:
                 np.testing.assert_allclose(np.asarray(fn(first)), want, rtol=1e-6, atol=1e-6, err_msg=name)
             print("outputs checked: " + ", ".join(runs), file=sys.stderr)
 
+            def read_ahead(bs: list[list[int]]) -> int:
+                """astrobio with read-ahead: announce batch i+1, then read batch i (as make_loader does)."""
+                total = 0
+                for i, b in enumerate(bs):
+                    if i + 1 < len(bs):
+                        s3_reader.prefetch(bs[i + 1])
+                    total += s3_reader.read_batch(b).nbytes
+                return total
+
+            from concurrent.futures import ThreadPoolExecutor
+
+            keys = [f"cubes/c/{i}/0/0/0/0" for i in range(n)]
+            pool = ThreadPoolExecutor(32)
+
+            def get_only(bs: list[list[int]]) -> int:
+                """The server's ceiling: the same chunk objects fetched (32 in flight), not decoded;
+                counted as the decoded bytes they hold, like the other rows."""
+                for b in bs:
+                    list(pool.map(lambda i: _core.object_get(url, keys[i]), b))
+                return sum(len(b) for b in bs) * sample_bytes
+
             sample_bytes = int(np.prod(gcm_fields.SHAPE)) * 4
+            timed: dict[str, Callable[[list[list[int]]], int]] = {
+                name: (lambda bs, fn=fn: sum(fn(b).nbytes for b in bs)) for name, fn in runs.items()}
+            timed["astrobio s3 2t read-ahead"] = read_ahead
+            timed["GET only (server ceiling)"] = get_only
             for r in range(rounds):
-                for name, fn in runs.items():
+                for name, fn in timed.items():
                     t0 = time.perf_counter()
-                    nbytes = sum(fn(b).nbytes for b in batches)
+                    nbytes = fn(batches)
                     results.setdefault(name, []).append(nbytes / (time.perf_counter() - t0) / 1e9)
                 print(f"round {r + 1}/{rounds}", file=sys.stderr)
 

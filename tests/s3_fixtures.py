@@ -7,6 +7,7 @@ Use: `from s3_fixtures import s3, s3_store  # noqa: F401` in a test module.
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import http.server
 import json
@@ -77,8 +78,20 @@ def start_moto() -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+_SERVER: S3 | None = None
+
+
 @pytest.fixture(scope="session")
-def s3_session() -> Iterator[S3]:
+def s3_session() -> S3:
+    """One server per test process: test modules import this fixture, and pytest would set a
+    session fixture up once per importing module, while moto's IAM setup can run only once."""
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = _start_session()
+    return _SERVER
+
+
+def _start_session() -> S3:
     pytest.importorskip("moto.server", reason="moto[server] (the dev extra) runs the local S3 server")
     import boto3
     from moto import settings
@@ -98,10 +111,8 @@ def s3_session() -> Iterator[S3]:
     client.create_bucket(Bucket=BUCKET)
     env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
            "AWS_REGION": region, "AWS_ENDPOINT_URL": endpoint, **TEST_SETTINGS}
-    try:
-        yield S3(endpoint, key["AccessKeyId"], key["SecretAccessKey"], client, env)
-    finally:
-        server.stop()
+    atexit.register(server.stop)
+    return S3(endpoint, key["AccessKeyId"], key["SecretAccessKey"], client, env)
 
 
 @pytest.fixture

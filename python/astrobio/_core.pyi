@@ -21,6 +21,8 @@ class BatchReader:
         self, indices: Sequence[int], out: npt.NDArray[np.float32] | None = None
     ) -> npt.NDArray[np.float32]: ...
     def read_params(self, indices: Sequence[int]) -> npt.NDArray[np.float32]: ...
+    def prefetch(self, indices: Sequence[int]) -> bool:
+        """Start fetching the batch in the background (s3:// stores); False when nothing started."""
     def normalization(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(mean, scale) [V, L] float64 the cubes are normalized with: physical = normalized * scale + mean."""
     def params_normalization(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

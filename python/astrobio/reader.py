@@ -106,6 +106,11 @@ class CubeReader:
         mean, scale = self.native.params_normalization()
         return Normalization(mean=mean, scale=scale)
 
+    def prefetch(self, indices: Sequence[int] | np.ndarray) -> bool:
+        """Read ahead: start fetching this batch's chunk objects in the background (s3:// stores;
+        one batch, within `ASTROBIO_S3_READAHEAD_MB`). False when nothing started (local store)."""
+        return bool(self.native.prefetch(np.asarray(indices, dtype=np.int64).reshape(-1).tolist()))
+
     def read(self, indices: Sequence[int] | np.ndarray, out: np.ndarray | None = None) -> Batch:
         """Read one batch. `out` (C-contiguous float32 [B, V, L, H, W], e.g. a pinned torch
         tensor's `.numpy()`) is filled in place when given."""

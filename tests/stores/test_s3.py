@@ -18,7 +18,7 @@ from astrobio.data import BatchIndexSampler, CubeBatchDataset, make_loader
 from astrobio.reader import CubeReader
 from astrobio.stores import _remote
 from conftest import build_fixture
-from s3_fixtures import S3, S3Store, s3, s3_session, s3_store  # noqa: F401  (fixtures)
+from s3_fixtures import S3, FaultProxy, S3Store, fault_proxy, s3, s3_session, s3_store  # noqa: F401  (fixtures)
 
 BATCHES = [[0, 5, 11, 3], [7, 7, 1], list(range(12))]
 
@@ -137,3 +137,29 @@ def test_dataloader_workers_read_s3_with_their_own_runtime(s3_store: S3Store) ->
     for g, w in zip(got, want):
         assert torch.equal(g.view(torch.int32), w.view(torch.int32))
     assert _core.runtime_pid() == parent
+
+
+def test_read_ahead_fetches_the_next_batch_once_and_serves_it(s3_store: S3Store, fault_proxy: FaultProxy,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = _core.BatchReader(s3_store.url, "per_variable", 2)
+    local = _core.BatchReader(str(s3_store.local.path), "per_variable", 2)
+    assert local.prefetch([1, 2]) is False  # the page cache serves local stores
+    gets = fault_proxy.gets
+    assert reader.prefetch([3, 8, 1]) is True
+    np.testing.assert_array_equal(bits(reader.read_batch([0])), bits(local.read_batch([0])))  # another batch meanwhile
+    np.testing.assert_array_equal(bits(reader.read_batch([3, 8, 1])), bits(local.read_batch([3, 8, 1])))
+    assert fault_proxy.gets - gets == 4  # each chunk object fetched once: 3 ahead, 1 for the batch between
+    monkeypatch.setenv("ASTROBIO_S3_READAHEAD_MB", "0")
+    assert _core.BatchReader(s3_store.url, "per_variable", 1).prefetch([0]) is False
+
+
+def test_a_loader_without_workers_reads_ahead_from_s3(s3_store: S3Store, fault_proxy: FaultProxy) -> None:
+    sampler = BatchIndexSampler(np.arange(12), 4, shuffle=True, seed=2)
+    want = [b["cubes"] for b in make_loader(CubeBatchDataset(s3_store.local.path), sampler)]
+    dataset = CubeBatchDataset(s3_store.url)
+    len(dataset)  # open the store (metadata and parameters) before counting chunk GETs
+    gets = fault_proxy.gets
+    got = [b["cubes"] for b in make_loader(dataset, sampler)]
+    assert sampler.readahead is not None
+    assert [torch.equal(g.view(torch.int32), w.view(torch.int32)) for g, w in zip(got, want)] == [True] * 3
+    assert fault_proxy.gets - gets == 12  # every sample once: batches 2 and 3 came from the read-ahead

@@ -44,6 +44,9 @@ pub struct Settings {
     pub retry_timeout: Duration,
     /// Requests in flight at once for one batch or scan (`ASTROBIO_S3_CONCURRENCY`, default 32).
     pub concurrency: usize,
+    /// Most encoded bytes one read-ahead may hold (`ASTROBIO_S3_READAHEAD_MB`, default 512;
+    /// 0 turns read-ahead off).
+    pub readahead_bytes: u64,
 }
 
 impl Settings {
@@ -77,6 +80,7 @@ impl Settings {
             retries: count("ASTROBIO_S3_RETRIES", 5, 0)?,
             retry_timeout: secs("ASTROBIO_S3_RETRY_TIMEOUT", 60.0)?,
             concurrency: count("ASTROBIO_S3_CONCURRENCY", 32, 1)?,
+            readahead_bytes: count("ASTROBIO_S3_READAHEAD_MB", 512, 0)? as u64 * (1 << 20),
         })
     }
 
@@ -219,6 +223,23 @@ impl RemoteStore {
         block_on(&self.url, fut)
     }
 
+    /// Start fetching the objects at `keys` in the background (as [`Self::get_many`]); the
+    /// result is collected with [`Pending::wait`].
+    pub fn spawn_get_many(&self, keys: Vec<String>, max_len: u64) -> CoreResult<Pending> {
+        let rt = runtime::runtime()
+            .map_err(|e| storage_error_text(&self.url, StorageFault::Other, format!("cannot start the I/O runtime: {e}")))?;
+        // Each request owns its store handle and key ('static, as a spawned task must be).
+        let requests: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                let this = self.clone();
+                async move { this.get_async(&key, max_len).await }
+            })
+            .collect();
+        let handle = rt.spawn(futures::stream::iter(requests).buffered(self.settings.concurrency).collect::<Vec<_>>());
+        Ok(Pending { pid: std::process::id(), url: self.url.clone(), handle: Some(handle) })
+    }
+
     /// Write the object at `key` (one PUT: an object is never seen half-written).
     pub fn put(&self, key: &str, data: Vec<u8>) -> CoreResult<()> {
         let url = self.key_url(key);
@@ -256,6 +277,42 @@ impl RemoteStore {
             Ok(out)
         };
         block_on(&self.url, self.guard(&url, fut))?
+    }
+}
+
+/// Objects being fetched in the background ([`RemoteStore::spawn_get_many`]). Dropping it
+/// cancels the fetch.
+pub struct Pending {
+    pid: u32,
+    url: String,
+    handle: Option<tokio::task::JoinHandle<Vec<CoreResult<Option<Bytes>>>>>,
+}
+
+impl Pending {
+    /// The fetched objects, in the order of the keys; `None` when this handle belongs to
+    /// another process (inherited through fork: its task ran on the parent's runtime).
+    pub fn wait(mut self) -> CoreResult<Option<Vec<CoreResult<Option<Bytes>>>>> {
+        let Some(handle) = self.handle.take() else { return Ok(None) };
+        if self.pid != std::process::id() {
+            std::mem::forget(handle);
+            return Ok(None);
+        }
+        match block_on(&self.url, handle)? {
+            Ok(got) => Ok(Some(got)),
+            Err(e) => Err(storage_error_text(&self.url, StorageFault::Other, format!("read-ahead task failed: {e}"))),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            if self.pid == std::process::id() {
+                handle.abort();
+            } else {
+                std::mem::forget(handle);
+            }
+        }
     }
 }
 

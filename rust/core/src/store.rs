@@ -174,6 +174,23 @@ impl CubeStore {
         Ok(samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect())
     }
 
+    /// Start fetching the chunk objects of `samples` in the background (read-ahead); `None` for
+    /// a local store or when the batch's largest possible size exceeds the read-ahead budget.
+    pub fn spawn_fetch(&self, samples: &[u64]) -> CoreResult<Option<remote::Pending>> {
+        let Some(remote) = &self.remote else { return Ok(None) };
+        if samples.len() as u64 * self.max_chunk_len() > remote.settings().readahead_bytes {
+            return Ok(None);
+        }
+        let keys = samples.iter().map(|&s| self.chunk_key(s)).collect();
+        remote.spawn_get_many(keys, self.max_chunk_len()).map(Some)
+    }
+
+    /// The result of [`Self::spawn_fetch`], as [`Self::fetch_chunks`] returns it (`None` when the
+    /// read-ahead belongs to another process).
+    pub fn finish_fetch(&self, samples: &[u64], pending: remote::Pending) -> CoreResult<Option<Vec<CoreResult<bytes::Bytes>>>> {
+        Ok(pending.wait()?.map(|got| samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect()))
+    }
+
     fn fetched(&self, sample: u64, got: CoreResult<Option<bytes::Bytes>>) -> CoreResult<bytes::Bytes> {
         match got {
             Ok(Some(bytes)) => Ok(bytes),

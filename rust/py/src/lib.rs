@@ -134,6 +134,12 @@ impl PyBatchReader {
         }
     }
 
+    /// Start fetching the batch `indices` in the background (object storage only), so the next
+    /// `read_batch` of exactly these indices finds it fetched; False when nothing was started.
+    fn prefetch(&self, py: Python<'_>, indices: Vec<i64>) -> PyResult<bool> {
+        py.detach(|| self.inner.prefetch(&indices)).map_err(core_error_to_py)
+    }
+
     /// Read the normalized parameter rows of `indices` as float32 [B, P].
     fn read_params<'py>(&self, py: Python<'py>, indices: Vec<i64>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.inner.store().n_params();
