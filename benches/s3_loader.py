@@ -16,6 +16,8 @@ Contenders (interleaved rounds, medians; every output checked against the local 
   tensorstore s3          tensorstore's zarr3 driver over its s3 kvstore, one index-array read,
                           numpy check + normalize
   astrobio DataLoader     torch DataLoader over CubeBatchDataset("s3://..."), 0 and 2 workers
+  ... + 50 ms step        make_loader (0 workers) with a simulated 50 ms training step per batch,
+                          read-ahead off and on: the download of batch i+1 overlaps step i
 
 Needs moto[server] (the dev extra); zarr+obstore and tensorstore rows are skipped when their
 library is missing. The store is built from real ExoPlaSim fields (benches/gcm_fields.py).
@@ -47,6 +49,7 @@ from astrobio import _core  # noqa: E402
 from astrobio.stores import _remote  # noqa: E402
 
 BATCH = 16
+STEP_S = 0.05  # the simulated training step of the read-ahead rows
 BUCKET = "astrobio-bench"
 CREDS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1"}
 
@@ -182,6 +185,25 @@ def main(argv: list[str] | None = None) -> int:
                     nbytes = sum(b["cubes"].numel() * 4 for b in loader)
                     results.setdefault(f"astrobio DataLoader s3 w={w}", []).append(nbytes / (time.perf_counter() - t0) / 1e9)
                 del loader
+
+            # A training step that takes STEP_S per batch (the GPU's time; sleeping releases the
+            # GIL as a CUDA step does): read-ahead overlaps the next batch's download with it.
+            from astrobio.data import BatchIndexSampler, make_loader
+
+            sampler = BatchIndexSampler(order[:len(batches) * BATCH], BATCH)
+            assert sampler.epoch_batches() == batches
+            for ahead in (False, True):
+                name = f"DataLoader s3 w=0 + {STEP_S * 1e3:.0f} ms step, read-ahead {'on' if ahead else 'off'}"
+                for r in range(rounds):
+                    loader = make_loader(CubeBatchDataset(url, "per_variable"), sampler)
+                    if not ahead:
+                        sampler.readahead = None
+                    t0 = time.perf_counter()
+                    nbytes = 0
+                    for b in loader:
+                        nbytes += b["cubes"].numel() * 4
+                        time.sleep(STEP_S)
+                    results.setdefault(name, []).append(nbytes / (time.perf_counter() - t0) / 1e9)
     finally:
         proc.kill()
         proc.wait()

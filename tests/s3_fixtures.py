@@ -11,6 +11,7 @@ import atexit
 import http.client
 import http.server
 import json
+import logging
 import os
 import socket
 import threading
@@ -96,6 +97,7 @@ def _start_session() -> S3:
     import boto3
     from moto import settings
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     # Every request after the three setup calls below is signed and checked against IAM, so a
     # wrong secret is refused as by a real S3 (moto accepts anything otherwise).
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 3
