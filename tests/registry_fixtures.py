@@ -116,7 +116,7 @@ def start_server(b: Backend, roots: list[Path], *, max_body: int = 64 * 1024, lo
     env = {**os.environ, "ASTROBIO_HOME": str(b.home), "ASTROBIO_REGISTRY_URL": b.url,
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     log = b.home / log_name
-    args = [sys.executable, "-m", "astrobio.registry", "serve", "--host", "127.0.0.1", "--port", str(port),
+    args = [sys.executable, "-m", "astrobio", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--max-body-bytes", str(max_body), "--log-level", "info"]
     for r in roots:
         args += ["--source-root", str(r)]

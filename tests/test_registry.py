@@ -253,3 +253,21 @@ def test_migrations_match_the_models(backend):
     assert diff == []
     # the registry's alembic history is its own: optuna (astrobio tune) keeps `alembic_version`
     assert VERSION_TABLE in tables and "alembic_version" not in tables
+
+
+def test_the_registry_and_optuna_share_one_database(tmp_path, monkeypatch):
+    """`astrobio tune` keeps its studies in the registry's database by default; the two alembic
+    histories must not collide, in either order."""
+    import optuna
+
+    from astrobio.registry import open_registry
+
+    monkeypatch.setenv("ASTROBIO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ASTROBIO_REGISTRY_URL", raising=False)
+    open_registry()
+    url = f"sqlite:///{tmp_path / 'home' / 'registry.db'}"
+    study = optuna.create_study(storage=optuna.storages.RDBStorage(url), study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert open_registry().datasets() == []  # the registry still opens (and upgrades nothing)
+    again = optuna.load_study(study_name="s", storage=optuna.storages.RDBStorage(url))
+    assert len(again.trials) == 2
