@@ -18,6 +18,7 @@ from .errors import AstrobioError, ConfigError
 from .ingest.catalogue import ingest_catalogue
 from .ingest.climate import Grid, ingest_climate
 from .ingest.metabolic import ingest_metabolic
+from .stores._remote import store_location
 from .validate import check_components, check_store
 
 __all__ = ["main"]
@@ -83,7 +84,7 @@ def _pack_dir() -> Path:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     checks = check_components()
-    stores = [Path(p) for p in args.store] or sorted((data_home() / "default").glob("*.zarr"))
+    stores: list[Path | str] = [store_location(p) for p in args.store] or sorted((data_home() / "default").glob("*.zarr"))
     if not stores:
         print(f"no stores under {data_home() / 'default'}; build them with: astrobio datasets build default", file=sys.stderr)
     checks += [check_store(p) for p in stores]
@@ -161,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_datasets)
 
     v = sub.add_parser("validate", help="check components and run a full integrity scan of stores", formatter_class=fmt,
-                       epilog="examples:\n  astrobio validate\n  astrobio validate --store my.zarr")
+                       epilog="examples:\n  astrobio validate\n  astrobio validate --store my.zarr\n"
+                              "  astrobio validate --store s3://bucket/climate.zarr")
     v.add_argument("--store", action="append", default=[], help="store to scan (repeatable; default: the built default dataset)")
     v.set_defaults(func=cmd_validate)
 
@@ -169,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt,
                        epilog="examples:\n  astrobio ingest climate --out runs.zarr --var ta --var ua run-a=run_a.nc run-b=runs/b/\n"
                               "  astrobio ingest climate --out era.zarr --var t --range t=150:350 --units rh=% --var rh era=era5.zarr\n"
+                              "  astrobio ingest climate --out s3://bucket/runs.zarr --var ta run-a=run_a.nc\n"
                               "  astrobio ingest catalogue --schema nasa --out planets.zarr planets.csv\n"
                               "  astrobio ingest metabolic --out nets.zarr iJO1366=iJO1366.xml.gz")
     i.add_argument("format", choices=["climate", "catalogue", "metabolic"])

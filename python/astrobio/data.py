@@ -14,7 +14,7 @@ as for any batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,10 @@ class CubeBatchDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.reader)
+
+    def prefetch(self, indices: Sequence[int]) -> bool:
+        """Start fetching a later batch in the background (s3:// stores); see CubeReader.prefetch."""
+        return self.reader.prefetch(indices)
 
     def __getitem__(self, indices: Sequence[int]) -> dict[str, Any]:
         if get_worker_info() is None:  # main process: a private numpy batch, zero-copy into torch
@@ -77,6 +81,9 @@ class BatchIndexSampler(Sampler[list[int]]):
         self.pad = pad
         self.epoch = 0
         self.start = 0  # batches of this rank's epoch to skip (set when resuming mid-epoch)
+        # Called with the next batch as each batch is handed out (read-ahead from object
+        # storage; set by make_loader when the batches are read in this process).
+        self.readahead: Callable[[list[int]], object] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -108,7 +115,11 @@ class BatchIndexSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         start, self.start = self.start, 0  # a skip applies to one pass only
-        yield from self.epoch_batches()[start:]
+        batches = self.epoch_batches()[start:]
+        for i, batch in enumerate(batches):
+            if self.readahead is not None and i + 1 < len(batches):
+                self.readahead(batches[i + 1])
+            yield batch
 
     def state_dict(self) -> dict[str, int]:
         return {"seed": int(self.seed), "epoch": int(self.epoch), "start": int(self.start)}
@@ -166,6 +177,10 @@ def make_loader(dataset: CubeBatchDataset, sampler: BatchIndexSampler, *, num_wo
     when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
+    if num_workers == 0 and isinstance(dataset.reader.path, str):
+        # Batches are read in this process from object storage: fetch the next one while the
+        # current one is consumed. (With workers, torch's prefetch_factor reads ahead.)
+        sampler.readahead = dataset.prefetch
     cls = StatefulLoader if stateful else DataLoader
     return cls(
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers,

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import BatchReader
+from .stores._remote import store_location
 
 __all__ = ["Batch", "CubeReader", "Normalization"]
 
@@ -54,7 +55,8 @@ def _in_dataloader_worker() -> bool:
 
 
 class CubeReader:
-    """Reads normalized batches from a store with one native call per batch.
+    """Reads normalized batches from a store (a directory or an `s3://bucket/prefix` URL) with
+    one native call per batch.
 
     Holds only the path and options; the native reader is opened on first use in each
     process. Inside a DataLoader worker the default thread count is 1 (the workers are the
@@ -62,7 +64,7 @@ class CubeReader:
     """
 
     def __init__(self, path: str | Path, normalize: str = "per_variable", threads: int | None = None) -> None:
-        self.path = Path(path)
+        self.path = store_location(path)
         self.normalize = normalize
         self.threads = threads
         self._native: BatchReader | None = None
@@ -103,6 +105,11 @@ class CubeReader:
         """The parameter normalization this reader applies (mean, scale [P], float64)."""
         mean, scale = self.native.params_normalization()
         return Normalization(mean=mean, scale=scale)
+
+    def prefetch(self, indices: Sequence[int] | np.ndarray) -> bool:
+        """Read ahead: start fetching this batch's chunk objects in the background (s3:// stores;
+        one batch, within `ASTROBIO_S3_READAHEAD_MB`). False when nothing started (local store)."""
+        return bool(self.native.prefetch(np.asarray(indices, dtype=np.int64).reshape(-1).tolist()))
 
     def read(self, indices: Sequence[int] | np.ndarray, out: np.ndarray | None = None) -> Batch:
         """Read one batch. `out` (C-contiguous float32 [B, V, L, H, W], e.g. a pinned torch

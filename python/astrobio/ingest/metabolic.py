@@ -212,7 +212,7 @@ def ingest_metabolic(
     out: str | Path,
     *,
     currency: Collection[str] = CURRENCY,
-) -> Path:
+) -> Path | str:
     """Ingest metabolic models (name -> SBML/JSON path) into the graph store at `out`.
 
     `currency` lists BiGG base ids left out of the metabolite-metabolite projection (pass ()

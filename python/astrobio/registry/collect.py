@@ -62,12 +62,12 @@ def _ingest(spec: CollectSpec, paths: Mapping[str, Path], out: Path) -> Path:
     fmt = spec["format"]
     if fmt == "climate":
         runs = {k: paths[f"runs.{k}"] for k in spec["runs"]}
-        return ingest_climate(runs, out, variables=list(spec["variables"]), split=spec.get("split") or None,
-                              units=spec.get("units") or {}, kind=spec.get("kind", "simulation"), name=spec["dataset"])
+        return Path(ingest_climate(runs, out, variables=list(spec["variables"]), split=spec.get("split") or None,
+                                   units=spec.get("units") or {}, kind=spec.get("kind", "simulation"), name=spec["dataset"]))
     if fmt == "catalogue":
-        return ingest_catalogue(paths["source"], out, schema=spec.get("schema", "nasa"))
+        return Path(ingest_catalogue(paths["source"], out, schema=spec.get("schema", "nasa")))
     if fmt == "metabolic":
-        return ingest_metabolic({k: paths[f"models.{k}"] for k in spec["models"]}, out)
+        return Path(ingest_metabolic({k: paths[f"models.{k}"] for k in spec["models"]}, out))
     raise ConfigError(f"unknown format {fmt!r}; use one of {FORMATS}")
 
 

@@ -47,7 +47,7 @@ class StoreKind(Protocol):
 KINDS: dict[str, StoreKind] = {k.format: k for k in (cube.KIND, table.KIND, graph.KIND)}
 
 
-def format_of(path: Path) -> str:
+def format_of(path: Path | str) -> str:
     """The format a store at `path` declares; the cube format when it declares none (its opener
     then gives the precise error)."""
     try:

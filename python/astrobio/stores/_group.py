@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .._fsutil import NotRegularFile, contained, fsync_tree, read_store_file, store_files, swap_into_place, temp_sibling, tree_digest
 from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
+from . import _remote
 
 __all__ = ["BUILD_FIELDS", "GroupWriter", "check_digests", "check_name", "content_digest", "read_array",
            "read_group_manifest", "read_manifest"]
@@ -61,12 +63,21 @@ class GroupWriter:
 
     Leaving a `with` block without committing (or on an exception) removes the partial build;
     whatever was at `out` before stays untouched until the new group is complete.
+
+    For an `s3://` URL the group is built in a local temporary directory and uploaded on commit
+    under the object-storage commit rule (`stores._remote.upload`: arrays first, the
+    manifest-bearing zarr.json last).
     """
 
     def __init__(self, out: str | Path) -> None:
-        self.out = Path(out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temp_sibling(self.out)
+        self.out = _remote.store_location(out)
+        self._staging: Path | None = None
+        if isinstance(self.out, str):
+            self._staging = Path(tempfile.mkdtemp(prefix="astrobio-upload-"))
+            self.tmp = self._staging / "store"
+        else:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = temp_sibling(self.out)
         self.root = zarr.open_group(store=str(self.tmp), mode="w", zarr_format=3)
         self._arrays: list[str] = []
         self.done = False
@@ -80,7 +91,7 @@ class GroupWriter:
 
     def abort(self) -> None:
         """Discard the partial build (the store at `out`, if any, is untouched)."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self._staging or self.tmp, ignore_errors=True)
         self.done = True
 
     def create_array(self, name: str, **kwargs: Any) -> Any:
@@ -114,11 +125,17 @@ class GroupWriter:
         """sha256 of every array's files (metadata and chunks), by array path."""
         return {p: tree_digest(self.tmp / p) for p in sorted(self._arrays) if (self.tmp / p).exists()}
 
-    def commit(self, manifest: Mapping[str, Any]) -> Path:
-        """Write `manifest` last (with "complete": true), fsync, swap into place."""
+    def commit(self, manifest: Mapping[str, Any]) -> Path | str:
+        """Write `manifest` last (with "complete": true), fsync, swap into place (or upload)."""
         if self.done:
             raise ConfigError("this writer was already committed or aborted")
         self.root.attrs.update({"astrobio": {**manifest, "complete": True}})
+        if isinstance(self.out, str):
+            try:
+                _remote.upload(self.tmp, self.out)
+            finally:
+                self.abort()
+            return self.out
         fsync_tree(self.tmp)
         swap_into_place(self.tmp, self.out)
         self.done = True
@@ -134,10 +151,14 @@ def refused(root: Path, e: NotRegularFile) -> IntegrityError:
     return IntegrityError(e.reason, chunk=rel, path=str(root))
 
 
-def read_group_manifest(root: Path) -> dict[str, Any]:
-    """The raw "astrobio" attributes of the group at `root` (KeyError/ValueError/OSError when
-    there are none: callers turn that into their own precise error). zarr.json must be a
-    regular file of the store: anything else is an IntegrityError, never read or waited on."""
+def read_group_manifest(root: Path | str) -> dict[str, Any]:
+    """The raw "astrobio" attributes of the group at `root`, a directory or an s3:// URL
+    (KeyError/ValueError/OSError when there are none: callers turn that into their own precise
+    error). A directory's zarr.json must be a regular file of the store: anything else is an
+    IntegrityError, never read or waited on."""
+    if _remote.is_url(root):
+        return _remote.read_json(str(root), "zarr.json")["attributes"]["astrobio"]
+    root = Path(root)
     try:
         text = read_store_file(root, root / "zarr.json")
     except NotRegularFile as e:
@@ -145,7 +166,7 @@ def read_group_manifest(root: Path) -> dict[str, Any]:
     return json.loads(text)["attributes"]["astrobio"]
 
 
-def check_digests(root: Path, manifest: Mapping[str, Any], undigested: Collection[str] = (),
+def check_digests(root: Path | str, manifest: Mapping[str, Any], undigested: Collection[str] = (),
                   arrays: Collection[str] | None = None) -> None:
     """Recompute every array digest the manifest records and the content digest; IntegrityError
     when one differs (data changed after writing, or a manifest copied from another store).
@@ -158,13 +179,18 @@ def check_digests(root: Path, manifest: Mapping[str, Any], undigested: Collectio
     for name, recorded in (digests or {}).items():
         if arrays is not None and name not in arrays:
             raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=str(root))
-        where = contained(root, name)
-        if where is None:  # e.g. "../x" or "/": never read outside the store
-            raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=str(root))
-        try:
-            actual = tree_digest(where, store_root=root) if where.is_dir() else "missing"
-        except NotRegularFile as e:  # a FIFO, device, socket or outside link among its files
-            raise refused(root, e) from None
+        if isinstance(root, str):  # object storage: the same digest over the objects
+            if not _remote.plain_key(name):
+                raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=root)
+            actual = _remote.tree_digest(root, name)
+        else:
+            where = contained(root, name)
+            if where is None:  # e.g. "../x" or "/": never read outside the store
+                raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=str(root))
+            try:
+                actual = tree_digest(where, store_root=root) if where.is_dir() else "missing"
+            except NotRegularFile as e:  # a FIFO, device, socket or outside link among its files
+                raise refused(root, e) from None
         if actual != recorded:
             raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(root))
     if content_digest(manifest, undigested) != manifest.get("content_digest"):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
+from ._remote import store_location
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
            "digest", "KIND"]
@@ -97,9 +98,10 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 
 class Store:
-    """An opened store. Use `open_store(path)`."""
+    """An opened store. Use `open_store(path)`. `path` is a `Path`, or the URL string of a
+    store in object storage."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path | str, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
         self.runs = [Run(r["id"], int(r["start"]), int(r["count"]), r.get("attrs", {})) for r in manifest["runs"]]
@@ -167,12 +169,13 @@ def _variable(d: Mapping[str, Any]) -> Variable:
 
 
 def open_store(path: str | Path) -> Store:
-    """Open the store at `path`, checking that it is complete and consistent.
+    """Open the store at `path` (a directory or an `s3://bucket/prefix` URL), checking that it
+    is complete and consistent.
 
     Raises DataNotFoundError (missing or incompletely written store, with the command that
     builds it) or IntegrityError (inconsistent manifest or array metadata).
     """
-    root = Path(path)
+    root = store_location(path)
     try:
         raw = read_group_manifest(root)
     except (OSError, ValueError, KeyError, TypeError):
@@ -197,7 +200,7 @@ def open_store(path: str | Path) -> Store:
 _STAT_FIELDS = ("count", "mean", "std", "min", "max")
 
 
-def _check_finite(node: Any, key: str, root: Path) -> None:
+def _check_finite(node: Any, key: str, root: Path | str) -> None:
     """Every number of the manifest (but the free-form provenance) is finite."""
     if isinstance(node, float) and not np.isfinite(node):
         raise IntegrityError(f"manifest: {key} is {node}, not a finite number", path=str(root))
@@ -209,7 +212,7 @@ def _check_finite(node: Any, key: str, root: Path) -> None:
             _check_finite(v, f"{key}[{i}]", root)
 
 
-def _check_stats(manifest: dict[str, Any], root: Path) -> None:
+def _check_stats(manifest: dict[str, Any], root: Path | str) -> None:
     """The statistics (which the core does not read, so it does not check them): each field of
     the shape its section needs, counts whole and >= 0, values finite, std >= 0, min <= max.
     The numbers the core reads (sizes, ranges, normalization) it checks itself at open."""
@@ -253,7 +256,7 @@ def _check_stats(manifest: dict[str, Any], root: Path) -> None:
     section("params", (p,), required=p > 0)
 
 
-def _check_split(manifest: dict[str, Any], root: Path) -> None:
+def _check_split(manifest: dict[str, Any], root: Path | str) -> None:
     """The split section (which the core does not read): {train|val|test: [run ids of this store]},
     a run in at most one split. Anything else is an IntegrityError, not a KeyError/TypeError later."""
     split = manifest.get("split")
@@ -281,7 +284,7 @@ class CubeKind:
     label = "store"
     kind = "cube"
 
-    def verify(self, path: Path) -> tuple[bool, str]:
+    def verify(self, path: Path | str) -> tuple[bool, str]:
         """Open, scan every chunk in the Rust core, then check the digests."""
         store = open_store(path)
         report = store.verify()

@@ -19,6 +19,7 @@ from .._stats import Moments
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ._group import GroupWriter
+from ._remote import name_of, store_location
 from .cube import FORMAT, FORMAT_VERSION, SPLITS, Variable, digest
 
 __all__ = ["StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
@@ -74,7 +75,7 @@ class StoreWriter:
         compression: str = DEFAULT_COMPRESSION,
         compression_level: int | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.path = store_location(path)
         if compression not in COMPRESSIONS:
             raise ConfigError(f"unknown compression {compression!r}; choose one of {sorted(COMPRESSIONS)}")
         if len(variables) != sample_shape[0]:
@@ -85,7 +86,7 @@ class StoreWriter:
         self.params = list(params)
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.coords = dict(coords or {})
-        self.name = name or self.path.name
+        self.name = name or name_of(self.path)
         self.provenance = dict(provenance or {})
         self._runs: list[dict[str, Any]] = []
         self._run_moments: dict[str, tuple[Moments, Moments]] = {}
@@ -167,8 +168,9 @@ class StoreWriter:
         self._run_moments[run_id] = (cube_m, param_m)
         self._n += t
 
-    def commit(self, split: Mapping[str, Sequence[str]] | None = None) -> Path:
-        """Write the manifest last, fsync, and move the store into place. Returns its path.
+    def commit(self, split: Mapping[str, Sequence[str]] | None = None) -> Path | str:
+        """Write the manifest last, fsync, and move the store into place (or upload it, for an
+        s3:// URL, manifest last). Returns its path or URL.
 
         `split` maps 'train'/'val'/'test' to run ids (a run in at most one split); by default
         every run is in 'train'. Normalization statistics come from the train runs only.
@@ -263,7 +265,7 @@ def write_store(
     params: Sequence[Variable] = (),
     split: Mapping[str, Sequence[str]] | None = None,
     **kwargs: Any,
-) -> Path:
+) -> Path | str:
     """Write a whole store in one call. `runs` maps run id -> cubes [T, V, L, H, W], or is a
     sequence of (run id, cubes, params) triples. Returns the store's path."""
     items = [(k, v, None) for k, v in runs.items()] if isinstance(runs, Mapping) else list(runs)

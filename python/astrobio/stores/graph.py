@@ -85,7 +85,7 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 
 def write_graphs(out: str | Path, graphs: Sequence[MetabolicGraph], *, described: Mapping[str, Any],
-                 provenance: Mapping[str, Any]) -> Path:
+                 provenance: Mapping[str, Any]) -> Path | str:
     """Write `graphs` as the graph store at `out`. `described` holds the manifest fields that
     describe the data ("models": per-model counts and feature names, "features", "graph"),
     `provenance` the build record."""

@@ -66,7 +66,7 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 
 def write_table(out: str | Path, cols: Mapping[str, Any], *, described: Mapping[str, Any],
-                provenance: Mapping[str, Any]) -> Path:
+                provenance: Mapping[str, Any]) -> Path | str:
     """Write the columns `cols` (every name of `COLUMNS`) as the table store at `out`.
 
     `described` holds the manifest fields that describe the data beyond the columns (schema,

@@ -110,18 +110,22 @@ impl FastChain {
     /// are unshuffled, checked and normalized in one pass into `out` (`Visit::Fused(all
     /// sinks returned true)`); otherwise decode it into `out` as raw values (`Visit::Decoded`).
     pub fn visit_file(&self, root: &Path, path: &Path, out: &mut [f32], sink: &mut PlaneSink<'_>) -> Result<Visit, ChunkError> {
-        with_chunk_bytes(root, path, out.len() * 4, |data| {
-            if self.compressor == Compressor::Blosc {
-                let body = self.checked_body(data)?;
-                match blosc_fused(body, out, sink) {
-                    Ok(Some(ok)) => return Ok(Visit::Fused(ok)),
-                    Ok(None) => {}
-                    // Faults are named by C-blosc below, so every reader reports the same reason.
-                    Err(_) => {}
-                }
+        with_chunk_bytes(root, path, out.len() * 4, |data| self.visit_bytes(data, out, sink))
+    }
+
+    /// [`Self::visit_file`] on a chunk's encoded bytes already in memory (an object fetched
+    /// from object storage); the caller bounds their size.
+    pub fn visit_bytes(&self, data: &[u8], out: &mut [f32], sink: &mut PlaneSink<'_>) -> Result<Visit, String> {
+        if self.compressor == Compressor::Blosc {
+            let body = self.checked_body(data)?;
+            match blosc_fused(body, out, sink) {
+                Ok(Some(ok)) => return Ok(Visit::Fused(ok)),
+                Ok(None) => {}
+                // Faults are named by C-blosc below, so every reader reports the same reason.
+                Err(_) => {}
             }
-            self.decode_bytes(data, as_bytes_mut(out)).map(|()| Visit::Decoded)
-        })
+        }
+        self.decode_bytes(data, as_bytes_mut(out)).map(|()| Visit::Decoded)
     }
 
     /// Verify and decode an encoded chunk into `out`; the error is the reason.

@@ -32,9 +32,27 @@ pub enum CoreError {
     #[error("sample index {index} out of range for a store of {len} samples")]
     IndexOutOfRange { index: i64, len: u64 },
 
+    /// Object storage could not be used: unreachable, timed out, access denied, misconfigured.
+    /// `url` names the store or object (never a credential).
+    #[error("{reason} ({url})")]
+    Storage { url: String, fault: StorageFault, reason: String },
+
     /// Any other I/O failure (permissions, device errors).
     #[error("I/O error reading {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Why object storage failed, so the bindings can pick the exception.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// Network, timeout, server errors that outlasted the retries.
+    Unreachable,
+    /// Credentials refused (HTTP 401/403).
+    Denied,
+    /// The client could not be configured (bad endpoint, region, variables).
+    Config,
+    /// Anything else (the runtime could not start).
+    Other,
 }
 
 impl CoreError {

@@ -14,10 +14,12 @@ pub mod manifest;
 pub mod pool;
 pub mod reader;
 pub mod regular;
+pub mod remote;
+pub mod runtime;
 pub mod store;
 pub mod verify;
 
-pub use error::{CoreError, CoreResult, Location};
+pub use error::{CoreError, CoreResult, Location, StorageFault};
 pub use kernel::NormStats;
 pub use manifest::{Manifest, NormMode};
 pub use reader::BatchReader;

@@ -1,7 +1,9 @@
 //! One batch, one call: decode each sample's chunk, verify and normalize it straight into its
 //! slot of the caller's contiguous [B, V, L, H, W] buffer, in parallel over samples.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -9,7 +11,12 @@ use crate::error::{CoreError, CoreResult};
 use crate::kernel::{verify_normalize_into, Affine, FaultKind, NormStats, ValueFault};
 use crate::manifest::NormMode;
 use crate::pool;
+use crate::remote::Pending;
 use crate::store::{describe_range, CubeStore};
+
+/// Batches a reader holds in flight ahead of its reads (memory: this many batches of encoded
+/// chunks at most, each within `ASTROBIO_S3_READAHEAD_MB`).
+pub const READ_AHEAD_BATCHES: usize = 2;
 
 pub struct BatchReader {
     store: CubeStore,
@@ -18,6 +25,8 @@ pub struct BatchReader {
     cube_affine: Affine,
     param_affine: Affine,
     threads: usize,
+    /// Object storage: batches being fetched ahead ([`Self::prefetch`]), oldest first.
+    ahead: Mutex<VecDeque<(Vec<u64>, Pending)>>,
 }
 
 impl BatchReader {
@@ -27,7 +36,7 @@ impl BatchReader {
         let cube_norm = store.manifest().cube_norm(mode);
         let param_norm = store.manifest().param_norm(mode);
         let (cube_affine, param_affine) = (Affine::from(&cube_norm), Affine::from(&param_norm));
-        Ok(BatchReader { store, cube_norm, param_norm, cube_affine, param_affine, threads })
+        Ok(BatchReader { store, cube_norm, param_norm, cube_affine, param_affine, threads, ahead: Mutex::new(VecDeque::new()) })
     }
 
     pub fn store(&self) -> &CubeStore {
@@ -56,6 +65,26 @@ impl BatchReader {
         let n = self.sample_len();
         check_buffer("output buffer", out.len(), indices.len(), n)?;
         let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
+        if self.store.remote().is_some() {
+            // Object storage: every chunk object of the batch in flight at once (bounded), then
+            // the same per-sample kernel on the fetched bytes.
+            // The read-ahead is used when it is this batch; another batch's stays in flight.
+            let ahead = {
+                let mut queue = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+                queue.iter().position(|(next, _)| *next == samples).and_then(|i| queue.remove(i))
+            };
+            let fetched = match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
+                Some(got) => got,
+                None => self.store.fetch_chunks(&samples)?,
+            };
+            let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
+                out.par_chunks_mut(n.max(1))
+                    .zip(samples.par_iter().zip(fetched.into_par_iter()))
+                    .map(|(dst, (&sample, got))| self.read_one_fetched(sample, &got?, dst))
+                    .collect()
+            });
+            return results.into_iter().collect();
+        }
         let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
             out.par_chunks_mut(n.max(1))
                 .zip(samples.par_iter())
@@ -63,6 +92,26 @@ impl BatchReader {
                 .collect()
         });
         results.into_iter().collect()
+    }
+
+    /// Start fetching the chunk objects of the batch `indices` in the background, so that the
+    /// next [`Self::read_batch_into`] of exactly these indices finds them fetched (or in flight).
+    /// At most [`READ_AHEAD_BATCHES`] batches are held (the batch being read and the next one:
+    /// a loader asks for the next batch before it reads the current); a further call cancels the
+    /// oldest. Each within the read-ahead budget (`ASTROBIO_S3_READAHEAD_MB`). `Ok(false)`:
+    /// nothing started (a local store, which the page cache serves, or a batch over the budget).
+    pub fn prefetch(&self, indices: &[i64]) -> CoreResult<bool> {
+        if self.store.remote().is_none() {
+            return Ok(false);
+        }
+        let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
+        let Some(pending) = self.store.spawn_fetch(&samples)? else { return Ok(false) };
+        let mut queue = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        queue.push_back((samples, pending));
+        while queue.len() > READ_AHEAD_BATCHES {
+            queue.pop_front(); // dropped: its fetch is cancelled
+        }
+        Ok(true)
     }
 
     /// Decode, check and normalize straight into the sample's slot (store.rs picks the path).
@@ -74,6 +123,21 @@ impl BatchReader {
         // Rare path: the slot now holds normalized values; decode again to name the fault
         // exactly as the two-buffer pass (and the full-store scan) would.
         let fault = store.with_decoded_sample(sample, |src| {
+            verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
+        })?;
+        match fault {
+            Err(fault) => Err(value_error(store, sample, &fault)),
+            Ok(()) => Err(CoreError::integrity(store.location(sample), String::from("the chunk changed while it was read"))),
+        }
+    }
+
+    /// [`Self::read_one`] on a chunk fetched from object storage.
+    fn read_one_fetched(&self, sample: u64, data: &[u8], dst: &mut [f32]) -> CoreResult<()> {
+        let store = &self.store;
+        if store.read_normalized_bytes(sample, data, dst, &self.cube_affine)? {
+            return Ok(());
+        }
+        let fault = store.with_decoded_bytes(sample, data, |src| {
             verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
         })?;
         match fault {
@@ -131,3 +195,4 @@ pub(crate) fn value_error(store: &CubeStore, sample: u64, fault: &ValueFault) ->
         ),
     )
 }
+

@@ -1,6 +1,11 @@
 //! Opening an astrobio store and decoding its chunks: the chains astrobio writes through the
 //! fast path (chunk.rs), any other valid zarr v3 chain through zarrs (checksums verified by the
 //! crc32c codec on every decode). Missing chunks are errors here, never the fill value.
+//!
+//! A store is a local directory or an `s3://bucket/prefix` URL (remote.rs). For a URL the three
+//! metadata documents are fetched once at open into an in-memory zarrs store (so zarrs parses
+//! and checks them exactly as for a directory), and chunk objects are fetched as bytes, then
+//! decoded by the same code as a mapped chunk file.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -13,12 +18,21 @@ use zarrs::array::{
 };
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
+use zarrs::storage::store::MemoryStore;
+use zarrs::storage::{ReadableStorage, StoreKey, WritableStorageTraits};
 
 use crate::chunk::{as_bytes_mut, check_zstd_bound, ChunkError, Compressor, FastChain, Visit, CRC32C_MISMATCH};
 use crate::error::{CoreError, CoreResult, Location};
 use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine, SampleLayout, ValidRange};
 use crate::manifest::Manifest;
 use crate::regular::{check_regular, read_regular, real_root, FileFault};
+use crate::remote::{self, RemoteStore};
+
+/// The array metadata documents a store open reads (`params` only when the store has some).
+const METADATA_KEYS: [&str; 3] = ["zarr.json", "cubes/zarr.json", "params/zarr.json"];
+/// Largest metadata document accepted from object storage (a manifest with thousands of runs
+/// is a few MB).
+const MAX_METADATA_BYTES: u64 = 256 << 20;
 
 pub const CUBES: &str = "cubes";
 pub const PARAMS: &str = "params";
@@ -28,16 +42,19 @@ pub const MANIFEST_KEY: &str = "astrobio";
 /// verified in full at open time.
 pub struct CubeStore {
     root: PathBuf,
-    /// The root with every symbolic link resolved: files are read only from inside it.
-    real_root: PathBuf,
+    /// The root with every symbolic link resolved: files are read only from inside it
+    /// (`None` for a URL).
+    real_root: Option<PathBuf>,
     manifest: Manifest,
-    cubes: Array<FilesystemStore>,
+    cubes: Array<dyn zarrs::storage::ReadableStorageTraits>,
     layout: SampleLayout,
     ranges: Vec<ValidRange>,
     params: Vec<f32>,
     options: CodecOptions,
     /// The cube chunks' codec chain when chunk.rs decodes it; `None`: through zarrs.
     fast: Option<FastChain>,
+    /// The object store the chunks live in (`None`: a local directory, read by path).
+    remote: Option<RemoteStore>,
 }
 
 thread_local! {
@@ -66,16 +83,48 @@ fn check_metadata(root: &Path, real_root: &Path, key: &str, missing: &str) -> Co
 }
 
 impl CubeStore {
+    /// Open the store at `root`: a directory, or an `s3://bucket/prefix` URL.
     pub fn open(root: impl AsRef<Path>) -> CoreResult<Self> {
         let root = root.as_ref().to_path_buf();
+        if let Some(url) = root.to_str().filter(|r| remote::is_url(r)) {
+            return Self::open_remote(RemoteStore::open(url)?);
+        }
         if !root.is_dir() {
             return Err(not_found(&root, "no astrobio store (directory missing)"));
         }
         let real_root = real_root(&root).map_err(|e| not_found(&root, format!("cannot open store ({e})")))?;
         check_metadata(&root, &real_root, "zarr.json", "no zarr v3 group metadata (zarr.json missing)")?;
-        let storage = Arc::new(
+        let storage: ReadableStorage = Arc::new(
             FilesystemStore::new(&root).map_err(|e| not_found(&root, format!("cannot open store ({e})")))?,
         );
+        Self::open_in(root, Some(real_root), storage, None)
+    }
+
+    /// Open a store in object storage: its metadata documents are fetched concurrently into
+    /// memory and checked like a directory's.
+    fn open_remote(remote: RemoteStore) -> CoreResult<Self> {
+        let root = PathBuf::from(remote.url());
+        let keys: Vec<String> = METADATA_KEYS.iter().map(|k| k.to_string()).collect();
+        let memory = MemoryStore::new();
+        for (key, got) in keys.iter().zip(remote.get_many(&keys, MAX_METADATA_BYTES)?) {
+            if let Some(bytes) = got? {
+                let store_key = StoreKey::new(key.as_str()).map_err(|e| integrity(Some(key.clone()), e.to_string()))?;
+                memory.set(&store_key, bytes).map_err(|e| integrity(Some(key.clone()), e.to_string()))?;
+            }
+        }
+        let storage: ReadableStorage = Arc::new(memory);
+        if !has_key(&storage, "zarr.json") {
+            return Err(not_found(&root, "no astrobio store (no zarr v3 group metadata: zarr.json missing)"));
+        }
+        Self::open_in(root, None, storage, Some(remote))
+    }
+
+    fn open_in(
+        root: PathBuf,
+        real_root: Option<PathBuf>,
+        storage: ReadableStorage,
+        remote: Option<RemoteStore>,
+    ) -> CoreResult<Self> {
         let group = Group::open(storage.clone(), "/")
             .map_err(|e| integrity(Some("zarr.json".into()), format!("group metadata unreadable: {e}")))?;
         let manifest_json = group
@@ -87,7 +136,7 @@ impl CubeStore {
         }
         let manifest = Manifest::from_json(manifest_json)?;
 
-        let cubes = open_array(&storage, &root, &real_root, CUBES)?;
+        let cubes = open_array(&storage, &root, real_root.as_deref(), CUBES)?;
         let [v, l, h, w] = manifest.sample_shape;
         let expected_shape = [manifest.n_samples, v as u64, l as u64, h as u64, w as u64];
         check_float32(&cubes, CUBES)?;
@@ -111,17 +160,74 @@ impl CubeStore {
         let ranges = manifest.variables.iter().map(|f| f.range()).collect();
         // We parallelize across samples; codecs inside one chunk run single-threaded.
         let options = CodecOptions::default().with_concurrent_target(1).with_validate_checksums(true);
-        let fast = fast_chain(&root, &real_root, CUBES);
-        let mut store = CubeStore { root, real_root, manifest, cubes, layout, ranges, params: Vec::new(), options, fast };
+        let fast = fast_chain(&storage, &root, real_root.as_deref(), CUBES);
+        let mut store =
+            CubeStore { root, real_root, manifest, cubes, layout, ranges, params: Vec::new(), options, fast, remote };
         if !store.manifest.params.is_empty() {
-            let params = open_array(&storage, &store.root, &store.real_root, PARAMS)?;
+            let params = open_array(&storage, &store.root, store.real_root.as_deref(), PARAMS)?;
             store.params = store.load_params(&params)?;
         }
         Ok(store)
     }
 
+    /// The store's directory, or its URL as a path (`s3://bucket/prefix`).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+    /// The resolved directory a local store's files are read from (only called on the local
+    /// branches, after the remote ones returned).
+    fn local_root(&self) -> &Path {
+        self.real_root.as_deref().expect("a local store has a resolved root")
+    }
+    /// The object store the chunks live in (`None` for a local directory).
+    pub fn remote(&self) -> Option<&RemoteStore> {
+        self.remote.as_ref()
+    }
+    /// Largest encoded chunk of a sample this store accepts (larger files or objects are refused
+    /// unread).
+    pub fn max_chunk_len(&self) -> u64 {
+        FastChain::max_encoded(self.layout.len() * 4)
+    }
+
+    /// Fetch the encoded chunks of `samples` from object storage, concurrently; results in
+    /// order, each failure named by its sample (`Err` as a whole only when the runtime fails).
+    pub fn fetch_chunks(&self, samples: &[u64]) -> CoreResult<Vec<CoreResult<bytes::Bytes>>> {
+        let Some(remote) = &self.remote else {
+            return Err(CoreError::InvalidArgument("fetch_chunks: a local store is read by path".into()));
+        };
+        let keys: Vec<String> = samples.iter().map(|&s| self.chunk_key(s)).collect();
+        let got = remote.get_many(&keys, self.max_chunk_len())?;
+        Ok(samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect())
+    }
+
+    /// Start fetching the chunk objects of `samples` in the background (read-ahead); `None` for
+    /// a local store or when the batch's largest possible size exceeds the read-ahead budget.
+    pub fn spawn_fetch(&self, samples: &[u64]) -> CoreResult<Option<remote::Pending>> {
+        let Some(remote) = &self.remote else { return Ok(None) };
+        if samples.len() as u64 * self.max_chunk_len() > remote.settings().readahead_bytes {
+            return Ok(None);
+        }
+        let keys = samples.iter().map(|&s| self.chunk_key(s)).collect();
+        remote.spawn_get_many(keys, self.max_chunk_len()).map(Some)
+    }
+
+    /// The result of [`Self::spawn_fetch`], as [`Self::fetch_chunks`] returns it (`None` when the
+    /// read-ahead belongs to another process).
+    pub fn finish_fetch(&self, samples: &[u64], pending: remote::Pending) -> CoreResult<Option<Vec<CoreResult<bytes::Bytes>>>> {
+        Ok(pending.wait()?.map(|got| samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect()))
+    }
+
+    fn fetched(&self, sample: u64, got: CoreResult<Option<bytes::Bytes>>) -> CoreResult<bytes::Bytes> {
+        match got {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(CoreError::integrity(self.location(sample), String::from("chunk missing"))),
+            Err(CoreError::Integrity { reason, .. }) => Err(CoreError::integrity(self.location(sample), reason)),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn fetch_chunk(&self, remote: &RemoteStore, sample: u64) -> CoreResult<bytes::Bytes> {
+        self.fetched(sample, remote.get(&self.chunk_key(sample), self.max_chunk_len()))
     }
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -175,30 +281,62 @@ impl CubeStore {
                 dst.len()
             )));
         }
+        if let Some(remote) = &self.remote {
+            let bytes = self.fetch_chunk(remote, sample)?;
+            return self.decode_bytes_into(sample, &bytes, dst);
+        }
         if let Some(chain) = self.fast {
             let path = self.root.join(self.chunk_key(sample));
             let done = if chain.compressor == Compressor::Blosc {
                 // The same block decoder as batch reads, so a scan and a read agree on every chunk.
-                chain.visit_file(&self.real_root, &path, dst, &mut |_, planes, block| {
+                chain.visit_file(self.local_root(), &path, dst, &mut |_, planes, block| {
                     planes_unshuffle_into(planes, block);
                     true
                 })
                 .map(|_| ())
             } else {
-                chain.decode_file(&self.real_root, &path, as_bytes_mut(dst))
+                chain.decode_file(self.local_root(), &path, as_bytes_mut(dst))
             };
             return done.map_err(|e| self.chunk_error(sample, path, e));
         }
         let indices = [sample, 0, 0, 0, 0];
         // zarrs opens the file itself: the same rule, checked just before.
         let path = self.root.join(self.chunk_key(sample));
-        check_regular(&self.real_root, &path).map_err(|e| self.chunk_error(sample, path, ChunkError::from(e)))?;
+        check_regular(self.local_root(), &path).map_err(|e| self.chunk_error(sample, path, ChunkError::from(e)))?;
         let encoded = self
             .cubes
             .retrieve_encoded_chunk(&indices)
             .map_err(|e| CoreError::Io { path: self.root.join(self.chunk_key(sample)), source: std::io::Error::other(e.to_string()) })?
             .ok_or_else(|| fail("chunk missing".into()))?;
-        let decoded = self.decode(encoded, &indices).map_err(fail)?;
+        self.decode_zarrs_into(sample, encoded, dst)
+    }
+
+    /// Decode a chunk's encoded bytes (fetched from object storage) into `dst`: the same
+    /// decoders, in the same order, as [`Self::decode_sample_into`] on a chunk file.
+    pub fn decode_bytes_into(&self, sample: u64, data: &[u8], dst: &mut [f32]) -> CoreResult<()> {
+        let fail = |reason: String| CoreError::integrity(self.location(sample), reason);
+        if dst.len() != self.layout.len() {
+            return Err(CoreError::InvalidArgument(format!("a sample holds {} values, the buffer {}", self.layout.len(), dst.len())));
+        }
+        if data.len() as u64 > self.max_chunk_len() {
+            return Err(fail(format!("chunk object holds {} bytes, more than any encoding of the sample may take", data.len())));
+        }
+        match self.fast {
+            Some(chain) if chain.compressor == Compressor::Blosc => chain
+                .visit_bytes(data, dst, &mut |_, planes, block| {
+                    planes_unshuffle_into(planes, block);
+                    true
+                })
+                .map(|_| ())
+                .map_err(fail),
+            Some(chain) => chain.decode_bytes(data, as_bytes_mut(dst)).map_err(fail),
+            None => self.decode_zarrs_into(sample, data.to_vec(), dst),
+        }
+    }
+
+    fn decode_zarrs_into(&self, sample: u64, encoded: Vec<u8>, dst: &mut [f32]) -> CoreResult<()> {
+        let fail = |reason: String| CoreError::integrity(self.location(sample), reason);
+        let decoded = self.decode(encoded, &[sample, 0, 0, 0, 0]).map_err(fail)?;
         let expected = self.layout.len() * 4;
         if decoded.len() != expected {
             return Err(fail(format!("decoded {} bytes, expected {expected}", decoded.len())));
@@ -211,6 +349,10 @@ impl CubeStore {
     /// allows (blosc: per block, still in cache), else decode then normalize in place.
     /// `Ok(false)`: a value is invalid (`dst` then holds no promise; decode again to name it).
     pub fn read_normalized_into(&self, sample: u64, dst: &mut [f32], affine: &Affine) -> CoreResult<bool> {
+        if let Some(remote) = &self.remote {
+            let bytes = self.fetch_chunk(remote, sample)?;
+            return self.read_normalized_bytes(sample, &bytes, dst, affine);
+        }
         if let Some(chain @ FastChain { compressor: Compressor::Blosc, .. }) = self.fast {
             if dst.len() == self.layout.len() {
                 let path = self.root.join(self.chunk_key(sample));
@@ -218,7 +360,7 @@ impl CubeStore {
                 let mut sink = |first: usize, planes: [&[u8]; 4], block: &mut [f32]| {
                     planes_normalize_into(first, planes, block, layout, affine, ranges)
                 };
-                match chain.visit_file(&self.real_root, &path, dst, &mut sink) {
+                match chain.visit_file(self.local_root(), &path, dst, &mut sink) {
                     Ok(Visit::Fused(ok)) => return Ok(ok),
                     Ok(Visit::Decoded) => return Ok(normalize_in_place(dst, layout, affine, ranges).is_ok()),
                     Err(e) => return Err(self.chunk_error(sample, path, e)),
@@ -226,6 +368,26 @@ impl CubeStore {
             }
         }
         self.decode_sample_into(sample, dst)?;
+        Ok(normalize_in_place(dst, self.layout, affine, &self.ranges).is_ok())
+    }
+
+    /// [`Self::read_normalized_into`] on a chunk's encoded bytes (fetched from object storage):
+    /// the same fused blosc pass, or decode then normalize.
+    pub fn read_normalized_bytes(&self, sample: u64, data: &[u8], dst: &mut [f32], affine: &Affine) -> CoreResult<bool> {
+        if let Some(chain @ FastChain { compressor: Compressor::Blosc, .. }) = self.fast {
+            if dst.len() == self.layout.len() && data.len() as u64 <= self.max_chunk_len() {
+                let (layout, ranges) = (self.layout, &self.ranges);
+                let mut sink = |first: usize, planes: [&[u8]; 4], block: &mut [f32]| {
+                    planes_normalize_into(first, planes, block, layout, affine, ranges)
+                };
+                return match chain.visit_bytes(data, dst, &mut sink) {
+                    Ok(Visit::Fused(ok)) => Ok(ok),
+                    Ok(Visit::Decoded) => Ok(normalize_in_place(dst, layout, affine, ranges).is_ok()),
+                    Err(reason) => Err(CoreError::integrity(self.location(sample), reason)),
+                };
+            }
+        }
+        self.decode_bytes_into(sample, data, dst)?;
         Ok(normalize_in_place(dst, self.layout, affine, &self.ranges).is_ok())
     }
 
@@ -247,12 +409,21 @@ impl CubeStore {
         })
     }
 
+    /// [`Self::with_decoded_sample`] on a chunk's encoded bytes (fetched from object storage).
+    pub fn with_decoded_bytes<R>(&self, sample: u64, data: &[u8], f: impl FnOnce(&[f32]) -> R) -> CoreResult<R> {
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.resize(self.layout.len(), 0.0);
+            self.decode_bytes_into(sample, data, buf)?;
+            Ok(f(buf))
+        })
+    }
+
     fn decode(&self, encoded: Vec<u8>, indices: &[u64]) -> Result<Vec<u8>, String> {
         let shape = self.cubes.chunk_shape(indices).map_err(|e| e.to_string())?;
         decode_chunk(&self.cubes, encoded, &shape, &self.options)
     }
 
-    fn load_params(&self, params: &Array<FilesystemStore>) -> CoreResult<Vec<f32>> {
+    fn load_params(&self, params: &Array<dyn zarrs::storage::ReadableStorageTraits>) -> CoreResult<Vec<f32>> {
         check_float32(params, PARAMS)?;
         let n = self.n_samples();
         let p = self.n_params() as u64;
@@ -270,15 +441,23 @@ impl CubeStore {
             let fail = |reason: String| integrity(Some(key.clone()), reason);
             let shape = params.chunk_shape(&[ci, 0]).map_err(|e| fail(e.to_string()))?;
             let rows = shape[0].get();
-            match check_regular(&self.real_root, &self.root.join(&key)) {
-                Err(FileFault::Missing) => return Err(fail("chunk missing".into())),
-                Err(refused) => return Err(fail(refused.reason())),
-                Ok(()) => {}
-            }
-            let encoded = params
-                .retrieve_encoded_chunk(&[ci, 0])
-                .map_err(|e| fail(e.to_string()))?
-                .ok_or_else(|| fail("chunk missing".into()))?;
+            let encoded = match (&self.remote, &self.real_root) {
+                (Some(remote), _) => remote
+                    .get(&key, FastChain::max_encoded((rows * p * 4) as usize))?
+                    .map(|b| b.to_vec())
+                    .ok_or_else(|| fail("chunk missing".into()))?,
+                (None, _) => {
+                    match check_regular(self.local_root(), &self.root.join(&key)) {
+                        Err(FileFault::Missing) => return Err(fail("chunk missing".into())),
+                        Err(refused) => return Err(fail(refused.reason())),
+                        Ok(()) => {}
+                    }
+                    params
+                        .retrieve_encoded_chunk(&[ci, 0])
+                        .map_err(|e| fail(e.to_string()))?
+                        .ok_or_else(|| fail("chunk missing".into()))?
+                }
+            };
             let bytes = decode_chunk(params, encoded, &shape, &self.options).map_err(fail)?;
             if bytes.len() as u64 != rows * p * 4 {
                 return Err(fail(format!("decoded {} bytes, expected {}", bytes.len(), rows * p * 4)));
@@ -314,16 +493,35 @@ pub(crate) fn describe_range(x: f32, r: ValidRange) -> String {
     }
 }
 
-fn open_array(storage: &Arc<FilesystemStore>, root: &Path, real_root: &Path, name: &str) -> CoreResult<Array<FilesystemStore>> {
-    check_metadata(root, real_root, &format!("{name}/zarr.json"), &format!("no array {name:?} ({name}/zarr.json missing)"))?;
+fn has_key(storage: &ReadableStorage, key: &str) -> bool {
+    StoreKey::new(key).ok().is_some_and(|k| matches!(storage.get(&k), Ok(Some(_))))
+}
+
+/// Open an array of the store: for a directory (`real_root` given) its zarr.json must be a
+/// regular file inside the store; for a URL it must have been fetched at open.
+fn open_array(
+    storage: &ReadableStorage,
+    root: &Path,
+    real_root: Option<&Path>,
+    name: &str,
+) -> CoreResult<Array<dyn zarrs::storage::ReadableStorageTraits>> {
+    let missing = format!("no array {name:?} ({name}/zarr.json missing)");
+    match real_root {
+        Some(real_root) => check_metadata(root, real_root, &format!("{name}/zarr.json"), &missing)?,
+        None if !has_key(storage, &format!("{name}/zarr.json")) => return Err(not_found(root, missing)),
+        None => {}
+    }
     Array::open(storage.clone(), &format!("/{name}"))
         .map_err(|e| integrity(Some(format!("{name}/zarr.json")), format!("array metadata unreadable: {e}")))
 }
 
 /// The fast chain of an array's codecs, read from its zarr.json (already parsed by zarrs, so
 /// a failure here only means "not fast-pathed").
-fn fast_chain(root: &Path, real_root: &Path, name: &str) -> Option<FastChain> {
-    let text = read_regular(real_root, &root.join(name).join("zarr.json")).ok()?;
+fn fast_chain(storage: &ReadableStorage, root: &Path, real_root: Option<&Path>, name: &str) -> Option<FastChain> {
+    let text = match real_root {
+        Some(real_root) => read_regular(real_root, &root.join(name).join("zarr.json")).ok()?,
+        None => storage.get(&StoreKey::new(format!("{name}/zarr.json")).ok()?).ok()??.to_vec(),
+    };
     let meta: serde_json::Value = serde_json::from_slice(&text).ok()?;
     if meta.get("storage_transformers").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return None;
@@ -331,7 +529,7 @@ fn fast_chain(root: &Path, real_root: &Path, name: &str) -> Option<FastChain> {
     FastChain::from_codecs(meta.get("codecs")?)
 }
 
-fn check_float32(array: &Array<FilesystemStore>, name: &str) -> CoreResult<()> {
+fn check_float32(array: &Array<dyn zarrs::storage::ReadableStorageTraits>, name: &str) -> CoreResult<()> {
     if array.data_type() != &zarrs::array::data_type::float32() {
         return Err(integrity(
             Some(format!("{name}/zarr.json")),
@@ -342,7 +540,7 @@ fn check_float32(array: &Array<FilesystemStore>, name: &str) -> CoreResult<()> {
 }
 
 fn decode_chunk(
-    array: &Array<FilesystemStore>,
+    array: &Array<dyn zarrs::storage::ReadableStorageTraits>,
     encoded: Vec<u8>,
     shape: &[std::num::NonZeroU64],
     options: &CodecOptions,

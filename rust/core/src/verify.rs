@@ -40,25 +40,46 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
     let store = CubeStore::open(root)?;
     let n = store.n_samples();
     let sample_bytes = store.layout().len() as u64 * 4;
-    let mut faults: Vec<Failure> = pool::pool(threads).install(|| {
-        (0..n)
-            .into_par_iter()
-            .filter_map(|s| {
-                let checked = store.with_decoded_sample(s, |src| verify_values(src, store.layout(), store.ranges()));
-                let err = match checked {
-                    Ok(Ok(())) => return None,
-                    Ok(Err(fault)) => value_error(&store, s, &fault),
-                    Err(e) => e,
-                };
-                Some(match err {
-                    CoreError::Integrity { location, reason } => Failure { location, reason },
-                    other => Failure { location: store.location(s), reason: other.to_string() },
-                })
-            })
-            .collect()
-    });
+    let failure = |s: u64, checked: CoreResult<Result<(), crate::kernel::ValueFault>>| {
+        let err = match checked {
+            Ok(Ok(())) => return None,
+            Ok(Err(fault)) => value_error(&store, s, &fault),
+            Err(e) => e,
+        };
+        Some(match err {
+            CoreError::Integrity { location, reason } => Failure { location, reason },
+            other => Failure { location: store.location(s), reason: other.to_string() },
+        })
+    };
+    let check = |src: &[f32]| verify_values(src, store.layout(), store.ranges());
+    let pool = pool::pool(threads);
+    let mut faults: Vec<Failure> = Vec::new();
+    if store.remote().is_some() {
+        // Object storage: fetch a window of chunk objects concurrently, check it on the pool.
+        let window = (store.remote().map_or(32, |r| r.settings().concurrency) * 4) as u64;
+        let mut start = 0;
+        while start < n {
+            let samples: Vec<u64> = (start..n.min(start + window)).collect();
+            let fetched = store.fetch_chunks(&samples)?;
+            faults.extend(pool.install(|| {
+                samples
+                    .par_iter()
+                    .zip(fetched.into_par_iter())
+                    .filter_map(|(&s, got)| failure(s, got.and_then(|bytes| store.with_decoded_bytes(s, &bytes, check))))
+                    .collect::<Vec<_>>()
+            }));
+            start += window;
+        }
+    } else {
+        faults = pool.install(|| {
+            (0..n).into_par_iter().filter_map(|s| failure(s, store.with_decoded_sample(s, check))).collect()
+        });
+    }
     let chunks_failed = faults.len() as u64;
-    let unexpected = unexpected_chunk_files(&store)?;
+    let unexpected = match store.remote() {
+        Some(remote) => unexpected_chunk_objects(&store, remote)?,
+        None => unexpected_chunk_files(&store)?,
+    };
     let unexpected_files = unexpected.len() as u64;
     faults.extend(unexpected);
     faults.truncate(max_failures);
@@ -96,17 +117,31 @@ fn unexpected_chunk_files(store: &CubeStore) -> CoreResult<Vec<Failure>> {
             }
             let rel = path.strip_prefix(&base).unwrap_or(&path);
             let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
-            let idx: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
-            let valid = matches!(&idx, Some(i) if i.len() == 5 && i[0] < store.n_samples() && i[1..].iter().all(|&x| x == 0));
-            if !valid {
-                let key = format!("{CUBES}/c/{}", parts.join("/"));
-                out.push(Failure {
-                    location: Location { chunk: Some(key), ..Default::default() },
-                    reason: "unexpected file in the chunk directory (belongs to no sample)".into(),
-                });
+            if let Some(f) = stray(store, &parts) {
+                out.push(f);
             }
         }
     }
     out.sort_by(|a, b| a.location.chunk.cmp(&b.location.chunk));
     Ok(out)
+}
+
+/// The objects under `cubes/c/` of a store in object storage that are no sample's chunk.
+fn unexpected_chunk_objects(store: &CubeStore, remote: &crate::remote::RemoteStore) -> CoreResult<Vec<Failure>> {
+    let prefix = format!("{CUBES}/c/");
+    let listed = remote.list(&prefix)?;
+    Ok(listed
+        .iter()
+        .filter_map(|(key, _)| stray(store, &key.strip_prefix(prefix.as_str()).unwrap_or(key).split('/').collect::<Vec<_>>()))
+        .collect())
+}
+
+/// A failure when the chunk key parts (below `cubes/c/`) are not a sample's chunk.
+fn stray(store: &CubeStore, parts: &[&str]) -> Option<Failure> {
+    let idx: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
+    let valid = matches!(&idx, Some(i) if i.len() == 5 && i[0] < store.n_samples() && i[1..].iter().all(|&x| x == 0));
+    (!valid).then(|| Failure {
+        location: Location { chunk: Some(format!("{CUBES}/c/{}", parts.join("/"))), ..Default::default() },
+        reason: "unexpected file in the chunk directory (belongs to no sample)".into(),
+    })
 }

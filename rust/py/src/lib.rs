@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 
-use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode, NormStats};
+use astrobio_core::remote::RemoteStore;
+use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode, NormStats, StorageFault};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 /// Build the Python exception for a core error (classes live in `astrobio.errors`).
 fn core_error_to_py(err: CoreError) -> PyErr {
@@ -39,6 +40,14 @@ fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
             kwargs.set_item("path", path.to_string_lossy().as_ref())?;
             ("DataNotFoundError", err.to_string())
         }
+        CoreError::Storage { url, fault, .. } => match fault {
+            StorageFault::Denied | StorageFault::Config => ("ConfigError", err.to_string()),
+            StorageFault::Unreachable | StorageFault::Other => {
+                kwargs.set_item("path", url.as_str())?;
+                kwargs.set_item("hint", "Check AWS_ENDPOINT_URL, the network and the ASTROBIO_S3_* timeouts (docs/object-storage.md)")?;
+                ("DataNotFoundError", format!("cannot read from object storage: {err}"))
+            }
+        },
     };
     let instance = errors.getattr(class)?.call((message,), Some(&kwargs))?;
     Ok(PyErr::from_value(instance))
@@ -55,7 +64,8 @@ fn parse_mode(normalize: &str) -> PyResult<NormMode> {
 #[pyclass(module = "astrobio._core", name = "BatchReader", frozen)]
 struct PyBatchReader {
     inner: CoreReader,
-    path: PathBuf,
+    /// A directory or an `s3://bucket/prefix` URL, as given.
+    path: String,
     normalize: String,
 }
 
@@ -67,6 +77,7 @@ impl PyBatchReader {
         let mode = parse_mode(normalize)?;
         let p = path.clone();
         let inner = py.detach(move || CoreReader::open(&p, mode, threads)).map_err(core_error_to_py)?;
+        let path = path.to_string_lossy().into_owned();
         Ok(PyBatchReader { inner, path, normalize: normalize.to_string() })
     }
 
@@ -123,6 +134,12 @@ impl PyBatchReader {
         }
     }
 
+    /// Start fetching the batch `indices` in the background (object storage only), so the next
+    /// `read_batch` of exactly these indices finds it fetched; False when nothing was started.
+    fn prefetch(&self, py: Python<'_>, indices: Vec<i64>) -> PyResult<bool> {
+        py.detach(|| self.inner.prefetch(&indices)).map_err(core_error_to_py)
+    }
+
     /// Read the normalized parameter rows of `indices` as float32 [B, P].
     fn read_params<'py>(&self, py: Python<'py>, indices: Vec<i64>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.inner.store().n_params();
@@ -150,7 +167,7 @@ impl PyBatchReader {
     }
 
     #[getter]
-    fn path(&self) -> PathBuf {
+    fn path(&self) -> String {
         self.path.clone()
     }
     #[getter]
@@ -178,7 +195,7 @@ impl PyBatchReader {
         self.inner.store().n_samples() as usize
     }
     /// Pickle as (path, normalize, threads): the worker reopens the store itself.
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (PathBuf, String, usize))> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String, String, usize))> {
         let this = slf.get();
         Ok((slf.get_type().into_any(), (this.path.clone(), this.normalize.clone(), this.inner.threads())))
     }
@@ -219,6 +236,40 @@ fn verify_store<'py>(py: Python<'py>, path: PathBuf, max_failures: usize, thread
     Ok(d)
 }
 
+/// The object at `key` of the store at `url` (`s3://bucket/prefix`), or None when it does not
+/// exist; one larger than `max_bytes` is refused (IntegrityError).
+#[pyfunction]
+#[pyo3(signature = (url, key, max_bytes = 1 << 30))]
+fn object_get<'py>(py: Python<'py>, url: String, key: String, max_bytes: u64) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let got = py.detach(|| RemoteStore::open(&url)?.get(&key, max_bytes)).map_err(core_error_to_py)?;
+    Ok(got.map(|b| PyBytes::new(py, &b)))
+}
+
+/// Write `data` as the object at `key` of the store at `url` (one PUT).
+#[pyfunction]
+fn object_put(py: Python<'_>, url: String, key: String, data: Vec<u8>) -> PyResult<()> {
+    py.detach(|| RemoteStore::open(&url)?.put(&key, data)).map_err(core_error_to_py)
+}
+
+/// Delete the object at `key` of the store at `url` (no error when absent).
+#[pyfunction]
+fn object_delete(py: Python<'_>, url: String, key: String) -> PyResult<()> {
+    py.detach(|| RemoteStore::open(&url)?.delete(&key)).map_err(core_error_to_py)
+}
+
+/// Every object under `prefix` of the store at `url`, as sorted (key, size) pairs.
+#[pyfunction]
+#[pyo3(signature = (url, prefix = String::new()))]
+fn object_list(py: Python<'_>, url: String, prefix: String) -> PyResult<Vec<(String, u64)>> {
+    py.detach(|| RemoteStore::open(&url)?.list(&prefix)).map_err(core_error_to_py)
+}
+
+/// The process id that built the core's I/O runtime (None before the first object-store read).
+#[pyfunction]
+fn runtime_pid() -> Option<u32> {
+    astrobio_core::runtime::runtime_pid()
+}
+
 /// The process id that built the core's current thread pool (None before the first read).
 #[pyfunction]
 fn pool_pid() -> Option<u32> {
@@ -231,5 +282,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBatchReader>()?;
     m.add_function(wrap_pyfunction!(verify_store, m)?)?;
     m.add_function(wrap_pyfunction!(pool_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(object_get, m)?)?;
+    m.add_function(wrap_pyfunction!(object_put, m)?)?;
+    m.add_function(wrap_pyfunction!(object_delete, m)?)?;
+    m.add_function(wrap_pyfunction!(object_list, m)?)?;
     Ok(())
 }

@@ -41,7 +41,7 @@ def open_climate_store(cfg: TrainConfig) -> Store:
         store.samples(split)  # unknown or empty split: ConfigError / DataNotFoundError
     if cfg.data.verify:
         preflight(store)  # every chunk and the digests, before anything trains
-    cfg.data.store = str(store.path.resolve())
+    cfg.data.store = str(store.path.resolve()) if isinstance(store.path, Path) else store.path
     return store
 
 
