@@ -58,11 +58,15 @@ class KillWorker(L.Callback):
     """SIGKILLs the DataLoader worker after training batch `at` of epoch 2."""
 
     def __init__(self, at: int) -> None:
-        self.at, self.killed = at, []
+        self.at, self.killed, self.before = at, [], set()
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # workers of an earlier test's loader may still be exiting: never this run's to kill
+        self.before = set(_workers())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.current_epoch == 1 and batch_idx == self.at and not self.killed:
-            for pid in _workers():
+            for pid in sorted(set(_workers()) - self.before):
                 os.kill(pid, 9)
                 self.killed.append(pid)
             assert self.killed, "no DataLoader worker found"
