@@ -170,14 +170,14 @@ class StatefulLoader(DataLoader):
         self._resume = {"epoch": int(state["epoch"]), "start": int(state["start"])}
 
 
-def make_loader(dataset: CubeBatchDataset, sampler: BatchIndexSampler, *, num_workers: int = 0,
+def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: int = 0,
                 multiprocessing_context: str | None = None, pin_memory: bool | None = None,
                 timeout: float = 0.0, stateful: bool = False, **kwargs: Any) -> DataLoader:
     """A DataLoader that asks the dataset for whole batches. Pinned memory is on by default
     when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
-    if num_workers == 0 and isinstance(dataset.reader.path, str):
+    if num_workers == 0 and isinstance(dataset, CubeBatchDataset) and isinstance(dataset.reader.path, str):
         # Batches are read in this process from object storage: fetch the next one while the
         # current one is consumed. (With workers, torch's prefetch_factor reads ahead.)
         sampler.readahead = dataset.prefetch
