@@ -56,9 +56,15 @@ def test_the_default_dataset_registers_itself_once_per_content(home, capsys):
     assert "v2" in capsys.readouterr().err
 
 
-def test_validate_without_a_dataset_says_how_to_build_it(home, capsys):
-    assert main(["validate"]) == 1
-    assert "astrobio datasets build default" in capsys.readouterr().err
+def test_validate_on_a_fresh_machine_builds_the_default_dataset_first(home, capsys, monkeypatch):
+    from astrobio.datasets import default
+
+    monkeypatch.setattr(default, "PARTS", {"reanalysis": default.PARTS["reanalysis"]})  # one part keeps it short
+    assert main(["validate"]) == 0
+    captured = capsys.readouterr()
+    assert "building the default dataset first" in captured.err
+    assert "store ncep_winds.zarr" in captured.out and "0 failed" in captured.out
+    assert (home / "default" / "ncep_winds.zarr" / "zarr.json").is_file()
 
 
 def test_missing_dependency_package_names_the_install_command(monkeypatch):
