@@ -4,7 +4,8 @@
     python benches/gpu_step.py --dry-run        # CPU smoke run (CI): a few steps, all checks
 
 Trains the datacube emulator on the default dataset's climate store (built on first use) with
-what a CUDA run uses: the Rust core writing each batch into a pinned host buffer, non-blocking
+what a CUDA run uses: the Rust core writing each batch (float32, or bfloat16 narrowed by the core)
+into a pinned host buffer, non-blocking
 host-to-device copies, bf16 autocast where the device supports it (fp16 + scaler otherwise),
 and AdamW. For each loader setting it reports samples/s and the loader's share of the step
 time (time waiting for the next batch / total step time; the GPU work is synchronized at the
@@ -40,13 +41,13 @@ def device_setup(dry_run: bool) -> tuple[torch.device, torch.dtype | None, str]:
 
 
 def measure(store: astrobio.Store, device: torch.device, amp: torch.dtype | None, *, steps: int, batch: int,
-            workers: int) -> dict[str, Any]:
+            workers: int, batch_dtype: str = "float32") -> dict[str, Any]:
     """Train `steps` steps; time the wait for each batch and the whole step."""
     cuda = device.type == "cuda"
     train = store.samples("train")
     sampler = BatchIndexSampler(train, batch, shuffle=True, seed=0, pad=True)
-    loader = make_loader(CubeBatchDataset(store.path, "per_variable"), sampler, num_workers=workers,
-                         pin_memory=cuda)
+    loader = make_loader(CubeBatchDataset(store.path, "per_variable", dtype=batch_dtype), sampler,
+                         num_workers=workers, pin_memory=cuda)
     model = DatacubeEmulator(len(store.params), store.sample_shape).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(enabled=amp is torch.float16)
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--workers", default="0,2", help="comma-separated DataLoader worker counts to compare")
+    ap.add_argument("--batch-dtypes", default="float32,bfloat16",
+                    help="batch dtypes the core writes (bfloat16: narrowed by the core, half the bytes to copy)")
     ap.add_argument("--store", type=Path, default=None, help="climate store (default: the default dataset's)")
     ap.add_argument("--dry-run", action="store_true", help="CPU smoke run: 6 steps, batch 4, workers 0")
     ap.add_argument("--json", type=Path, default=None)
@@ -104,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     device, amp, name = device_setup(args.dry_run)
     store = astrobio.open_store(args.store or default_part("climate"))
     torch.manual_seed(0)
-    rows = [measure(store, device, amp, steps=args.steps, batch=args.batch, workers=int(w))
-            for w in args.workers.split(",")]
+    rows = [measure(store, device, amp, steps=args.steps, batch=args.batch, workers=int(w), batch_dtype=d)
+            for d in args.batch_dtypes.split(",") for w in args.workers.split(",")]
     doc = {"device": name, "autocast": str(amp) if amp else "off (float32)", "torch": torch.__version__,
            "store": str(store.path), "sample_shape": list(store.sample_shape), "rows": rows,
            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

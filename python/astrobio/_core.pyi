@@ -20,6 +20,10 @@ class BatchReader:
     def read_batch(
         self, indices: Sequence[int], out: npt.NDArray[np.float32] | None = None
     ) -> npt.NDArray[np.float32]: ...
+    def read_batch_bf16(
+        self, indices: Sequence[int], out: npt.NDArray[np.uint16] | None = None
+    ) -> npt.NDArray[np.uint16]:
+        """The batch narrowed to bfloat16 (round to nearest even), as its uint16 bits."""
     def read_params(self, indices: Sequence[int]) -> npt.NDArray[np.float32]: ...
     def prefetch(self, indices: Sequence[int]) -> bool:
         """Start fetching the batch in the background (s3:// stores); False when nothing started."""

@@ -60,15 +60,15 @@ class _Pool:
 _pool: _Pool | None = None
 
 
-def worker_batch(shape: Sequence[int]) -> tuple[torch.Tensor, Leased]:
-    """A float32 tensor of `shape` in a shared buffer of this worker's pool, and the object to
+def worker_batch(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, Leased]:
+    """A `dtype` tensor of `shape` in a shared buffer of this worker's pool, and the object to
     return in its place from the dataset: it unpickles in the main process as the tensor itself,
     with the finalizer that frees the buffer."""
     global _pool
     if _pool is None or _pool.pid != os.getpid():  # one pool per process (a forked child starts anew)
         _pool = _Pool()
-    slot, storage = _pool.take(math.prod(shape) * 4)
-    tensor = torch.empty(0, dtype=torch.float32).set_(storage).view(tuple(shape))  # a view: same storage
+    slot, storage = _pool.take(math.prod(shape) * dtype.itemsize)
+    tensor = torch.empty(0, dtype=dtype).set_(storage).view(tuple(shape))  # a view: same storage
     return tensor, Leased(tensor, _pool.flags, slot)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._core import BatchReader
+from .errors import ConfigError
 from .stores._remote import store_location
 
 __all__ = ["Batch", "CubeReader", "Normalization"]
@@ -111,11 +112,19 @@ class CubeReader:
         one batch, within `ASTROBIO_S3_READAHEAD_MB`). False when nothing started (local store)."""
         return bool(self.native.prefetch(np.asarray(indices, dtype=np.int64).reshape(-1).tolist()))
 
-    def read(self, indices: Sequence[int] | np.ndarray, out: np.ndarray | None = None) -> Batch:
-        """Read one batch. `out` (C-contiguous float32 [B, V, L, H, W], e.g. a pinned torch
-        tensor's `.numpy()`) is filled in place when given."""
+    def read(self, indices: Sequence[int] | np.ndarray, out: np.ndarray | None = None, *,
+             dtype: str = "float32") -> Batch:
+        """Read one batch. `out` (C-contiguous [B, V, L, H, W], e.g. a pinned torch tensor's
+        `.numpy()`) is filled in place when given. `dtype="bfloat16"`: the core narrows each
+        normalized sample to bfloat16 (round to nearest even) and `cubes` holds the bits as
+        uint16 (`torch.from_numpy(cubes).view(torch.bfloat16)`); half the bytes of float32."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         as_list = idx.tolist()
-        cubes = self.native.read_batch(as_list, out)
+        if dtype == "float32":
+            cubes = self.native.read_batch(as_list, out)
+        elif dtype == "bfloat16":
+            cubes = self.native.read_batch_bf16(as_list, out)
+        else:
+            raise ConfigError(f"dtype must be float32 or bfloat16, not {dtype!r}")
         params = self.native.read_params(as_list)
         return Batch(indices=idx, cubes=cubes, params=params)

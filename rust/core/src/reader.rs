@@ -1,5 +1,6 @@
 //! One batch, one call: decode each sample's chunk, verify and normalize it straight into its
-//! slot of the caller's contiguous [B, V, L, H, W] buffer, in parallel over samples.
+//! slot of the caller's contiguous [B, V, L, H, W] buffer, in parallel over samples (float32, or
+//! bfloat16 bits narrowed from a per-thread float32 sample).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -17,6 +18,26 @@ use crate::store::{describe_range, CubeStore};
 /// Batches a reader holds in flight ahead of its reads (memory: this many batches of encoded
 /// chunks at most, each within `ASTROBIO_S3_READAHEAD_MB`).
 pub const READ_AHEAD_BATCHES: usize = 2;
+
+thread_local! {
+    /// One float32 sample per pool thread for the narrowing reads (reused across batches).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// bfloat16 bits of `x`, rounded to nearest, ties to even: the upper half of the float32 after
+/// adding 0x7FFF plus the lowest kept bit. Values reaching here passed the finite check.
+#[inline(always)]
+pub fn bf16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    (bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// `dst[i] = bf16_bits(src[i])` (the compiler vectorizes this loop).
+pub fn narrow_bf16(src: &[f32], dst: &mut [u16]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = bf16_bits(x);
+    }
+}
 
 pub struct BatchReader {
     store: CubeStore,
@@ -62,6 +83,31 @@ impl BatchReader {
     /// On failure the error names the first failing sample in batch order, and `out` holds
     /// no promise about its contents.
     pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
+        self.read_batch_with(indices, out, |sample, bytes, dst| self.read_one_from(sample, bytes, dst))
+    }
+
+    /// [`Self::read_batch_into`] narrowed to bfloat16 (the bits, round to nearest even, as
+    /// torch's `.to(torch.bfloat16)` does): half the bytes to move to the device. Each sample is
+    /// decoded, verified and normalized into a float32 scratch of one sample per thread (it stays
+    /// in cache), then narrowed into its slot.
+    pub fn read_batch_bf16_into(&self, indices: &[i64], out: &mut [u16]) -> CoreResult<()> {
+        let n = self.sample_len();
+        self.read_batch_with(indices, out, |sample, bytes, dst| {
+            SCRATCH.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                scratch.resize(n, 0.0);
+                self.read_one_from(sample, bytes, &mut scratch)?;
+                narrow_bf16(&scratch, dst);
+                Ok(())
+            })
+        })
+    }
+
+    /// The batch loop shared by every output type: indices checked, the chunk objects of a
+    /// remote store fetched together (or taken from the read-ahead), then `write(sample, fetched
+    /// bytes or None for a local file, slot)` in parallel over the batch's slots.
+    fn read_batch_with<T: Send>(&self, indices: &[i64], out: &mut [T],
+                                write: impl Fn(u64, Option<&[u8]>, &mut [T]) -> CoreResult<()> + Sync) -> CoreResult<()> {
         let n = self.sample_len();
         check_buffer("output buffer", out.len(), indices.len(), n)?;
         let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
@@ -80,7 +126,7 @@ impl BatchReader {
             let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
                 out.par_chunks_mut(n.max(1))
                     .zip(samples.par_iter().zip(fetched.into_par_iter()))
-                    .map(|(dst, (&sample, got))| self.read_one_fetched(sample, &got?, dst))
+                    .map(|(dst, (&sample, got))| write(sample, Some(got?.as_ref()), dst))
                     .collect()
             });
             return results.into_iter().collect();
@@ -88,10 +134,17 @@ impl BatchReader {
         let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
             out.par_chunks_mut(n.max(1))
                 .zip(samples.par_iter())
-                .map(|(dst, &sample)| self.read_one(sample, dst))
+                .map(|(dst, &sample)| write(sample, None, dst))
                 .collect()
         });
         results.into_iter().collect()
+    }
+
+    fn read_one_from(&self, sample: u64, fetched: Option<&[u8]>, dst: &mut [f32]) -> CoreResult<()> {
+        match fetched {
+            Some(data) => self.read_one_fetched(sample, data, dst),
+            None => self.read_one(sample, dst),
+        }
     }
 
     /// Start fetching the chunk objects of the batch `indices` in the background, so that the
@@ -196,3 +249,32 @@ pub(crate) fn value_error(store: &CubeStore, sample: u64, fault: &ValueFault) ->
     )
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::{bf16_bits, narrow_bf16};
+
+    #[test]
+    fn bf16_rounds_to_nearest_even_like_torch() {
+        assert_eq!(bf16_bits(1.0), 0x3F80);
+        assert_eq!(bf16_bits(-2.5), 0xC020);
+        assert_eq!(bf16_bits(0.0), 0x0000);
+        assert_eq!(bf16_bits(-0.0), 0x8000);
+        // exactly half way: ties to the even neighbour
+        assert_eq!(bf16_bits(f32::from_bits(0x3F80_8000)), 0x3F80);
+        assert_eq!(bf16_bits(f32::from_bits(0x3F81_8000)), 0x3F82);
+        // just above / below half way
+        assert_eq!(bf16_bits(f32::from_bits(0x3F80_8001)), 0x3F81);
+        assert_eq!(bf16_bits(f32::from_bits(0x3F80_7FFF)), 0x3F80);
+        // the largest finite floats round up to infinity, as a conversion must
+        assert_eq!(bf16_bits(f32::MAX), 0x7F80);
+    }
+
+    #[test]
+    fn narrowing_a_slice_is_elementwise() {
+        let src = [1.0f32, -2.5, 3.140625, 1e-3];
+        let mut dst = [0u16; 4];
+        narrow_bf16(&src, &mut dst);
+        assert_eq!(dst, src.map(bf16_bits));
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use astrobio_core::remote::RemoteStore;
-use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, NormMode, NormStats, StorageFault};
+use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, CoreResult, NormMode, NormStats, StorageFault};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
@@ -90,48 +90,19 @@ impl PyBatchReader {
         indices: Vec<i64>,
         out: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray5<f32>>> {
-        let [v, l, h, w] = self.inner.store().manifest().sample_shape;
-        let shape = [indices.len(), v, l, h, w];
-        match out {
-            Some(any) => {
-                let array = any.cast_into::<PyArray5<f32>>().map_err(|_| {
-                    core_error_to_py(CoreError::InvalidArgument(format!(
-                        "out must be a float32 numpy array with 5 dimensions {shape:?}"
-                    )))
-                })?;
-                if array.shape() != shape {
-                    return Err(core_error_to_py(CoreError::InvalidArgument(format!(
-                        "out has shape {:?}, the batch needs {:?}",
-                        array.shape(),
-                        shape
-                    ))));
-                }
-                {
-                    let mut guard = array.try_readwrite().map_err(|e| {
-                        core_error_to_py(CoreError::InvalidArgument(format!("out is not writeable: {e}")))
-                    })?;
-                    let slice = guard.as_slice_mut().map_err(|_| {
-                        core_error_to_py(CoreError::InvalidArgument("out must be C-contiguous".into()))
-                    })?;
-                    py.detach(|| self.inner.read_batch_into(&indices, slice)).map_err(core_error_to_py)?;
-                }
-                Ok(array)
-            }
-            None => {
-                // Allocated by numpy rather than as a Vec: numpy advises transparent huge pages
-                // for large arrays, and a fresh 40 MB batch otherwise costs ~10k page faults,
-                // measured here to halve the read's throughput (docs/performance.md).
-                // SAFETY: uninitialized f32 memory is fine to hold (any bits are a valid f32);
-                // it is fully written before the array is returned, and dropped on error.
-                let array = unsafe { PyArray5::<f32>::new(py, shape, false) };
-                {
-                    let mut guard = array.readwrite();
-                    let slice = guard.as_slice_mut().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-                    py.detach(|| self.inner.read_batch_into(&indices, slice)).map_err(core_error_to_py)?;
-                }
-                Ok(array)
-            }
-        }
+        self.fill_batch(py, indices, out, "float32", |idx, slice| self.inner.read_batch_into(idx, slice))
+    }
+
+    /// The same batch as bfloat16 bits in a uint16 array [B, V, L, H, W] (view it as
+    /// `torch.bfloat16`): round to nearest even, half the bytes of float32.
+    #[pyo3(signature = (indices, out = None))]
+    fn read_batch_bf16<'py>(
+        &self,
+        py: Python<'py>,
+        indices: Vec<i64>,
+        out: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyArray5<u16>>> {
+        self.fill_batch(py, indices, out, "uint16", |idx, slice| self.inner.read_batch_bf16_into(idx, slice))
     }
 
     /// Start fetching the batch `indices` in the background (object storage only), so the next
@@ -211,6 +182,55 @@ impl PyBatchReader {
 }
 
 /// Scan every chunk of a store; returns a report dict (counts and the first failures).
+impl PyBatchReader {
+    /// `out` (checked: dtype, shape [B, V, L, H, W], writeable, C-contiguous) or a new numpy
+    /// array, filled by `read` with the GIL released.
+    fn fill_batch<'py, T: numpy::Element + Send>(
+        &self,
+        py: Python<'py>,
+        indices: Vec<i64>,
+        out: Option<Bound<'py, PyAny>>,
+        dtype: &str,
+        read: impl Fn(&[i64], &mut [T]) -> CoreResult<()> + Send + Sync,
+    ) -> PyResult<Bound<'py, PyArray5<T>>> {
+        let [v, l, h, w] = self.inner.store().manifest().sample_shape;
+        let shape = [indices.len(), v, l, h, w];
+        let array = match out {
+            Some(any) => {
+                let array = any.cast_into::<PyArray5<T>>().map_err(|_| {
+                    core_error_to_py(CoreError::InvalidArgument(format!(
+                        "out must be a {dtype} numpy array with 5 dimensions {shape:?}"
+                    )))
+                })?;
+                if array.shape() != shape {
+                    return Err(core_error_to_py(CoreError::InvalidArgument(format!(
+                        "out has shape {:?}, the batch needs {:?}",
+                        array.shape(),
+                        shape
+                    ))));
+                }
+                array
+            }
+            // Allocated by numpy rather than as a Vec: numpy advises transparent huge pages
+            // for large arrays, and a fresh 40 MB batch otherwise costs ~10k page faults,
+            // measured here to halve the read's throughput (docs/performance.md).
+            // SAFETY: uninitialized f32 / u16 memory is fine to hold (any bits are valid); it is
+            // fully written before the array is returned, and dropped on error.
+            None => unsafe { PyArray5::<T>::new(py, shape, false) },
+        };
+        {
+            let mut guard = array
+                .try_readwrite()
+                .map_err(|e| core_error_to_py(CoreError::InvalidArgument(format!("out is not writeable: {e}"))))?;
+            let slice = guard
+                .as_slice_mut()
+                .map_err(|_| core_error_to_py(CoreError::InvalidArgument("out must be C-contiguous".into())))?;
+            py.detach(|| read(&indices, slice)).map_err(core_error_to_py)?;
+        }
+        Ok(array)
+    }
+}
+
 #[pyfunction]
 #[pyo3(signature = (path, max_failures = 20, threads = 0))]
 fn verify_store<'py>(py: Python<'py>, path: PathBuf, max_failures: usize, threads: usize) -> PyResult<Bound<'py, PyDict>> {
