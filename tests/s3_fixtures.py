@@ -93,7 +93,6 @@ def s3_session() -> S3:
 
 
 def _start_session() -> S3:
-    pytest.importorskip("moto.server", reason="moto[server] (the dev extra) runs the local S3 server")
     import boto3
     from moto import settings
 

@@ -184,7 +184,8 @@ def test_lineage_resolve_record_and_show(backend, tmp_path):
 
 
 def test_mlflow_dataset_input_makes_the_run_searchable_by_dataset(backend, tmp_path, monkeypatch):
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
+
     fx = build_fixture(tmp_path / "a.zarr")
     backend.registry().register(fx.path, "climate")
     uri, digest, kind = lineage.resolve_data_ref("climate@v1")
