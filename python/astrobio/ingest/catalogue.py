@@ -35,6 +35,7 @@ import pandas as pd
 from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
 from ..stores import _group, table
 from ..stores.table import COLUMNS, NUMERIC, write_table
+from ..stores._remote import store_location
 from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 
 __all__ = ["CREDITS", "SCHEMAS", "ingest_catalogue", "read_votable", "R_JUP_IN_R_EARTH", "M_JUP_IN_M_EARTH"]
@@ -256,7 +257,7 @@ def ingest_catalogue(source: str | Path, out: str | Path, *, schema: str) -> Pat
     """
     if schema not in SCHEMAS:
         raise ConfigError(f"unknown catalogue schema {schema!r}; use one of {SCHEMAS}")
-    source, out = Path(source), Path(out)
+    source, out = Path(source), store_location(out)
     if not source.is_file():
         raise DataNotFoundError("catalogue file not found", path=str(source), hint="Pass the path of a catalogue CSV or VOTable")
     sources = sources_record([source])

@@ -43,6 +43,7 @@ from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityE
 from ..stores import _group, graph
 from ..stores._group import check_name
 from ..stores.graph import MetabolicGraph, write_graphs
+from ..stores._remote import store_location
 from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 
 __all__ = ["CURRENCY", "ELEMENTS", "FEATURES", "ingest_metabolic", "load_model"]
@@ -221,7 +222,7 @@ def ingest_metabolic(
     """
     if not models:
         raise ConfigError("no metabolic models given")
-    out = Path(out)
+    out = store_location(out)
     paths = {check_name(k, "model name"): Path(v) for k, v in sorted(models.items())}
     for p in paths.values():
         if not p.is_file():

@@ -34,7 +34,7 @@ class StoreKind(Protocol):
     #: the kind's short name in the dataset registry ("cube", "table", "graph")
     kind: str
 
-    def verify(self, path: Path) -> tuple[bool, str]:
+    def verify(self, path: Path | str) -> tuple[bool, str]:
         """Open the store and check all of it; (ok, one-line summary). Raises AstrobioError
         when the store cannot be opened or its digests do not match."""
         ...

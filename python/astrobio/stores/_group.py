@@ -142,13 +142,13 @@ class GroupWriter:
         return self.out
 
 
-def refused(root: Path, e: NotRegularFile) -> IntegrityError:
+def refused(root: Path, e: NotRegularFile, label: str | None = None) -> IntegrityError:
     """The IntegrityError for a path of the store that is not a regular file inside it."""
     try:
         rel = Path(e.path).relative_to(root).as_posix()
     except ValueError:
         rel = str(e.path)
-    return IntegrityError(e.reason, chunk=rel, path=str(root))
+    return IntegrityError(e.reason, chunk=rel, path=label or str(root))
 
 
 def read_group_manifest(root: Path | str) -> dict[str, Any]:
@@ -167,18 +167,20 @@ def read_group_manifest(root: Path | str) -> dict[str, Any]:
 
 
 def check_digests(root: Path | str, manifest: Mapping[str, Any], undigested: Collection[str] = (),
-                  arrays: Collection[str] | None = None) -> None:
+                  arrays: Collection[str] | None = None, label: str | None = None) -> None:
     """Recompute every array digest the manifest records and the content digest; IntegrityError
     when one differs (data changed after writing, or a manifest copied from another store).
 
     `arrays`, when given, is the closed set of array names of the kind (the cube store), and a
-    manifest without digests is refused; a name never leads the reader outside the store."""
+    manifest without digests is refused; a name never leads the reader outside the store.
+    `label` names the store in errors (its URL when `root` is a local copy of it)."""
+    shown = label or str(root)
     digests = manifest.get("digests")
     if arrays is not None and (not isinstance(digests, dict) or not digests):
-        raise IntegrityError("manifest records no array digests, so its data cannot be checked", path=str(root))
+        raise IntegrityError("manifest records no array digests, so its data cannot be checked", path=shown)
     for name, recorded in (digests or {}).items():
         if arrays is not None and name not in arrays:
-            raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=str(root))
+            raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=shown)
         if isinstance(root, str):  # object storage: the same digest over the objects
             if not _remote.plain_key(name):
                 raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=root)
@@ -186,60 +188,67 @@ def check_digests(root: Path | str, manifest: Mapping[str, Any], undigested: Col
         else:
             where = contained(root, name)
             if where is None:  # e.g. "../x" or "/": never read outside the store
-                raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=str(root))
+                raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=shown)
             try:
                 actual = tree_digest(where, store_root=root) if where.is_dir() else "missing"
             except NotRegularFile as e:  # a FIFO, device, socket or outside link among its files
-                raise refused(root, e) from None
+                raise refused(root, e, label) from None
         if actual != recorded:
-            raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=str(root))
+            raise IntegrityError(f"array {name!r} digest is {actual}, the manifest records {recorded}", path=shown)
     if content_digest(manifest, undigested) != manifest.get("content_digest"):
-        raise IntegrityError("manifest content digest does not match its contents", path=str(root))
+        raise IntegrityError("manifest content digest does not match its contents", path=shown)
 
 
 def read_manifest(path: str | Path, fmt: str, hint: str, verify: bool = True, version: int = 1,
-                  undigested: Collection[str] = ()) -> dict[str, Any]:
-    """The manifest of the complete `fmt` group at `path` (tables and graphs).
+                  undigested: Collection[str] = (), label: str | None = None) -> dict[str, Any]:
+    """The manifest of the complete `fmt` group at `path` (tables and graphs): a directory, or
+    an s3:// URL (its manifest object read, its digests checked over the objects). `label`
+    names the store in errors when `path` is a local copy (`_remote.local_view`).
 
     DataNotFoundError when the group is missing, incomplete or of another format;
     IntegrityError when a newer format version or data that no longer matches its digests.
     """
+    if _remote.is_url(path):
+        with _remote.local_view(path) as (local, url):
+            return read_manifest(local, fmt, hint, verify, version, undigested, label=url)
     root = Path(path)
+    shown = label or str(root)
     if not root.exists():
-        raise DataNotFoundError(f"no {fmt} store", path=str(root), hint=hint)
+        raise DataNotFoundError(f"no {fmt} store", path=shown, hint=hint)
     if not (root / "zarr.json").exists():
-        raise DataNotFoundError(f"{root} is not a zarr v3 group (no zarr.json), so not a {fmt} store", path=str(root), hint=hint)
+        raise DataNotFoundError(f"{shown} is not a zarr v3 group (no zarr.json), so not a {fmt} store", path=shown, hint=hint)
     try:
         manifest = read_group_manifest(root)
     except IntegrityError:  # zarr.json is not a regular file of the store
         raise
     except (ValueError, KeyError, TypeError):
-        raise DataNotFoundError(f"{fmt} store at {root} is incomplete (no manifest; an interrupted build?)", path=str(root), hint=hint) from None
+        raise DataNotFoundError(f"{fmt} store at {shown} is incomplete (no manifest; an interrupted build?)", path=shown, hint=hint) from None
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:
-        raise DataNotFoundError(f"{fmt} store at {root} is incomplete (manifest not marked complete)", path=str(root), hint=hint)
+        raise DataNotFoundError(f"{fmt} store at {shown} is incomplete (manifest not marked complete)", path=shown, hint=hint)
     if manifest.get("format") != fmt:
-        raise DataNotFoundError(f"{root} holds format {manifest.get('format')!r}, not {fmt!r}", path=str(root), hint=hint)
+        raise DataNotFoundError(f"{shown} holds format {manifest.get('format')!r}, not {fmt!r}", path=shown, hint=hint)
     if manifest.get("format_version") != version:
-        raise IntegrityError(f"format version {manifest.get('format_version')!r} is not supported (this astrobio reads {version})", path=str(root))
+        raise IntegrityError(f"format version {manifest.get('format_version')!r} is not supported (this astrobio reads {version})", path=shown)
     if verify:
-        check_digests(root, manifest, undigested)
+        check_digests(root, manifest, undigested, label=label)
     return manifest
 
 
-def read_array(root: Path, path: str) -> np.ndarray:
-    """Read one array of a group (crc32c-checked by zarr); strings come back as a list-like
-    numpy array of str."""
+def read_array(root: Path, path: str, label: str | None = None) -> np.ndarray:
+    """Read one array of a local group (crc32c-checked by zarr); strings come back as a
+    list-like numpy array of str. `label` names the store in errors (see `read_manifest`)."""
+    shown = label or str(root)
     where = contained(root, path)
     if where is None:  # names come from the manifest: never follow one outside the store
-        raise IntegrityError(f"array path {path!r} leads outside the store", path=str(root))
+        raise IntegrityError(f"array path {path!r} leads outside the store", path=shown)
     try:
         for _ in store_files(where, root):  # zarr opens these itself: the store's file rule first
             pass
     except NotRegularFile as e:
-        raise refused(root, e) from None
+        raise refused(root, e, label) from None
     except OSError as e:
-        raise IntegrityError(f"array {path!r} is missing or unreadable ({first_line(e)})", path=str(root)) from None
+        raise IntegrityError(f"array {path!r} is missing or unreadable ({first_line(e).replace(str(root), shown)})", path=shown) from None
     try:
         return np.asarray(zarr.open_array(store=str(where), mode="r", zarr_format=3)[...])
     except Exception as e:  # zarr raises several types: missing node, bad metadata, checksum
-        raise IntegrityError(f"array {path!r} is missing or unreadable ({first_line(e)})", path=str(root)) from None
+        raise IntegrityError(f"array {path!r} is missing or unreadable ({first_line(e).replace(str(root), shown)})", path=shown) from None

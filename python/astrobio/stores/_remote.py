@@ -14,21 +14,27 @@ opens: readers get DataNotFoundError, never old metadata over new chunks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IntegrityError
 
 __all__ = ["is_url", "store_location", "name_of", "get", "put", "delete", "listing", "read_json", "tree_digest", "upload",
-           "plain_key"]
+           "plain_key", "download", "local_view", "SNAPSHOT_MAX_BYTES"]
 
-#: Objects uploaded at once (each PUT releases the GIL in the core).
+#: Objects uploaded or downloaded at once (each request releases the GIL in the core).
 UPLOAD_THREADS = 16
 GROUP_METADATA = "zarr.json"
+#: Most bytes `download` copies from one store: tables and graphs are megabytes, so a store
+#: listing more is refused before anything is fetched (a hostile listing cannot fill the disk).
+SNAPSHOT_MAX_BYTES = 4 << 30
 
 
 def _core() -> Any:
@@ -127,6 +133,55 @@ def upload(build: Path, url: str) -> str:
         list(pool.map(lambda k: put(url, k, (build / k).read_bytes()), arrays))
     put(url, GROUP_METADATA, (build / GROUP_METADATA).read_bytes())  # last: the store exists
     return url
+
+
+def download(url: str, dest: Path) -> int:
+    """Copy every object of the store at `url` into the new directory `dest` (same relative
+    keys); returns how many. Nothing is created when the URL holds no object. A key that is not
+    a plain relative name, or a listing over `SNAPSHOT_MAX_BYTES`, is an IntegrityError."""
+    objects = listing(url)
+    if not objects:
+        return 0
+    bad = next((k for k, _ in objects if not plain_key(k)), None)
+    if bad is not None:  # could name a path outside `dest`
+        raise IntegrityError(f"object key {bad!r} is not a plain relative name", path=url)
+    total = sum(n for _, n in objects)
+    if total > SNAPSHOT_MAX_BYTES:
+        raise IntegrityError(f"store lists {total} bytes, more than a table or graph store may hold ({SNAPSHOT_MAX_BYTES})", path=url)
+
+    def fetch(item: tuple[str, int]) -> None:
+        key, size = item
+        data = get(url, key, max(size, 1))
+        if data is None:  # deleted since the listing: left out, the digest check names the array
+            return
+        target = dest.joinpath(*key.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    dest.mkdir(parents=True)
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        list(pool.map(fetch, objects))
+    return len(objects)
+
+
+@contextlib.contextmanager
+def local_view(location: str | Path) -> Iterator[tuple[Path, str]]:
+    """(a local directory holding the group at `location`, the name errors give it).
+
+    A directory is itself. A URL is downloaded once into a private temporary directory (mode
+    0700, removed on exit), so the digests are checked over exactly the bytes then read; the
+    name stays the URL. Used by the small store kinds (tables, graphs), whose local readers then
+    apply unchanged; cube stores are read object by object by the Rust core instead."""
+    where = store_location(location)
+    if isinstance(where, Path):
+        yield where, str(where)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="astrobio-fetch-"))
+    try:
+        download(where, tmp / "store")
+        yield tmp / "store", where
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_tree(path: Path) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import IntegrityError
+from . import _remote
 from ._group import GroupWriter, check_name, content_digest, read_array, read_manifest
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "HINT", "MetabolicGraph", "open_graphs", "read_graph_manifest", "write_graphs",
+__all__ = ["FORMAT", "FORMAT_VERSION", "HINT", "MetabolicGraph", "open_graphs", "open_graph_store", "read_graph_manifest", "write_graphs",
            "digest", "KIND"]
 
 FORMAT = "astrobio.graphs"
@@ -86,16 +87,16 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 def write_graphs(out: str | Path, graphs: Sequence[MetabolicGraph], *, described: Mapping[str, Any],
                  provenance: Mapping[str, Any]) -> Path | str:
-    """Write `graphs` as the graph store at `out`. `described` holds the manifest fields that
+    """Write `graphs` as the graph store at `out` (a directory or an s3:// URL). `described` holds the manifest fields that
     describe the data ("models": per-model counts and feature names, "features", "graph"),
     `provenance` the build record."""
-    out = Path(out)
+    out = _remote.store_location(out)
     with GroupWriter(out) as w:
         for g in graphs:
             check_name(g.name, "model name")
             for key, attr, dims in _LAYOUT:
                 w.array(f"{g.name}/{key}", getattr(g, attr), dims)
-        manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": out.name, **described,
+        manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": _remote.name_of(out), **described,
                                     "digests": w.digests()}
         manifest["content_digest"] = digest(manifest)
         manifest["provenance"] = dict(provenance)
@@ -103,30 +104,37 @@ def write_graphs(out: str | Path, graphs: Sequence[MetabolicGraph], *, described
 
 
 def read_graph_manifest(path: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """The manifest of the complete graph store at `path`, its digests checked when `verify`."""
+    """The manifest of the complete graph store at `path` (a directory or an s3:// URL), its
+    digests checked when `verify`."""
     return read_manifest(path, FORMAT, HINT, verify=verify, version=FORMAT_VERSION)
 
 
 def open_graphs(path: str | Path, *, verify: bool = True) -> dict[str, MetabolicGraph]:
-    """Every network of the graph store at `path`, by model name.
+    """Every network of the graph store at `path` (a directory or an s3:// URL), by model name.
 
     Raises DataNotFoundError when there is no complete graph store at `path` (with the command
     that builds it) and IntegrityError when the data no longer matches its recorded digests.
     """
-    root = Path(path)
-    manifest = read_graph_manifest(root, verify=verify)
-    out = {}
-    for name, info in manifest["models"].items():
-        fields: dict[str, Any] = {}
-        for key, attr, _ in _LAYOUT:
-            arr = read_array(root, f"{name}/{key}")
-            fields[attr] = [str(s) for s in arr.tolist()] if attr in _STRINGS else arr
-        g = MetabolicGraph(name=name, feature_names=list(info["feature_names"]), **fields)
-        c = info["counts"]
-        if g.num_nodes != c["metabolites"] or g.num_reactions != c["reactions"] or g.x.shape != (g.num_nodes, len(g.feature_names)):
-            raise IntegrityError(f"model {name!r}: array sizes differ from the manifest's counts", path=str(root))
-        out[name] = g
-    return out
+    return open_graph_store(path, verify=verify)[1]
+
+
+def open_graph_store(path: str | Path, *, verify: bool = True) -> tuple[dict[str, Any], dict[str, MetabolicGraph]]:
+    """(manifest, networks by model name) of the graph store at `path`, read from one copy of
+    it (for a URL: the manifest describes exactly the bytes the networks come from)."""
+    with _remote.local_view(path) as (root, label):  # a URL: one download, checked then read
+        manifest = read_manifest(root, FORMAT, HINT, verify=verify, version=FORMAT_VERSION, label=label)
+        out = {}
+        for name, info in manifest["models"].items():
+            fields: dict[str, Any] = {}
+            for key, attr, _ in _LAYOUT:
+                arr = read_array(root, f"{name}/{key}", label)
+                fields[attr] = [str(s) for s in arr.tolist()] if attr in _STRINGS else arr
+            g = MetabolicGraph(name=name, feature_names=list(info["feature_names"]), **fields)
+            c = info["counts"]
+            if g.num_nodes != c["metabolites"] or g.num_reactions != c["reactions"] or g.x.shape != (g.num_nodes, len(g.feature_names)):
+                raise IntegrityError(f"model {name!r}: array sizes differ from the manifest's counts", path=label)
+            out[name] = g
+    return manifest, out
 
 
 class GraphKind:
@@ -136,7 +144,7 @@ class GraphKind:
     label = "graphs"
     kind = "graph"
 
-    def verify(self, path: Path) -> tuple[bool, str]:
+    def verify(self, path: Path | str) -> tuple[bool, str]:
         graphs = open_graphs(path, verify=True)
         return True, ", ".join(f"{k}: {g.num_nodes} nodes" for k, g in graphs.items())
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IntegrityError
+from . import _remote
 from ._group import GroupWriter, content_digest, read_array, read_manifest
 
 __all__ = ["Column", "COLUMNS", "NUMERIC", "FORMAT", "FORMAT_VERSION", "HINT", "open_table", "write_table", "digest",
@@ -67,13 +68,14 @@ def digest(manifest: Mapping[str, Any]) -> str:
 
 def write_table(out: str | Path, cols: Mapping[str, Any], *, described: Mapping[str, Any],
                 provenance: Mapping[str, Any]) -> Path | str:
-    """Write the columns `cols` (every name of `COLUMNS`) as the table store at `out`.
+    """Write the columns `cols` (every name of `COLUMNS`) as the table store at `out` (a
+    directory or an s3:// URL); returns where it was written.
 
     `described` holds the manifest fields that describe the data beyond the columns (schema,
     credit, source notes; covered by the content digest), `provenance` the build record.
     """
     n = len(cols["pl_name"])
-    out = Path(out)
+    out = _remote.store_location(out)
     with GroupWriter(out) as g:
         for c in COLUMNS:
             data = cols[c.name]
@@ -85,7 +87,7 @@ def write_table(out: str | Path, cols: Mapping[str, Any], *, described: Mapping[
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "name": out.name,
+            "name": _remote.name_of(out),
             "schema": described["schema"],
             "n_rows": n,
             "key": "pl_name",
@@ -102,24 +104,25 @@ def write_table(out: str | Path, cols: Mapping[str, Any], *, described: Mapping[
 
 
 def open_table(path: str | Path, *, verify: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The table at `path` as (DataFrame, manifest). Numeric columns are float64 with NaN for
-    missing values; string columns use pandas' "string" dtype with <NA> for missing ones.
+    """The table at `path` (a directory or an s3:// URL) as (DataFrame, manifest). Numeric
+    columns are float64 with NaN for missing values; string columns use pandas' "string" dtype
+    with <NA> for missing ones.
 
     Raises DataNotFoundError when there is no complete table store at `path` (with the command
     that builds it) and IntegrityError when the data no longer matches its recorded digests.
     """
-    root = Path(path)
-    manifest = read_manifest(root, FORMAT, HINT, verify=verify, version=FORMAT_VERSION)
-    data: dict[str, Any] = {}
-    for c in manifest["columns"]:
-        arr = read_array(root, c["name"])
-        if c["dtype"] == "float64":
-            data[c["name"]] = np.asarray(arr, np.float64)
-        else:
-            data[c["name"]] = pd.array([s if s else None for s in arr.tolist()], dtype="string")
+    with _remote.local_view(path) as (root, label):  # a URL: one download, checked then read
+        manifest = read_manifest(root, FORMAT, HINT, verify=verify, version=FORMAT_VERSION, label=label)
+        data: dict[str, Any] = {}
+        for c in manifest["columns"]:
+            arr = read_array(root, c["name"], label)
+            if c["dtype"] == "float64":
+                data[c["name"]] = np.asarray(arr, np.float64)
+            else:
+                data[c["name"]] = pd.array([s if s else None for s in arr.tolist()], dtype="string")
     df = pd.DataFrame(data)
     if len(df) != manifest["n_rows"]:
-        raise IntegrityError(f"table has {len(df)} rows, the manifest records {manifest['n_rows']}", path=str(root))
+        raise IntegrityError(f"table has {len(df)} rows, the manifest records {manifest['n_rows']}", path=label)
     return df, manifest
 
 
@@ -130,7 +133,7 @@ class TableKind:
     label = "table"
     kind = "table"
 
-    def verify(self, path: Path) -> tuple[bool, str]:
+    def verify(self, path: Path | str) -> tuple[bool, str]:
         df, _ = open_table(path, verify=True)
         return True, f"{len(df)} rows x {df.shape[1]} columns"
 
