@@ -1,19 +1,24 @@
 """Measurements the quality report is built from: per-variable statistics, histograms from a
-sample of the data, and per-sample chunk hashes (for leakage and duplicate checks)."""
+sample of the data, and per-sample chunk hashes (for leakage and duplicate checks). A store is a
+directory or an s3:// URL; the measurements are the same for both."""
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..stores.table import open_table
-from ..stores.graph import open_graphs
+from ..errors import IntegrityError
 from ..reader import CubeReader
+from ..stores import _remote
 from ..stores.cube import open_store
+from ..stores.graph import open_graphs
+from ..stores.table import open_table
 
 __all__ = ["variable_stats", "histograms", "chunk_hashes", "HIST_BINS", "HIST_SAMPLES"]
 
@@ -28,7 +33,7 @@ def _moments(values: np.ndarray) -> dict[str, float]:
     return {"count": int(v.size), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
 
 
-def _columns(path: Path, kind: str, manifest: dict[str, Any]) -> Iterable[tuple[str, np.ndarray]]:
+def _columns(path: Path | str, kind: str, manifest: dict[str, Any]) -> Iterable[tuple[str, np.ndarray]]:
     """(name, 1-D float values) per variable of a table or graph store."""
     if kind == "table":
         df, _ = open_table(path, verify=False)
@@ -43,7 +48,7 @@ def _columns(path: Path, kind: str, manifest: dict[str, Any]) -> Iterable[tuple[
             yield n, np.concatenate(parts).astype(np.float64)
 
 
-def variable_stats(path: Path, kind: str, manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
+def variable_stats(path: Path | str, kind: str, manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per-variable count/mean/std/min/max: from the manifest for cubes (computed over every
     value at write time), from the data for tables and graphs (missing values left out)."""
     if kind == "cube":
@@ -63,7 +68,7 @@ def _hist(values: np.ndarray) -> dict[str, list[float]]:
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-def histograms(path: Path, kind: str, manifest: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+def histograms(path: Path | str, kind: str, manifest: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
     """Per-variable histogram of the raw values: every value of tables and graphs; for cubes
     `HIST_SAMPLES` samples spread evenly over the store, read through the Rust core."""
     if kind != "cube":
@@ -74,9 +79,11 @@ def histograms(path: Path, kind: str, manifest: dict[str, Any]) -> dict[str, dic
     return {v["name"]: _hist(np.asarray(batch[:, i], np.float64).ravel()) for i, v in enumerate(manifest["variables"])}
 
 
-def chunk_hashes(path: Path, manifest: dict[str, Any]) -> dict[int, str]:
+def chunk_hashes(path: Path | str, manifest: dict[str, Any]) -> dict[int, str]:
     """sha256 of each cube sample's stored chunk bytes, by sample index. Equal encoded bytes
     (same codecs) mean equal samples; different bytes are different samples."""
+    if isinstance(path, str):
+        return _object_hashes(path, int(manifest["n_samples"]))
     root = Path(path) / "cubes" / "c"
     out: dict[int, str] = {}
     for sample in range(int(manifest["n_samples"])):
@@ -87,3 +94,27 @@ def chunk_hashes(path: Path, manifest: dict[str, Any]) -> dict[int, str]:
             h.update(f.relative_to(base).as_posix().encode() + b"\0" + f.read_bytes())
         out[sample] = h.hexdigest() if files else ""
     return out
+
+
+def _object_hashes(url: str, n_samples: int) -> dict[int, str]:
+    """`chunk_hashes` over the chunk objects of the cube store at `url` (relative key and bytes
+    per sample, as over files: a store gives the same hashes local and uploaded). Samples are
+    fetched concurrently, one sample's objects in memory at a time per thread."""
+    base = "cubes/c/"
+    keys: dict[int, list[str]] = defaultdict(list)
+    for key, _ in _remote.listing(url, base):
+        sample, _, rest = key[len(base):].partition("/")
+        if sample.isdigit() and int(sample) < n_samples:
+            keys[int(sample)].append(rest)
+
+    def digest(sample: int) -> str:
+        h = hashlib.sha256()
+        for rest in sorted(keys[sample]):
+            data = _remote.get(url, f"{base}{sample}/{rest}")
+            if data is None:  # deleted since the listing: the store is not the one checked
+                raise IntegrityError("chunk object disappeared while hashing", sample=sample, path=url)
+            h.update(rest.encode() + b"\0" + data)
+        return h.hexdigest() if keys[sample] else ""
+
+    with ThreadPoolExecutor(_remote.UPLOAD_THREADS) as pool:
+        return dict(zip(range(n_samples), pool.map(digest, range(n_samples))))

@@ -1,7 +1,9 @@
 """What the registry reads from a store: its kind, digest, splits, provenance and a summary,
 and the full check (Rust chunk scan + digest check) a version must pass to become `ready`.
 
-Store kinds come from the stores package's registry (`astrobio.stores.KINDS`).
+Store kinds come from the stores package's registry (`astrobio.stores.KINDS`). A store is a
+local directory or an s3:// URL (registered where it is, never copied): cube stores are checked
+object by object by the Rust core, tables and graphs from one downloaded copy (`stores._remote`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from .._fsutil import read_store_file
 from ..errors import AstrobioError, DataNotFoundError, IntegrityError, first_line
 from ..stores import KINDS, open_graphs, open_store, open_table
+from ..stores._remote import is_url, read_json, store_location
 
 __all__ = ["StoreInfo", "FORMAT_KINDS", "read_manifest", "describe", "full_check", "digest_check", "open_by_kind"]
 
@@ -33,15 +36,25 @@ class StoreInfo:
     scan: dict[str, Any] = field(default_factory=dict)   # the Rust scan report (cubes)
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The astrobio manifest of the store at `path` (no data read); DataNotFoundError when
-    there is no complete store there."""
-    meta = path / "zarr.json"
-    if not meta.exists():
-        raise DataNotFoundError("no astrobio store (zarr.json is missing)", path=str(path), hint="")
+def _group_document(path: Path | str) -> Any:
+    """The group's parsed zarr.json (FileNotFoundError when absent)."""
+    if is_url(path):
+        return read_json(str(path), "zarr.json")
+    return json.loads(read_store_file(Path(path), Path(path) / "zarr.json"))
+
+
+def read_manifest(path: Path | str) -> dict[str, Any]:
+    """The astrobio manifest of the store at `path`, a directory or an s3:// URL (no data read);
+    DataNotFoundError when there is no complete store there."""
     try:
-        manifest = json.loads(read_store_file(path, meta))["attributes"]["astrobio"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        document = _group_document(path)
+    except FileNotFoundError:
+        raise DataNotFoundError("no astrobio store (zarr.json is missing)", path=str(path), hint="") from None
+    except (OSError, ValueError) as e:
+        raise DataNotFoundError(f"store manifest unreadable ({first_line(e)})", path=str(path), hint="") from None
+    try:
+        manifest = document["attributes"]["astrobio"]
+    except (KeyError, TypeError) as e:
         raise DataNotFoundError(f"store manifest unreadable ({first_line(e)})", path=str(path), hint="") from None
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:
         raise DataNotFoundError("store is incomplete (manifest not marked complete)", path=str(path), hint="")
@@ -50,7 +63,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def describe(path: Path, manifest: dict[str, Any]) -> StoreInfo:
+def describe(path: Path | str, manifest: dict[str, Any]) -> StoreInfo:
     """Kind, digest, split counts, provenance and a load summary from the manifest."""
     kind = FORMAT_KINDS[manifest["format"]]
     if kind == "cube":
@@ -72,7 +85,7 @@ def describe(path: Path, manifest: dict[str, Any]) -> StoreInfo:
                      provenance=dict(manifest.get("provenance", {})), summary=summary)
 
 
-def open_by_kind(path: Path, kind: str, verify: bool = True) -> Any:
+def open_by_kind(path: Path | str, kind: str, verify: bool = True) -> Any:
     """Open the store with its kind's reader (digest-checked when `verify`)."""
     if kind == "cube":
         store = open_store(path)
@@ -84,11 +97,11 @@ def open_by_kind(path: Path, kind: str, verify: bool = True) -> Any:
     return open_graphs(path, verify=verify)
 
 
-def full_check(path: Path) -> StoreInfo:
+def full_check(path: Path | str) -> StoreInfo:
     """Everything `ready` requires: the store opens, every chunk passes the Rust scan (cubes),
     and the data matches the digests its manifest records. IntegrityError / DataNotFoundError
     name the first problem."""
-    path = Path(path)
+    path = store_location(path)
     manifest = read_manifest(path)
     info = describe(path, manifest)
     if info.kind == "cube":
@@ -107,14 +120,14 @@ def full_check(path: Path) -> StoreInfo:
     return info
 
 
-def digest_check(path: Path, digest: str, kind: str) -> str:
+def digest_check(path: Path | str, digest: str, kind: str) -> str:
     """'' when the store at `path` is the registered one (same content digest, arrays match
     it); else one line saying why not. Reads the arrays once (no chunk decoding)."""
     try:
-        manifest = read_manifest(Path(path))
+        manifest = read_manifest(store_location(path))
         if manifest.get("content_digest") != digest:
             return f"store content digest is {manifest.get('content_digest')}, the registry records {digest}"
-        open_by_kind(Path(path), kind, verify=True)
+        open_by_kind(store_location(path), kind, verify=True)
     except AstrobioError as e:
         return f"{type(e).__name__}: {e}"
     return ""

@@ -7,10 +7,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, first_line
+from ..stores._remote import store_location
 
 __all__ = ["add_commands", "cmd_registry", "cmd_keys"]
 
@@ -66,8 +66,8 @@ def cmd_registry(args: argparse.Namespace) -> int:
     reg = open_registry()
     if args.action == "add":
         if not args.target or not args.name:
-            raise ConfigError("usage: astrobio registry add STORE_PATH --name NAME")
-        v = reg.register(Path(args.target), args.name, description=args.description)
+            raise ConfigError("usage: astrobio registry add STORE_PATH_OR_URL --name NAME")
+        v = reg.register(store_location(args.target), args.name, description=args.description)
         _print(v, args.json, _show)
     elif args.action == "list":
         if args.target:
@@ -114,11 +114,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Mount `registry` and `keys` on the `astrobio` subparsers."""
     r = sub.add_parser("registry", help="versioned datasets: add, list, show, quality, retire", formatter_class=FMT,
-                       epilog="examples:\n  astrobio registry add ~/data/climate.zarr --name climate\n  astrobio registry list\n"
+                       epilog="examples:\n  astrobio registry add ~/data/climate.zarr --name climate\n"
+                              "  astrobio registry add s3://bucket/climate-2026.zarr --name climate\n  astrobio registry list\n"
                               "  astrobio registry list climate\n  astrobio registry show climate@v2 --json\n"
                               "  astrobio registry quality climate@v2\n  astrobio registry retire climate@v1")
     r.add_argument("action", choices=["add", "list", "show", "quality", "retire"])
-    r.add_argument("target", nargs="?", help="add: STORE_PATH; list: [NAME]; show/quality/retire: NAME@vN")
+    r.add_argument("target", nargs="?", help="add: STORE_PATH or s3:// URL; list: [NAME]; show/quality/retire: NAME@vN")
     r.add_argument("--name", help="add: dataset name")
     r.add_argument("--description", default="", help="add: description of a new dataset")
     r.add_argument("--json", action="store_true", help="machine-readable output")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from ..errors import AstrobioError, ConfigError, DataNotFoundError, first_line
+from ..stores._remote import store_location
 from . import quality as _quality
 from ._db import open_engine, read_session, write_session
 from ._scan import digest_check, full_check, read_manifest
@@ -152,7 +153,7 @@ class Registry:
                 return None
             return f"{name}@v{v.number}", dict(v.quality.report.get("variables", {}))
 
-    def complete(self, name: str, number: int, path: Path, threshold: float = _quality.DRIFT_THRESHOLD) -> dict[str, Any]:
+    def complete(self, name: str, number: int, path: Path | str, threshold: float = _quality.DRIFT_THRESHOLD) -> dict[str, Any]:
         """Full check + quality report of the store at `path` for the collecting version;
         `ready` on success, `failed` (and the error re-raised) otherwise."""
         try:
@@ -165,10 +166,12 @@ class Registry:
 
     def register(self, path: str | Path, name: str, *, description: str = "", if_changed: bool = False,
                  threshold: float = _quality.DRIFT_THRESHOLD) -> dict[str, Any]:
-        """Register the store at `path` as the next version of `name` (full scan, digest check,
-        quality report). `if_changed`: return the newest ready version instead when it already
-        records this store with this digest (a rebuilt-but-unchanged store)."""
-        path = Path(path).resolve()
+        """Register the store at `path` (a directory, or an s3:// URL: registered where it is,
+        not copied) as the next version of `name` (full scan, digest check, quality report).
+        `if_changed`: return the newest ready version instead when it already records this
+        store with this digest (a rebuilt-but-unchanged store)."""
+        where = store_location(path)
+        path = where if isinstance(where, str) else where.resolve()
         check_name(name)
         if if_changed:
             digest = read_manifest(path).get("content_digest")
@@ -231,7 +234,7 @@ class Registry:
         problem = error
         if not problem:
             try:
-                recorded = read_manifest(Path(uri)).get("content_digest")
+                recorded = read_manifest(store_location(uri)).get("content_digest")
                 problem = "" if recorded == digest else f"store content digest is {recorded}, the registry records {digest}"
             except AstrobioError as e:
                 problem = f"{type(e).__name__}: {e}"
@@ -248,7 +251,7 @@ class Registry:
             v = self._get(s, name, number, ready_only=True)
             info = {"ref": v.ref, "uri": v.uri, "digest": v.digest, "kind": v.kind, "summary": v.summary, "splits": v.splits}
             vid, recorded_error = v.id, v.error
-        problem = digest_check(Path(info["uri"]), info["digest"], info["kind"])
+        problem = digest_check(info["uri"], info["digest"], info["kind"])
         if problem != recorded_error:  # remember (or clear) the failed check; no write when nothing changed
             with write_session(self.engine) as s:
                 s.execute(update(Version).where(Version.id == vid).values(error=problem))

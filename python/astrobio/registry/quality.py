@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..stores._remote import read_json, store_location
 from ..stores.table import open_table
 from ._measure import chunk_hashes, histograms, variable_stats
 from ._scan import StoreInfo, read_manifest
@@ -98,15 +99,15 @@ def _split_results(kind: str, manifest: dict[str, Any], splits: dict[str, dict[s
     return out
 
 
-def _is_sharded(path: Path) -> bool:
+def _is_sharded(path: Path | str) -> bool:
     try:
-        meta = json.loads((path / "cubes" / "zarr.json").read_text())
+        meta = read_json(path, "cubes/zarr.json") if isinstance(path, str) else json.loads((path / "cubes" / "zarr.json").read_text())
     except (OSError, ValueError):
         return False
     return any(c.get("name") == "sharding_indexed" for c in meta.get("codecs", []))
 
 
-def _chunk_results(path: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def _chunk_results(path: Path | str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """Leakage (an identical chunk in two splits) and duplicate samples, from chunk hashes."""
     if _is_sharded(path):
         note = {"note": "sharded store: samples share shard files, chunk hashes do not identify samples"}
@@ -127,7 +128,7 @@ def _chunk_results(path: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]
             expectation("expect_no_duplicate_samples", not dup_groups, sum(len(g) - 1 for g in dup_groups), 0, {"groups": dups})]
 
 
-def _table_duplicates(manifest: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+def _table_duplicates(manifest: dict[str, Any], path: Path | str) -> list[dict[str, Any]]:
     df, _ = open_table(path, verify=False)
     key = manifest.get("key") or df.columns[0]
     dup_keys = int(df[key].duplicated().sum())
@@ -190,7 +191,7 @@ def build_report(info: StoreInfo, *, ref: str, previous: tuple[str, dict[str, An
                  threshold: float = DRIFT_THRESHOLD) -> dict[str, Any]:
     """The quality report of a store that passed `_scan.full_check` (`info.scan` holds the Rust
     scan for cubes). `previous`: (ref, variables statistics) of the previous ready version."""
-    path = Path(info.uri)
+    path = store_location(info.uri)
     manifest = read_manifest(path)
     stats = variable_stats(path, info.kind, manifest)
     results = [expectation("expect_digest_matches_manifest", True, info.digest, info.digest, {"uri": info.uri})]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AstrobioError
+from ..stores._remote import name_of, store_location
 from .core import open_registry
 
 __all__ = ["register_built_store", "DEFAULT_NAMES"]
@@ -28,8 +29,9 @@ def register_built_store(path: str | Path, name: str | None = None) -> dict[str,
     """Register a freshly built store as the next version of `name` (default: from
     `DEFAULT_NAMES`, else the folder name) unless the newest ready version already records it
     unchanged. A registry problem is logged and never fails the build; returns the version."""
-    path = Path(path)
-    name = name or DEFAULT_NAMES.get(path.name) or path.name.removesuffix(".zarr").replace("_", "-")
+    path = store_location(path)
+    base = name_of(path)
+    name = name or DEFAULT_NAMES.get(base) or base.removesuffix(".zarr").replace("_", "-")
     try:
         return open_registry().register(path, name, if_changed=True, description="built by astrobio datasets build default")
     except AstrobioError as e:
