@@ -251,7 +251,7 @@ class Registry:
             v = self._get(s, name, number, ready_only=True)
             info = {"ref": v.ref, "uri": v.uri, "digest": v.digest, "kind": v.kind, "summary": v.summary, "splits": v.splits}
             vid, recorded_error = v.id, v.error
-        problem = digest_check(info["uri"], info["digest"], info["kind"])
+        problem = digest_check(str(info["uri"]), str(info["digest"]), str(info["kind"]))
         if problem != recorded_error:  # remember (or clear) the failed check; no write when nothing changed
             with write_session(self.engine) as s:
                 s.execute(update(Version).where(Version.id == vid).values(error=problem))
