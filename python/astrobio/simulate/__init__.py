@@ -1,7 +1,9 @@
-"""Run the ExoPlaSim general circulation model for real catalogue planets and collect their
-climate datacubes (optional: it regenerates the default dataset's climate pack).
+"""Run the ExoPlaSim general circulation model and collect climate datacubes (optional: it
+regenerates the default dataset's climate pack).
 
 - `planets`: `PlanetSpec`s from the ingested catalogue table, and the Earth reference;
+- `campaign`: the designed campaign (catalogue planets + a Latin hypercube per rotation regime),
+  run one process per core, resumable; the settling rule and the held-out rule;
 - `exoplasim`: the model's configuration for a spec, and the run;
 - `output`: reading the model's NetCDF output, the run's result on disk;
 - `pack`: finished results -> the default dataset's climate pack.
@@ -17,6 +19,7 @@ from .output import (
     read_exoplasim_output,
     save_result,
 )
+from .campaign import campaign_specs, design_specs, held_out_split, run_campaign, settle_drift
 from .pack import pack_results
 from .planets import (
     CATALOGUE_EXCLUDED,
@@ -54,4 +57,9 @@ __all__ = [
     "save_result",
     "load_result",
     "pack_results",
+    "campaign_specs",
+    "design_specs",
+    "held_out_split",
+    "run_campaign",
+    "settle_drift",
 ]

@@ -19,6 +19,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +65,17 @@ def _check_postprocessor(exo: Any) -> None:
         )
 
 
-def exoplasim_configure_kwargs(spec: PlanetSpec, *, timestep_min: float | None = None) -> dict[str, Any]:
+def exoplasim_configure_kwargs(spec: PlanetSpec, *, timestep_min: float | None = None,
+                               mldepth_m: float | None = None) -> dict[str, Any]:
     """The exact keyword arguments passed to ``exoplasim.Model.configure`` for `spec`.
 
     Synchronous planets follow ExoPlaSim's tidally-locked settings (``TLmodel``): exponential
     physics filter, fixed circular orbit, zero obliquity, no ozone, 100 K initial day-night
     contrast; all planets use ExoPlaSim's default 45-minute timestep (``TLmodel`` uses 30 minutes;
     at T21 a 45-minute run of the hottest selected locked planet, Ross 128 b, spun up stably,
-    and it costs two thirds of the compute). Pass `timestep_min` to override. Snapshot output is
-    off (only the 12 monthly means are needed).
+    and it costs two thirds of the compute). Pass `timestep_min` to override, and `mldepth_m` to
+    replace ExoPlaSim's 50 m mixed-layer ocean (a thin slab settles within months: see
+    `astrobio.simulate.campaign`). Snapshot output is off (only the 12 monthly means are needed).
     """
     pn2 = spec.surface_pressure_bar - spec.pco2_bar - spec.po2_bar
     if pn2 <= 0:
@@ -99,6 +102,8 @@ def exoplasim_configure_kwargs(spec: PlanetSpec, *, timestep_min: float | None =
     elif spec.aquaplanet:
         kw["fixedorbit"] = True
     kw["timestep"] = DEFAULT_TIMESTEP_MIN if timestep_min is None else float(timestep_min)
+    if mldepth_m is not None:
+        kw["mldepth"] = float(mldepth_m)
     return kw
 
 
@@ -111,8 +116,13 @@ def _drift(annual_ts: list[float], monthly_final: np.ndarray) -> tuple[float, st
 
 def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2, *,
                resolution: str = "T21", layers: int = 10, precision: int = 4,
-               timestep_min: float | None = None) -> SimulationResult:
+               timestep_min: float | None = None, mldepth_m: float | None = None,
+               extend_until: Callable[[np.ndarray], bool] | None = None, max_years: int | None = None) -> SimulationResult:
     """Run ExoPlaSim for `spec` for `years` model years (360 days each) in ``workdir/model``.
+
+    With `extend_until` (a test of the final year's monthly global-mean surface temperature, e.g.
+    "has settled"), the run continues a year at a time after `years` until it passes or
+    `max_years` are done: run longer where the drift says so.
 
     The model starts cold from ExoPlaSim's default initial state (no restart file). Each year is
     postprocessed to netCDF (``MOST.<year>.nc``) in the model directory, which is kept. The
@@ -134,7 +144,7 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
     modeldir = workdir / "model"
     if modeldir.exists():
         shutil.rmtree(modeldir)
-    configure = exoplasim_configure_kwargs(spec, timestep_min=timestep_min)
+    configure = exoplasim_configure_kwargs(spec, timestep_min=timestep_min, mldepth_m=mldepth_m)
     postvars = [*VARIABLES, *SURFACE_VARIABLES]
     started = time.time()
     cwd = os.getcwd()
@@ -145,6 +155,13 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
         model.cfgpostprocessor(extension=".nc", variables=postvars, mode="grid", times=12,
                                timeaverage=True)
         model.run(years=years, crashifbroken=True)
+        while extend_until is not None and years < (max_years or years):
+            os.chdir(cwd)
+            _, surf, crd, _ = read_exoplasim_output(modeldir / f"MOST.{years - 1:05d}.nc")
+            if extend_until(global_mean(surf["ts"], crd["lat"])):
+                break
+            model.run(years=1, crashifbroken=True)
+            years += 1
     finally:
         os.chdir(cwd)  # ExoPlaSim changes the working directory
     files = [modeldir / f"MOST.{y:05d}.nc" for y in range(years)]
@@ -177,6 +194,7 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
         "level_coordinate": "sigma = p / p_surface at layer midpoints (ExoPlaSim 'lev'); "
                             "pressure = sigma * ps",
         "annual_global_mean_ts_K": annual,
+        "monthly_global_mean_ts_K": [float(t) for t in monthly],
         "ts_global_mean_drift_K_per_year": drift,
         "drift_method": method,
         "spin_up_threshold_K_per_year": SPINUP_DRIFT_THRESHOLD_K_PER_YEAR,
