@@ -1,6 +1,6 @@
 """Fixture stores for the trainer tests, written through astrobio's public writer with the
-climate part's layout (variables ta, ua, va, hus, wap on sigma levels; the 9 planet/month
-parameters; one run of 12 monthly samples per planet; split by planet).
+climate part's layout (variables ta, ua, va, hus, wap on sigma levels; the 9 planet parameters
+of `astrobio.datasets.climate.PARAMS`; one run of 12 monthly samples per planet; split by planet).
 
 The fields are smooth functions of the parameters (plus a little noise), so an emulator can
 learn them and beat the climatology: tests only; the product never trains on generated data.
@@ -15,19 +15,20 @@ import lightning as L
 import numpy as np
 
 import astrobio
-from astrobio.datasets.climate import PARAMS, VARIABLES, month_phase
+from astrobio.datasets.climate import PARAMS, VARIABLES, run_params
 
 
 def planet_cubes(spec: dict[str, float], sigma: np.ndarray, lat: np.ndarray, lon: np.ndarray,
                  rng: np.random.Generator, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
-    """cubes [12, 5, L, H, W] and params [12, 9] of one planet."""
+    """cubes [12, 5, L, H, W] and params [12, 9] of one planet (12 samples of one climate, with
+    a month-to-month wobble the parameters cannot predict, as in the GCM's monthly means)."""
     months = np.arange(1, 13)
-    ms, mc = month_phase(months)
+    ms = np.sin(2 * np.pi * (months - 0.5) / 12)
     s, sync = spec["instellation"], spec["synchronous"]
     la = np.deg2rad(lat)[None, None, :, None]
     lo = np.deg2rad(lon)[None, None, None, :]
     sg = sigma[None, :, None, None]
-    season = ms[:, None, None, None]
+    season = 0.15 * ms[:, None, None, None]  # small: no parameter says which month a sample is
     t_surf = (200.0 + 90.0 * np.sqrt(s) * np.cos(la) ** 2 + 12.0 * season * np.sin(la)
               + 25.0 * sync * np.cos(lo) * np.cos(la) + 0.004 * (spec["star_teff"] - 4000.0))
     ta = t_surf * sg ** 0.19  # theta = T sigma^-2/7 increases upward: statically stable
@@ -40,9 +41,10 @@ def planet_cubes(spec: dict[str, float], sigma: np.ndarray, lat: np.ndarray, lon
     scales = np.array([noise, noise, noise * 0.3, 0.0, noise * 1e-3])[None, :, None, None, None]
     cube = cube + rng.normal(0.0, 1.0, cube.shape) * scales
     cube[:, 3] = np.abs(cube[:, 3])
-    planet = [s, spec["star_teff"], spec["radius"], spec["gravity"], spec["rotation_period"], sync, spec["surface_pressure"]]
-    params = np.column_stack([np.tile(planet, (12, 1)), ms, mc])
-    return cube.astype(np.float32), params.astype(np.float32)
+    params = run_params({"instellation_earth": s, "star_teff_k": spec["star_teff"], "radius_earth": spec["radius"],
+                         "gravity_ms2": spec["gravity"], "rotation_period_days": spec["rotation_period"],
+                         "synchronous": sync, "surface_pressure_bar": spec["surface_pressure"]}, 12)
+    return cube.astype(np.float32), params
 
 
 def build_climate_fixture(path: Path, *, planets: int = 8, shape: tuple[int, int, int] = (4, 8, 16),
@@ -81,9 +83,10 @@ def real_climate_slice(path: Path, work: Path, split: dict[str, list[str]] | Non
     from astrobio.datasets.climate import build_climate_store
     from astrobio.stores import StoreWriter, open_store
 
-    split = split or {"train": ["earth", "proxima_centauri_b", "trappist-1_d"], "val": ["toi-700_d"], "test": ["trappist-1_e"]}
     src = build_climate_store(work / "climate.zarr")
     store = open_store(src)
+    # default: three training planets, one val and one test planet, as the shipped store splits them
+    split = split or {"train": store.split["train"][:3], "val": store.split["val"][:1], "test": store.split["test"][:1]}
     cubes = zarr.open_array(src / "cubes", mode="r")
     params = zarr.open_array(src / "params", mode="r")
     with StoreWriter(path, variables=store.variables, params=store.params, sample_shape=store.sample_shape,

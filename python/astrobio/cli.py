@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -71,7 +72,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 print(f"{part:<11} {p}")
         return 0
     if args.action == "pack-climate":
-        split = _split(args.split) or {}
+        split = _split(args.split)  # None: the campaign's documented held-out rule
         npz, js = simulate.pack_results(Path(args.name), Path(args.out) if args.out else _pack_dir(), split)
         print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
         return 0
@@ -125,12 +126,34 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if not args.list and not args.out:
+        raise ConfigError("name the results folder with --out DIR")
+    if args.campaign:
+        from .simulate.campaign import campaign_specs, run_campaign
+
+        specs = campaign_specs()
+        if args.list:
+            for spec in specs:
+                print(f"{spec.slug:<20} {'synchronous' if spec.synchronous else 'fast':<11} S={spec.instellation_earth:.2f} "
+                      f"P={spec.rotation_period_days:.2f} d R={spec.radius_earth:.2f} p={spec.surface_pressure_bar:.2f} bar "
+                      f"Teff={spec.star_teff_k:.0f} K")
+            return 0
+        status = run_campaign(specs, args.out, jobs=args.jobs, force=args.force)
+        failed = sorted(r for r, s in status.items() if s == "failed")
+        print(f"campaign: {len(status) - len(failed)} runs finished, {len(failed)} failed"
+              + (f" ({', '.join(failed)}; see <run>/failed.json)" if failed else ""))
+        print(f"next: astrobio datasets pack-climate {args.out}")
+        return 0
     specs = simulate.default_planet_specs()
+    if args.list:
+        for spec in specs:
+            print(spec.slug)
+        return 0
     if not args.all:
         wanted = {n.lower() for n in args.planet}
         specs = [s for s in specs if s.slug in wanted or s.name.lower() in wanted]
         if not specs:
-            raise ConfigError("no planet matched; use --all or --planet with one of: "
+            raise ConfigError("no planet matched; use --all, --campaign or --planet with one of: "
                               + ", ".join(s.slug for s in simulate.default_planet_specs()))
     for spec in specs:
         out = Path(args.out) / spec.slug
@@ -152,12 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("datasets", help="build or list the embedded default dataset", formatter_class=fmt,
                        epilog="examples:\n  astrobio datasets build default\n  astrobio datasets build default --parts climate\n"
-                              "  astrobio datasets pack-climate /work/gcm_runs --split test=trappist-1_e --split val=toi-700_d")
+                              "  astrobio datasets pack-climate gcm_campaign          # held-out planets by the documented rule\n"
+                              "  astrobio datasets pack-climate gcm_runs --split test=trappist-1_e --split val=toi-700_d")
     d.add_argument("action", choices=["build", "list", "pack-climate"])
     d.add_argument("name", nargs="?", default="default", help="dataset name (build) or results folder (pack-climate)")
     d.add_argument("--parts", help="comma-separated parts to build (default: all)")
     d.add_argument("--root", help="data home (default: $ASTROBIO_HOME or ~/.cache/astrobio)")
-    d.add_argument("--split", action="append", default=[], help="pack-climate: SPLIT=run,run (repeatable)")
+    d.add_argument("--split", action="append", default=[], help="pack-climate: SPLIT=run,run (repeatable; default: the campaign's held-out rule, docs/climate-campaign.md)")
     d.add_argument("--out", help="pack-climate: output folder (default: the package's data folder)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_datasets)
@@ -190,11 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("simulate", help="run the ExoPlaSim GCM for catalogue planets (hours)", formatter_class=fmt,
-                       epilog="examples:\n  astrobio simulate --planet trappist-1_e --years 2 --out gcm_runs\n  astrobio simulate --all --out gcm_runs")
+                       epilog="examples:\n  astrobio simulate --campaign --out gcm_campaign --jobs 2   # the default dataset's runs\n"
+                              "  astrobio simulate --campaign --list\n"
+                              "  astrobio simulate --planet trappist-1_e --years 2 --out gcm_runs")
+    s.add_argument("--campaign", action="store_true",
+                   help="the default dataset's designed campaign (catalogue planets + Latin hypercube; resumable)")
+    s.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--campaign: runs at once, one per core")
+    s.add_argument("--list", action="store_true", help="list the runs and exit")
     s.add_argument("--planet", action="append", default=[])
     s.add_argument("--all", action="store_true")
     s.add_argument("--years", type=int, default=2)
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", help="results folder (one sub-folder per run)")
     s.add_argument("--force", action="store_true", help="rerun planets that already have results")
     s.set_defaults(func=cmd_simulate)
 

@@ -126,7 +126,7 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
     old = tmp_path / "old.yaml"  # a config written before the other models existed still loads
     old.write_text("model: {name: datacube, hidden: 64, channels: [16, 8]}\ntrainer: {max_epochs: 4}\n")
     cfg = build_config(parser.parse_args(["--config", str(old)]))
-    assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8} and cfg.trainer.max_epochs == 4
+    assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8, "physics_baseline": True} and cfg.trainer.max_epochs == 4
     new = tmp_path / "new.yaml"
     new.write_text("model: {name: multimodal, options: {modalities: [cube], embed: 8}}\n")
     cfg = build_config(parser.parse_args(["--config", str(new)]))
@@ -138,3 +138,29 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
         build_config(parser.parse_args(["--model", "multimodal", "--set", "model.options.modalities=[sound]"]))
     with pytest.raises(Exception, match="unknown option 'model.options.nope'"):
         build_config(parser.parse_args(["--model", "graph", "--set", "model.options.nope=1"]))
+
+
+def test_a_number_yaml_reads_as_a_string_is_a_number():
+    """YAML 1.1 reads 5e-4 (no dot) as a string; --set optim.lr=5e-4 still means 0.0005."""
+    from astrobio.errors import ConfigError
+    from astrobio.train.config import TrainConfig, apply_overrides, parse_set
+
+    cfg = apply_overrides(TrainConfig(), parse_set(["optim.lr=5e-4", "optim.weight_decay=1E-2"]))
+    assert cfg.optim.lr == 0.0005 and cfg.optim.weight_decay == 0.01
+    with pytest.raises(ConfigError, match="optim.lr must be a number, got 'fast'"):
+        apply_overrides(TrainConfig(), parse_set(["optim.lr=fast"]))
+
+
+def test_a_checkpoint_from_before_the_physics_baseline_resumes_without_it():
+    from astrobio.train.cli import _migrate_saved_options
+    from astrobio.train.config import config_from_dict
+
+    old = {"model": {"name": "datacube", "options": {"hidden": 16, "channels": [8, 4], "skip_channels": 8}}}
+    cfg = config_from_dict(old)
+    assert cfg.model.options.physics_baseline is True  # the default for new runs
+    _migrate_saved_options(cfg, old)
+    assert cfg.model.options.physics_baseline is False  # what that checkpoint was trained as
+    new = {"model": {"name": "datacube", "options": {"physics_baseline": True}}}
+    cfg = config_from_dict(new)
+    _migrate_saved_options(cfg, new)
+    assert cfg.model.options.physics_baseline is True

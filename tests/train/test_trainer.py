@@ -223,7 +223,7 @@ def test_early_stopping_on_the_validation_metric(climate_store, tmp_path, monkey
 
 def test_a_subset_of_parameters_as_inputs(climate_store, tmp_path):
     cfg = small_config(climate_store, tmp_path / "run", max_epochs=1)
-    cfg.data.params = ["instellation", "synchronous", "month_sin"]
+    cfg.data.params = ["instellation", "synchronous", "equilibrium_temperature"]
     result = train(cfg)
     weights = load_checkpoint(result.best_checkpoint)["state_dict"]
     assert weights["model.mlp.0.weight"].shape[1] == 3

@@ -1,13 +1,19 @@
-"""The default dataset's climate part: ExoPlaSim runs for real catalogue planets.
+"""The default dataset's climate part: the ExoPlaSim campaign (`astrobio.simulate.campaign`):
+real catalogue planets plus a space-filling design over instellation, rotation (synchronous and
+fast in equal numbers), radius/gravity, surface pressure and stellar temperature.
 
 The runs are shipped with the package as one compact pack (`data/exoplasim_climate.npz`,
-float16, plus `exoplasim_climate.json` with every run's parameters and provenance), so building
-the store needs no GCM run. Regenerate the pack with `astrobio simulate --all --out DIR` followed
-by `astrobio datasets pack-climate DIR` (hours on 2 cores; `astrobio.simulate.pack` writes it).
+float16, plus `exoplasim_climate.json` with every run's parameters, drift and provenance, and
+the runs left out with the reason), so building the store needs no GCM run. Regenerate it with
+`astrobio simulate --campaign --out DIR` then `astrobio datasets pack-climate DIR` (about an hour
+on 2 cores; `astrobio.simulate.pack` writes it).
 
-Sample = one monthly mean of one planet: cube [ta, ua, va, hus, wap] x 10 sigma levels x 32 lat
-x 64 lon; params = the planet's parameters and the month (as sin/cos of its phase). Splits are
-by planet, so evaluation is on planets never seen in training.
+Sample = one monthly mean of one settled planet (the last months of its run; the campaign's
+planets have circular orbits and no obliquity, so the months are samples of one climate, not
+seasons): cube [ta, ua, va, hus, wap] x 10 sigma levels x 32 lat x 64 lon; params = the planet's
+parameters plus two derived from them (rotation rate, equilibrium temperature). Splits are by
+planet, chosen by the campaign's documented rule, so evaluation is on planets never seen in
+training.
 """
 
 from __future__ import annotations
@@ -22,17 +28,20 @@ import numcodecs
 import numpy as np
 
 from .._version import __version__
+from ..climate_scaling import BOND_ALBEDO, equilibrium_temperature
 from ..errors import DataNotFoundError, IntegrityError
 from ..ingest._provenance import file_digest, inputs_digest, up_to_date
 from ..ingest.climate import valid_range
 from ..stores.cube import Variable
 from ..stores.cube_writer import StoreWriter
 
-__all__ = ["PACK_NAME", "PACK_FORMAT", "PACK_CODEC", "VARIABLES", "PARAMS", "pack_path", "month_phase", "run_params",
-           "build_climate_store"]
+__all__ = ["PACK_NAME", "PACK_FORMAT", "PACK_FORMAT_VERSION", "PACK_CODEC", "VARIABLES", "PARAMS", "pack_path",
+           "run_params", "build_climate_store"]
 
 PACK_NAME = "exoplasim_climate"
 PACK_FORMAT = "astrobio.exoplasim-pack"
+#: 2: the campaign (kept months per run, settled runs only, exclusions recorded, derived params).
+PACK_FORMAT_VERSION = 2
 # Valid ranges come from the climate ingest's one table of ranges.
 VARIABLES = [
     Variable("ta", "K", valid_range("ta"), "air temperature"),
@@ -47,10 +56,11 @@ PARAMS = [
     Variable("radius", "R_earth", (0.1, 5.0), "planet radius"),
     Variable("gravity", "m s-2", (0.5, 50.0), "surface gravity"),
     Variable("rotation_period", "day", (0.1, 1000.0), "sidereal rotation period"),
+    Variable("rotation_rate", "day-1", (0.0, 10.0), "1 / rotation period (the Coriolis parameter's scale)"),
     Variable("synchronous", "1", (0.0, 1.0), "1 when tidally locked"),
     Variable("surface_pressure", "bar", (0.01, 100.0), "surface pressure"),
-    Variable("month_sin", "1", (-1.0, 1.0), "sin(2 pi (month - 0.5) / 12)"),
-    Variable("month_cos", "1", (-1.0, 1.0), "cos(2 pi (month - 0.5) / 12)"),
+    Variable("equilibrium_temperature", "K", (50.0, 1000.0),
+             f"(S (1 - {BOND_ALBEDO}) / (4 sigma))^(1/4): full redistribution, Bond albedo {BOND_ALBEDO}"),
 ]
 SPEC_KEYS = ("instellation_earth", "star_teff_k", "radius_earth", "gravity_ms2", "rotation_period_days",
              "synchronous", "surface_pressure_bar")
@@ -68,19 +78,14 @@ def pack_path(directory: Path | None = None) -> tuple[Path, Path]:
     return base / f"{PACK_NAME}.npz", base / f"{PACK_NAME}.json"
 
 
-def month_phase(month: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    angle = 2 * np.pi * (np.asarray(month, float) - 0.5) / 12.0
-    return np.sin(angle), np.cos(angle)
-
-
-def run_params(spec: Mapping[str, Any], months: np.ndarray) -> np.ndarray:
-    """[12, P] parameter rows of one run: the planet's parameters, then the month phase."""
+def run_params(spec: Mapping[str, Any], n_samples: int) -> np.ndarray:
+    """[n_samples, P] parameter rows of one run (the same planet in every sample), in `PARAMS` order."""
     missing = [k for k in SPEC_KEYS if spec.get(k) is None]
     if missing:
         raise IntegrityError(f"run parameters lack {missing}")
-    planet = np.array([float(spec[k]) for k in SPEC_KEYS])
-    s, c = month_phase(months)
-    return np.column_stack([np.tile(planet, (len(months), 1)), s, c]).astype(np.float32)
+    s, teff, radius, gravity, period, sync, ps = (float(spec[k]) for k in SPEC_KEYS)
+    planet = np.array([s, teff, radius, gravity, period, 1.0 / period, sync, ps, float(equilibrium_temperature(s))])
+    return np.tile(planet, (n_samples, 1)).astype(np.float32)
 
 
 def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
@@ -89,12 +94,16 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
     for p in (npz, js):
         if not p.is_file():
             raise DataNotFoundError("the ExoPlaSim climate pack is missing", path=str(p),
-                                    hint="Reinstall astrobio, or regenerate it: astrobio simulate --all --out DIR && astrobio datasets pack-climate DIR")
+                                    hint="Reinstall astrobio, or regenerate it: astrobio simulate --campaign --out DIR && astrobio datasets pack-climate DIR")
     sources = [{"path": str(p), "name": p.name, "digest": file_digest(p)} for p in (npz, js)]
     digest = inputs_digest(sources, {"part": "climate"}, _code_version())
     if up_to_date(out, digest):
         return out
     doc = json.loads(js.read_text())
+    if doc.get("format") != PACK_FORMAT or doc.get("format_version") != PACK_FORMAT_VERSION:
+        raise IntegrityError(f"climate pack is {doc.get('format')} version {doc.get('format_version')}, this astrobio reads "
+                             f"version {PACK_FORMAT_VERSION}; reinstall astrobio, or regenerate it: "
+                             "astrobio simulate --campaign --out DIR && astrobio datasets pack-climate DIR", path=str(js))
     with np.load(npz) as z:
         cubes = np.frombuffer(_PACK_CODEC.decode(z["cubes_blosc"].tobytes()), np.float16).reshape(doc["shape"])
         lat, lon, level, month = (np.asarray(z[k]) for k in ("lat", "lon", "level", "month"))
@@ -106,7 +115,8 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
     }
     provenance = {
         "kind": "simulation", "model": "ExoPlaSim", "sources": sources, "inputs_digest": digest,
-        "storage_dtype_of_source": doc.get("dtype", "float16"),
+        "storage_dtype_of_source": doc.get("dtype", "float16"), "months_kept": doc.get("months_kept"),
+        "settling": doc.get("settling"), "excluded": doc.get("excluded", {}),
         "runs": {r["id"]: r["provenance"] for r in doc["runs"]},
         "command": "astrobio datasets build default",
     }
@@ -116,14 +126,15 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
     # Units as the model wrote them (ExoPlaSim writes hus as "1", i.e. kg kg-1).
     variables = [Variable(v.name, units[0].get(v.name, v.units), v.valid_range, v.long_name) for v in VARIABLES]
     with StoreWriter(out, variables=variables, params=PARAMS, sample_shape=tuple(cubes.shape[2:]), coords=coords,
-                     name="astrobio default: ExoPlaSim climates of catalogue planets", provenance=provenance) as w:
+                     name="astrobio default: ExoPlaSim climate campaign (catalogue planets + designed runs)", provenance=provenance) as w:
         for i, run in enumerate(doc["runs"]):
             cube = cubes[i].astype(np.float32)
             if flip:
                 cube = cube[..., ::-1, :]
-            w.add_run(run["id"], cube, run_params(run["spec"], month), attrs={"spec": run["spec"], "month": month.tolist()})
+            w.add_run(run["id"], cube, run_params(run["spec"], len(month)),
+                      attrs={"spec": run["spec"], "month": month.tolist(), "drift_K_per_60d": run.get("drift_K_per_60d")})
         return Path(w.commit(doc["split"]))  # a local directory: always a Path
 
 
 def _code_version() -> str:
-    return f"{__version__}/climate-v1"
+    return f"{__version__}/climate-v2"

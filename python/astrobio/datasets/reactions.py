@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, DataNotFoundError
+from ..stores._remote import store_location
 from .default import part_path
 
 __all__ = ["OTHER", "SPLITS", "UNLABELLED", "ReactionSubsystems", "load_reaction_subsystems", "normalize_name",
@@ -113,8 +114,8 @@ def split_stratified(labels: np.ndarray, *, val: float, test: float, seed: int) 
     return {k: np.array(sorted(v), np.int64) for k, v in out.items()}
 
 
-def _graph_store(path: str | Path | None) -> Path:
-    return Path(path) if path is not None else part_path("metabolic")
+def _graph_store(path: str | Path | None) -> str | Path:
+    return store_location(path) if path is not None else part_path("metabolic")
 
 
 def load_reaction_subsystems(
@@ -142,9 +143,9 @@ def load_reaction_subsystems(
     if rare not in ("other", "drop"):
         raise ConfigError(f"rare must be 'other' or 'drop', got {rare!r}")
     root = _graph_store(path)
-    if not (root / "zarr.json").is_file():
+    if isinstance(root, Path) and not (root / "zarr.json").is_file():
         raise DataNotFoundError("no metabolic graph store", path=str(root), hint=BUILD_HINT)
-    graphs = open_graphs(root)
+    graphs = open_graphs(root)  # an s3:// URL: open_graphs says what is missing
     chosen = sorted(graphs) if models is None else list(models)
     missing = [m for m in chosen if m not in graphs]
     if missing:

@@ -1,10 +1,12 @@
-"""The datacube climate emulator: planet/star parameters + month -> the GCM's climate cube.
+"""The datacube climate emulator: planet/star parameters -> the GCM's climate cube.
 
 Task (the default dataset): given one sample's parameter row (instellation, stellar Teff,
-radius, gravity, rotation period, synchronous rotation, surface pressure, sin/cos of the month
-phase; normalized with the store's train statistics) predict the monthly-mean cube
+radius, gravity, rotation period and rate, synchronous rotation, surface pressure, equilibrium
+temperature; normalized with the store's train statistics) predict the monthly-mean cube
 [ta, ua, va, hus, wap] x 10 sigma levels x 32 lat x 64 lon (normalized per variable). It is
-evaluated on planets held out of training (the store's split is by planet).
+evaluated on planets held out of training (the store's split is by planet). The trainer adds
+the physics baseline (`astrobio.models.baseline`) to its output by default, so the network
+learns the departures from what physics predicts.
 
 Architecture (a U-Net-style 3D decoder; imports only torch):
 

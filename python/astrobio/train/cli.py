@@ -8,9 +8,9 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from ..errors import AstrobioError
+from ..errors import AstrobioError, ConfigError
 from ._stack import lightning_module
-from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, model_name, parse_set
+from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, migrate_model_section, model_name, parse_set
 from .tasks import task_names
 
 __all__ = ["build_parser", "build_config", "main"]
@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   python -m astrobio.train --model multimodal               # fusion of climate cube + planet parameters
   python -m astrobio.train --mode full --output-dir runs/full   # every component in phases, then fusion
   python -m astrobio.train --mode full --resume runs/full   # skip finished phases, continue the interrupted one
+  python -m astrobio.train --kfold 5 --output-dir runs/kfold   # k-fold by planet: mean and spread of the skill
   python -m astrobio.train --max-epochs 5 --batch-size 16 --seed 1
   python -m astrobio.train --store my_climate.zarr --output-dir runs/exp1 --physics-constraints
   python -m astrobio.train --config exp.yaml --set optim.lr=0.001 --set trainer.patience=4
@@ -54,6 +55,9 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
     p.add_argument("--mode", choices=["train", "full"], default="train",
                    help="train: one model; full: every component in phases (each encoder, then fusion) into "
                         "<output-dir>/phases/<name>/, resumable at phase boundaries")
+    p.add_argument("--kfold", type=int, metavar="K",
+                   help="datacube: evaluate by k-fold over planets (each planet tested once; K runs in <output-dir>/fold-<i>, "
+                        "rerun to continue) and report the mean and spread of the skill over both baselines")
     p.add_argument("--config", metavar="FILE", help="YAML config file")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--batch-size", type=int, help="batch size per device")
@@ -93,12 +97,22 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     layers = override_layers(args)
     if args.resume:
         path = lightning_module("trainer").resolve_checkpoint(args.resume)
-        cfg = config_from_dict(lightning_module("checkpoint").load_checkpoint(path)["astrobio"]["config"])
+        saved = lightning_module("checkpoint").load_checkpoint(path)["astrobio"]["config"]
+        cfg = config_from_dict(saved)
+        _migrate_saved_options(cfg, saved)
     else:
         cfg = TrainConfig.for_model(model_name(*layers))
     for layer in layers:
         apply_overrides(cfg, layer)
     return cfg.validate()
+
+
+def _migrate_saved_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
+    """Options added since a checkpoint was written take the value that reproduces the run:
+    the datacube emulator predicted departures from the climatology before `physics_baseline`."""
+    options = migrate_model_section(saved.get("model") or {}, cfg.model.name)["options"]
+    if hasattr(cfg.model.options, "physics_baseline") and "physics_baseline" not in options:
+        cfg.model.options.physics_baseline = False
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -133,6 +147,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.trai
     args = build_parser(prog).parse_args(argv)
     _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
+        if args.kfold is not None:
+            if args.mode == "full" or args.resume:
+                raise ConfigError("--kfold runs its own folds (rerun the same command to continue); drop --mode full and --resume")
+            kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
+            print(kfold.table)
+            print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
+            return 0
         if args.mode == "full":
             result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
             print(result.table)

@@ -66,6 +66,7 @@ class DataConfig:
     threads: int | None = None        # native reader threads (None: all cores, 1 inside workers)
     verify: bool = True               # full integrity scan + digest check of the store before training
     timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
+    split: dict[str, list[str]] | None = None  # runs per split (train/val/test), replacing the store's (k-fold)
 
 
 @dataclass
@@ -182,6 +183,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_hint, item = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {_coerce(k, key_hint, where): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -191,6 +197,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string: accept what is plainly a number
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)

@@ -21,7 +21,8 @@ from ....stores.cube import Store, open_store
 from ...config import DataConfig, TrainConfig
 from ...guards import preflight
 
-__all__ = ["Normalization", "store_normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store", "param_columns"]
+__all__ = ["Normalization", "store_normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store",
+           "param_columns", "resolve_split", "split_samples"]
 
 
 def store_normalization(store: Store, mode: str) -> Normalization:
@@ -37,8 +38,7 @@ def open_climate_store(cfg: TrainConfig) -> Store:
     With `data.verify`, the full integrity scan and digest check run first. Sets `data.store`
     to the resolved path (saved in the run's config)."""
     store = open_store(cfg.data.store) if cfg.data.store else open_store(default_climate_store())
-    for split in ("train", "val"):
-        store.samples(split)  # unknown or empty split: ConfigError / DataNotFoundError
+    resolve_split(store, cfg.data.split)  # unknown runs, overlaps, an empty train or val: ConfigError / DataNotFoundError
     if cfg.data.verify:
         preflight(store)  # every chunk and the digests, before anything trains
     cfg.data.store = str(store.path.resolve()) if isinstance(store.path, Path) else store.path
@@ -63,6 +63,38 @@ def default_climate_store(wait_s: float = 1800.0) -> Path:
             raise DataNotFoundError(f"local rank 0 did not finish building the default climate store in {wait_s:.0f} s",
                                     path=str(path), hint="Build it first: astrobio datasets build default --parts climate")
         time.sleep(2.0)
+
+
+def resolve_split(store: Store, override: dict[str, list[str]] | None) -> dict[str, list[str]]:
+    """Runs per split: `data.split` when set (every run named must exist, no run in two splits),
+    else the store's own; train and val must not be empty."""
+    if override is None:
+        for name in ("train", "val"):
+            store.samples(name)  # unknown or empty split: ConfigError / DataNotFoundError
+        return {k: list(v) for k, v in store.split.items()}
+    unknown = sorted(set(override) - {"train", "val", "test"})
+    if unknown:
+        raise ConfigError(f"data.split names splits {unknown}; use train, val and test")
+    split = {k: list(override.get(k) or []) for k in ("train", "val", "test")}
+    seen: dict[str, str] = {}
+    for name, runs in split.items():
+        for run_id in runs:
+            store.run(run_id)  # ConfigError naming the run and the store
+            if run_id in seen:
+                raise ConfigError(f"data.split puts run {run_id!r} in both {seen[run_id]} and {name}")
+            seen[run_id] = name
+    for name in ("train", "val"):
+        if not split[name]:
+            raise DataNotFoundError(f"data.split leaves {name!r} without runs", path=str(store.path),
+                                    hint="Name at least one run for train and for val")
+    return split
+
+
+def split_samples(store: Store, runs: list[str]) -> np.ndarray:
+    """Sample indices of `runs`, in order (empty for no runs)."""
+    if not runs:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(r.start, r.start + r.count, dtype=np.int64) for r in map(store.run, runs)])
 
 
 def param_columns(store: Store, names: list[str] | None) -> list[int] | None:
@@ -97,10 +129,10 @@ class StoreDataModule(L.LightningDataModule):
         self.store = store
         self.cfg = cfg
         self.seed = seed
-        self.train_indices = store.samples("train")
-        self.val_indices = store.samples("val")
-        test = store.split.get("test") or []
-        self.test_indices = store.samples("test") if test else np.zeros(0, np.int64)
+        self.split = resolve_split(store, cfg.split)
+        self.train_indices = split_samples(store, self.split["train"])
+        self.val_indices = split_samples(store, self.split["val"])
+        self.test_indices = split_samples(store, self.split.get("test") or [])
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer

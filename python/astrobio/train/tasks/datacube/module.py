@@ -43,12 +43,16 @@ def physics_loss(cfg: TrainConfig, store: Store, norm: Normalization, *, force: 
 
 class EmulatorModule(L.LightningModule):
     """Trains `model` (params [B, P] -> cube [B, V, L, H, W]); `physics` is an optional
-    `PhysicsLoss`; `param_index` the store's parameter columns the model sees (None: all)."""
+    `PhysicsLoss`; `param_index` the store's parameter columns the model sees (None: all);
+    `baseline` an optional `astrobio.models.PhysicsBaseline` of the full parameter row: the model
+    then predicts the departure from it (`predict` adds the two)."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, *, history: RunHistory, total_steps: int,
-                 variables: list[str], physics: nn.Module | None = None, param_index: list[int] | None = None) -> None:
+                 variables: list[str], physics: nn.Module | None = None, param_index: list[int] | None = None,
+                 baseline: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
+        self.baseline = baseline
         self.cfg = cfg
         self.history = history
         self.total_steps = total_steps
@@ -64,8 +68,17 @@ class EmulatorModule(L.LightningModule):
         """The model's input columns of a batch's parameter table."""
         return params if self.param_index is None else params[:, self.param_index]
 
+    def predict(self, params: torch.Tensor, model_inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The emulated cube for a batch's full parameter table: the network's output of its input
+        columns (`model_inputs`, default `inputs(params)`), plus the physics baseline if any."""
+        out = self.model(self.inputs(params) if model_inputs is None else model_inputs)
+        if self.baseline is None:
+            return out
+        base, departure = self.baseline.terms(params)
+        return base.to(out.dtype) + departure.to(out.dtype) * out
+
     def forward(self, params: torch.Tensor) -> torch.Tensor:
-        return self.model(self.inputs(params))
+        return self.predict(params)
 
     # ---------------------------------------------------------------- training
     def _noise_generator(self) -> torch.Generator:
@@ -92,7 +105,7 @@ class EmulatorModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         target = batch["cubes"]
-        pred = self.model(self._params(self.inputs(batch["params"])))
+        pred = self.predict(batch["params"], self._params(self.inputs(batch["params"])))
         mse = F.mse_loss(pred.float(), target.float())
         loss = mse
         logs = {"train/mse": mse.detach()}
@@ -120,7 +133,7 @@ class EmulatorModule(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         assert self._val_sse is not None and self._val_n is not None
         target = batch["cubes"].float()
-        pred = self.model(self.inputs(batch["params"])).float()
+        pred = self.predict(batch["params"]).float()
         err = (pred - target).double() ** 2
         self._val_sse += err.sum(dim=(0, 2, 3, 4))
         self._val_n += float(target[:, 0].numel())

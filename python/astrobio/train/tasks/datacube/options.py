@@ -18,9 +18,16 @@ class DatacubeOptions:
     hidden: int = 128
     channels: list[int] = field(default_factory=lambda: [32, 32, 16, 8])
     skip_channels: int = 8
+    #: predict departures from the physics baseline (`astrobio.models.PhysicsBaseline`) rather
+    #: than from the climatology; checkpoints written before this option existed load as False
+    physics_baseline: bool = True
 
     def validate(self) -> None:
         """Nothing beyond the types: the model refuses bad widths with a ConfigError when built."""
+
+    def network_options(self) -> dict[str, Any]:
+        """The options `astrobio.models.DatacubeEmulator` takes (everything but `physics_baseline`)."""
+        return {"hidden": self.hidden, "channels": list(self.channels), "skip_channels": self.skip_channels}
 
 
 #: the shared sections' dataclass defaults are the datacube's

@@ -10,37 +10,42 @@ from typing import Any
 import numpy as np
 
 from ....stores.cube import Store
-from ...report import fmt, plot_metric_curves, pyplot, save_figure
+from ...report import fmt, plot_metric_curves, pyplot, rows_table, save_figure
 
 __all__ = ["summary_table", "plot_loss_curves", "plot_fields", "plot_choice", "coordinate"]
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """A plain-text table: per held-out split, overall and per-variable RMSE, model vs climatology."""
-    rows = [("split", "metric", "model", "climatology", "skill")]
+    """A plain-text table: per held-out split, overall and per-variable RMSE of the model beside
+    each baseline (climatology; the physics baseline where the summary has it) and the skill."""
+    first = next(iter(summary["evaluation"].values()))
+    baselines = [b for b in ("climatology", "physics_baseline") if b in first]
+    rows = [("split", "metric", "model", *(b.replace("_", " ") for b in baselines),
+             *(f"skill vs {'clim.' if b == 'climatology' else 'physics'}" for b in baselines))]
+
+    def skill(model: float, base: float) -> str:
+        return f"{100 * (1 - model / base):+.1f}%" if base > 0 else "n/a"
+
     for split, res in summary["evaluation"].items():
-        m, c = res["model"], res["climatology"]
-        rows.append((f"{split} ({res['n_samples']})", "rmse [normalized]", fmt(m["rmse"]), fmt(c["rmse"]),
-                     f"{100 * res['skill']:+.1f}%"))
+        m = res["model"]
+        rows.append((f"{split} ({res['n_samples']})", "rmse [normalized]", fmt(m["rmse"]),
+                     *(fmt(res[b]["rmse"]) for b in baselines), *(skill(m["rmse"], res[b]["rmse"]) for b in baselines)))
         for name, unit in summary["units"].items():
-            mp, cp = m["rmse_physical"][name], c["rmse_physical"][name]
-            skill = 1 - mp / cp if cp > 0 else float("nan")
-            rows.append(("", f"{name} [{unit}]", fmt(mp), fmt(cp), f"{100 * skill:+.1f}%"))
+            mp = m["rmse_physical"][name]
+            rows.append(("", f"{name} [{unit}]", fmt(mp), *(fmt(res[b]["rmse_physical"][name]) for b in baselines),
+                         *(skill(mp, res[b]["rmse_physical"][name]) for b in baselines)))
         if len(res.get("runs", {})) > 1:
             for run_id, r in res["runs"].items():
-                rows.append(("", f"run {run_id} [normalized]", fmt(r["model"]), fmt(r["climatology"]),
-                             f"{100 * r['skill']:+.1f}%"))
+                rows.append(("", f"run {run_id} [normalized]", fmt(r["model"]), *(fmt(r[b]) for b in baselines if b in r),
+                             *(skill(r["model"], r[b]) for b in baselines if b in r)))
         for term in sorted(res.get("physics", {}).get("model", {})):
             p = res["physics"]
             rows.append(("", f"physics {term} (truth {fmt(p['truth'][term])})", fmt(p["model"][term]),
-                         fmt(p["climatology"][term]), ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+                         fmt(p["climatology"][term]), *([""] * (2 * len(baselines) - 1))))
     head = (f"run {summary['run_dir']}: {summary['model']} on {summary['store']}; best epoch {summary['best_epoch']} "
             f"of {summary['epochs_run']} (val rmse {fmt(summary['best_val_rmse'])}); {summary['wall_time_s']:.0f} s; "
             f"precision {summary['precision']}")
-    return head + "\n" + "\n".join(lines)
+    return rows_table(head, rows)
 
 
 def plot_loss_curves(history: dict[str, Any], path: Path, baseline_val_rmse: float | None) -> Path:

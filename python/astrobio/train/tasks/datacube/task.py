@@ -1,10 +1,9 @@
-"""`--model datacube`: the climate emulator on a climate store (planet/star parameters + month
--> the monthly-mean cube), evaluated on held-out planets beside the climatology; see
+"""`--model datacube`: the climate emulator on a climate store (planet/star parameters
+-> the monthly-mean cube), evaluated on held-out planets beside the climatology and the physics baseline; see
 docs/training.md."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ from ...optim import optimizer_steps
 from ...report import fmt
 from .. import BuildContext, Built
 from .data import StoreDataModule, climatology, open_climate_store, param_columns, store_normalization
-from .evaluate import evaluate
+from .baseline import departure_mean, fit_store_baseline
+from .evaluate import BASELINES, evaluate
 from .module import EmulatorModule, physics_loss
 from .options import DEFAULTS, DatacubeOptions, search_space
 from .report import coordinate, plot_choice, plot_fields, plot_loss_curves, summary_table
@@ -27,7 +27,9 @@ __all__ = ["DatacubeTask"]
 
 
 class DatacubeTask:
-    """Climate emulation on held-out planets; baseline: the train-split climatology."""
+    """Climate emulation on held-out planets; baselines: the train-split climatology and the
+    physics baseline (the regime climatology rescaled by each planet's physical scales), which
+    the emulator predicts departures from (`model.options.physics_baseline`)."""
 
     name = "datacube"
     monitor = "val/rmse"
@@ -50,9 +52,12 @@ class DatacubeTask:
         self.param_index = param_columns(store, cfg.data.params)
         param_names = [p.name for p in store.params]
         n_inputs = len(self.param_index) if self.param_index is not None else len(param_names)
-        model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **asdict(cfg.model.options))
+        model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **cfg.model.options.network_options())
+        self.baseline = fit_store_baseline(store, data.train_indices, cfg.data.normalize)
+        residual_of = self.baseline if cfg.model.options.physics_baseline else None
         if hasattr(model, "init_base"):
-            model.init_base(torch.as_tensor(self.clim, dtype=torch.float32))
+            start = self.clim if residual_of is None else departure_mean(residual_of, store, data.train_indices, cfg.data.normalize)
+            model.init_base(torch.as_tensor(start, dtype=torch.float32))
         self.physics = physics_loss(cfg, store, norm)
         meta = {
             "store": {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
@@ -62,14 +67,17 @@ class DatacubeTask:
         }
         per_rank = data.batches_per_epoch(cfg.trainer.devices * cfg.trainer.num_nodes)
         module = EmulatorModule(model, cfg, history=ctx.history, total_steps=optimizer_steps(cfg, per_rank),
-                                variables=variables, physics=self.physics, param_index=self.param_index)
+                                variables=variables, physics=self.physics, param_index=self.param_index,
+                                baseline=residual_of)
         return Built(data, module, per_rank, meta)
 
     def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
         """RMSE (normalized, per variable in physical units), skill vs the climatology, per split
         and per run (planet); keeps a few held-out cubes for fields.png."""
-        store, data, model, norm, clim = self.store, self.data, module.model, self.norm, self.clim
+        store, data, norm, clim = self.store, self.data, self.norm, self.clim
         device = module.device
+        module.eval()
+        baseline = self.baseline.to(device)
         physics = self.physics if self.physics is not None else self._physics_for_report(cfg)
         splits = {"val": data.val_indices}
         if len(data.test_indices):
@@ -80,25 +88,27 @@ class DatacubeTask:
         evaluation: dict[str, Any] = {}
         self.fields, self.samples = None, []
         for name, idx in splits.items():
-            res = evaluate(model, store.path, idx, normalize=cfg.data.normalize, norm=norm, climatology=clim,
+            res = evaluate(module.predict, store.path, idx, normalize=cfg.data.normalize, norm=norm, climatology=clim,
                            variables=self.variables, batch_size=cfg.data.batch_size, device=device, physics=physics,
-                           keep=keep if name == held_out else None, param_index=self.param_index)
+                           keep=keep if name == held_out else None, baseline=baseline)
             if name == held_out:
                 self.fields, self.samples = res["fields"], res["field_samples"]
             res.pop("fields"), res.pop("field_samples")
             # per run (planet): where the model beats the baseline and where it does not
             res["runs"] = {}
-            for run_id in store.split.get(name, []):
-                one = evaluate(model, store.path, np.asarray(store.run(run_id).samples), normalize=cfg.data.normalize,
+            for run_id in data.split.get(name, []):
+                one = evaluate(module.predict, store.path, np.asarray(store.run(run_id).samples), normalize=cfg.data.normalize,
                                norm=norm, climatology=clim, variables=self.variables, batch_size=cfg.data.batch_size,
-                               device=device, param_index=self.param_index)
+                               device=device, baseline=baseline)
                 res["runs"][run_id] = {"model": one["model"]["rmse"], "climatology": one["climatology"]["rmse"],
-                                       "skill": one["skill"]}
+                                       "physics_baseline": one["physics_baseline"]["rmse"], "skill": one["skill"],
+                                       "skill_physics_baseline": one["skill_physics_baseline"]}
             evaluation[name] = res
         best = module.trainer.checkpoint_callback
         return {"best_val_rmse": getattr(best, "best_score", None), "held_out_split": held_out,
                 "units": {v.name: v.units for v in store.variables}, "evaluation": evaluation,
-                "metric": "rmse", "baseline": "climatology"}
+                "metric": "rmse", "baseline": "climatology", "baselines": list(BASELINES),
+                "split": data.split}
 
     def _physics_for_report(self, cfg: TrainConfig) -> Any:
         """The physics terms as diagnostics (also when they were not trained with), if they apply."""
@@ -113,7 +123,10 @@ class DatacubeTask:
     def headline(self, summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         split = summary["held_out_split"]
         res = summary["evaluation"][split]
-        return [(f"{split} RMSE [normalized]", fmt(res["model"]["rmse"]), "climatology", fmt(res["climatology"]["rmse"]))]
+        rows = [(f"{split} RMSE [normalized]", fmt(res["model"]["rmse"]), "climatology", fmt(res["climatology"]["rmse"]))]
+        if "physics_baseline" in res:
+            rows.append(("", "", "physics baseline", fmt(res["physics_baseline"]["rmse"])))
+        return rows
 
     def plots(self, cfg: TrainConfig, summary: dict[str, Any], history: dict[str, Any], run_dir: Path) -> dict[str, str]:
         store, variables = self.store, self.variables

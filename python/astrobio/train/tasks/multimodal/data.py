@@ -100,7 +100,7 @@ class Samples:
 
 
 def load_samples(store: Store, options: MultimodalOptions) -> Samples:
-    """Read the whole store and derive the targets (the store is small: a few planets x 12 months)."""
+    """Read the whole store and derive the targets (the store is small: a few hundred planet-months)."""
     names = [v.name for v in store.variables]
     level = store.manifest.get("coords", {}).get("level", {}).get("values")
     lat = store.manifest.get("coords", {}).get("lat", {}).get("values")

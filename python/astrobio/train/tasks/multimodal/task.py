@@ -4,7 +4,7 @@ Task (per sample = one planet-month of the climate store, split by planet as the
   targets  from the lowest model level (largest sigma) of `ta`, in physical units:
            t_surface   area-weighted (cos latitude) global mean temperature [K]
            liquid_fraction  area-weighted fraction of the grid with 273.15 K <= T <= 373.15 K [1]
-  inputs   params: the store's planet/star parameters and the month (sin, cos), normalized
+  inputs   params: the store's planet/star parameters (with the derived rotation rate and T_eq), normalized
            cube:   the other fields of the same sample (`model.options.cube_variables`;
                    default ua, va, hus, wap on every level; `ta` is refused: the targets come from it)
 Neither input contains the target: the parameters give the forcing, the cube the circulation

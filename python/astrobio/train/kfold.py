@@ -1,0 +1,184 @@
+"""k-fold evaluation by planet (`python -m astrobio.train --kfold K`): every planet of the climate
+store is held out exactly once, and the skill over both baselines is reported as mean and spread
+over the folds.
+
+Folds: within each rotation regime the planets are ordered by instellation and dealt to the folds
+in turn, so every fold holds both regimes and spans the instellation range. Fold i tests on its
+planets; its validation planets (early stopping) are, within each regime of the rest, the ones at
+a third and two thirds of the instellation order; the others train. Each fold is one normal run
+(`train`) in ``<output_dir>/fold-<i>``; a finished fold is kept and an interrupted one resumes, so
+the command itself can be rerun after a crash.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._fsutil import atomic_write
+from ..errors import ConfigError
+from ..stores.cube import Store, open_store
+from .config import TrainConfig
+from .report import fmt, rows_table
+
+__all__ = ["planet_folds", "run_kfold", "KFoldResult", "aggregate"]
+
+BASELINES = ("climatology", "physics_baseline")
+
+
+@dataclass
+class KFoldResult:
+    """The folds' summaries and their aggregate (mean and spread of each metric)."""
+
+    run_dir: Path
+    folds: list[dict[str, Any]]
+    aggregate: dict[str, Any]
+    table: str
+
+
+def _planet_keys(store: Store, runs: list[str]) -> dict[str, tuple[int, float]]:
+    """(regime, instellation) of each run from its first parameter row (0/0.0 when absent)."""
+    from ..reader import CubeReader
+
+    names = [p.name for p in store.params]
+    reader = CubeReader(store.path, normalize="none")
+    rows = np.asarray(reader.native.read_params([store.run(r).start for r in runs]))
+    sync = rows[:, names.index("synchronous")] if "synchronous" in names else np.zeros(len(runs))
+    inst = rows[:, names.index("instellation")] if "instellation" in names else np.zeros(len(runs))
+    return {r: (int(s > 0.5), float(i)) for r, s, i in zip(runs, sync, inst)}
+
+
+def planet_folds(store: Store, k: int) -> list[dict[str, list[str]]]:
+    """`k` splits {train, val, test} of the store's runs (see the module docstring)."""
+    runs = sorted({r for members in store.split.values() for r in members})
+    if k < 2:
+        raise ConfigError(f"--kfold needs at least 2 folds, got {k}")
+    if len(runs) < 2 * k:
+        raise ConfigError(f"--kfold {k} needs at least {2 * k} planets; the store has {len(runs)}")
+    keys = _planet_keys(store, runs)
+    folds: list[list[str]] = [[] for _ in range(k)]
+    dealt = 0
+    for regime in sorted({g for g, _ in keys.values()}):
+        members = sorted((r for r in runs if keys[r][0] == regime), key=lambda r: (keys[r][1], r))
+        for r in members:
+            folds[dealt % k].append(r)
+            dealt += 1
+    out = []
+    for i in range(k):
+        test = sorted(folds[i])
+        rest = [r for r in runs if r not in set(test)]
+        val: list[str] = []
+        for regime in sorted({keys[r][0] for r in rest}):
+            members = sorted((r for r in rest if keys[r][0] == regime), key=lambda r: (keys[r][1], r))
+            for q in (1 / 3, 2 / 3):
+                pick = members[min(len(members) - 1, int(round(q * (len(members) - 1))))]
+                if pick not in val and len(members) > 2:
+                    val.append(pick)
+        if not val:
+            val = [rest[0]]
+        out.append({"train": sorted(r for r in rest if r not in val), "val": sorted(val), "test": test})
+    return out
+
+
+def _fold_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    res = summary["evaluation"]["test"]
+    out: dict[str, Any] = {"n_samples": res["n_samples"], "rmse": {}, "rmse_physical": {}, "skill": {}}
+    for name in ("model", *BASELINES):
+        if name in res:
+            out["rmse"][name] = res[name]["rmse"]
+            out["rmse_physical"][name] = dict(res[name]["rmse_physical"])
+    for base in BASELINES:
+        if base not in res:
+            continue
+        overall = 1 - res["model"]["rmse"] / res[base]["rmse"]
+        per_var = {v: 1 - res["model"]["rmse_physical"][v] / b for v, b in res[base]["rmse_physical"].items() if b > 0}
+        out["skill"][base] = {"all": overall, **per_var}
+    return out
+
+
+def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation (over folds, ddof 1) of every skill and RMSE."""
+    def stats(values: list[float]) -> dict[str, float]:
+        a = np.asarray(values, dtype=np.float64)
+        return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+                "min": float(a.min()), "max": float(a.max())}
+
+    metrics = [f["metrics"] for f in folds]
+    out: dict[str, Any] = {"folds": len(folds), "skill": {}, "rmse_physical": {}}
+    for base in BASELINES:
+        if all(base in m["skill"] for m in metrics):
+            out["skill"][base] = {key: stats([m["skill"][base][key] for m in metrics]) for key in metrics[0]["skill"][base]}
+    for name in metrics[0]["rmse_physical"]:
+        out["rmse_physical"][name] = {v: stats([m["rmse_physical"][name][v] for m in metrics])
+                                      for v in metrics[0]["rmse_physical"][name]}
+    return out
+
+
+def _table(run_dir: Path, folds: list[dict[str, Any]], agg: dict[str, Any], units: dict[str, str], n_planets: int) -> str:
+    names = [n for n in ("model", *BASELINES) if n in agg["rmse_physical"]]
+    bases = [b for b in BASELINES if b in agg["skill"]]
+    rows = [("variable", *(f"{n.replace('_', ' ')} rmse" for n in names),
+             *(f"skill vs {'clim.' if b == 'climatology' else 'physics'}" for b in bases))]
+
+    def pm(s: dict[str, float], pct: bool = False) -> str:
+        return f"{100 * s['mean']:+.1f}% ± {100 * s['std']:.1f}" if pct else f"{fmt(s['mean'])} ± {fmt(s['std'])}"
+
+    for v, unit in units.items():
+        rows.append((f"{v} [{unit}]", *(pm(agg["rmse_physical"][n][v]) for n in names),
+                     *(pm(agg["skill"][b][v], pct=True) for b in bases)))
+    rows.append(("all [normalized]", *([""] * len(names)), *(pm(agg["skill"][b]["all"], pct=True) for b in bases)))
+    head = (f"k-fold by planet {run_dir}: {len(folds)} folds over {n_planets} planets, each tested once; "
+            "mean ± standard deviation over the folds (RMSE in physical units)")
+    lines = [rows_table(head, rows)]
+    for i, f in enumerate(folds):
+        skills = ", ".join(f"{'clim.' if b == 'climatology' else 'physics'} {100 * f['metrics']['skill'][b]['all']:+.1f}%"
+                           for b in bases)
+        lines.append(f"  fold {i}: test {', '.join(f['split']['test'])}: skill {skills}")
+    return "\n".join(lines)
+
+
+def run_kfold(cfg: TrainConfig, k: int) -> KFoldResult:
+    """Train and evaluate `k` folds by planet of `cfg`'s climate store (datacube model)."""
+    from .tasks.datacube.data import default_climate_store
+    from .trainer import train
+
+    if cfg.model.name != "datacube":
+        raise ConfigError(f"--kfold evaluates the climate emulator (--model datacube), not {cfg.model.name!r}")
+    if cfg.data.split is not None:
+        raise ConfigError("--kfold chooses the splits itself; drop data.split")
+    store = open_store(cfg.data.store) if cfg.data.store else open_store(default_climate_store())
+    cfg.data.store = str(store.path)
+    run_dir = Path(cfg.trainer.output_dir or f"runs/kfold-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = planet_folds(store, k)
+    folds: list[dict[str, Any]] = []
+    for i, split in enumerate(splits):
+        fold_dir = run_dir / f"fold-{i}"
+        summary_path = fold_dir / "summary.json"
+        if summary_path.is_file() and json.loads(summary_path.read_text()).get("config", {}).get("data", {}).get("split") == split:
+            summary = json.loads(summary_path.read_text())  # finished before: kept
+        else:
+            fold_cfg = copy.deepcopy(cfg)
+            fold_cfg.data.split = split
+            fold_cfg.trainer.output_dir = str(fold_dir)
+            fold_cfg.data.verify = cfg.data.verify and i == 0  # one full scan is enough
+            resume = fold_dir if (fold_dir / "checkpoints" / "last.ckpt").is_file() else None
+            result = train(fold_cfg, resume=resume)
+            if result.summary is None:
+                continue  # a non-zero DDP rank
+            summary = result.summary
+        folds.append({"fold": i, "split": split, "run_dir": str(fold_dir), "metrics": _fold_metrics(summary),
+                      "units": summary["units"]})
+    agg = aggregate(folds)
+    table = _table(run_dir, folds, agg, folds[0]["units"], sum(len(s["test"]) for s in splits))
+    with atomic_write(run_dir / "kfold.json", "w") as f:
+        json.dump({"k": k, "store": cfg.data.store, "folds": folds, "aggregate": agg}, f, indent=1)
+    with atomic_write(run_dir / "kfold.txt", "w") as f:
+        f.write(table + "\n")
+    return KFoldResult(run_dir, folds, agg, table)

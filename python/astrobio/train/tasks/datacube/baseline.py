@@ -1,0 +1,48 @@
+"""The physics baseline fitted on a store's training planets (`astrobio.models.PhysicsBaseline`):
+read once through the Rust core, in physical units, when the task is built."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ....models import PhysicsBaseline, fit_physics_baseline
+from ....reader import CubeReader
+from ....stores.cube import Store
+
+__all__ = ["fit_store_baseline", "departure_mean"]
+
+
+def _read_physical(store: Store, indices: np.ndarray, normalize: str, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, CubeReader]:
+    reader = CubeReader(store.path, normalize=normalize)
+    norm, pnorm = reader.normalization(), reader.params_normalization()
+    cubes, params = [], []
+    for start in range(0, len(indices), batch_size):
+        batch = reader.read(indices[start : start + batch_size])
+        cubes.append(norm.to_physical(batch.cubes.astype(np.float64)).astype(np.float32))
+        params.append(pnorm.to_physical(batch.params.astype(np.float64)))
+    return np.concatenate(cubes), np.concatenate(params), reader
+
+
+def fit_store_baseline(store: Store, train_indices: np.ndarray, normalize: str) -> PhysicsBaseline:
+    """The baseline of `store` fitted on `train_indices` (normalized as the reader does)."""
+    cubes, params, reader = _read_physical(store, train_indices, normalize)
+    norm, pnorm = reader.normalization(), reader.params_normalization()
+    return fit_physics_baseline(cubes, params, [v.name for v in store.variables], [p.name for p in store.params],
+                                norm.mean, norm.scale, pnorm.mean, pnorm.scale)
+
+
+@torch.no_grad()
+def departure_mean(baseline: PhysicsBaseline, store: Store, indices: np.ndarray, normalize: str,
+                   batch_size: int = 32) -> np.ndarray:
+    """The mean departure [V, L, H, W] of the samples `indices` from the baseline, in the units
+    the network predicts it (`PhysicsBaseline.terms`): where the departure scale vanishes (no
+    humidity in the baseline) the departure counts as 0."""
+    reader = CubeReader(store.path, normalize=normalize)
+    total = np.zeros(store.sample_shape, dtype=np.float64)
+    for start in range(0, len(indices), batch_size):
+        batch = reader.read(indices[start : start + batch_size])
+        base, scale = baseline.terms(torch.from_numpy(np.ascontiguousarray(batch.params)).double())
+        cubes, base, scale = batch.cubes.astype(np.float64), base.numpy(), scale.numpy()
+        total += np.where(scale > 1e-12, (cubes - base) / np.where(scale > 1e-12, scale, 1.0), 0.0).sum(axis=0)
+    return total / max(1, len(indices))
