@@ -36,15 +36,25 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert len(last["astrobio"]["history"]["steps"]) == 2 * 3
     # the validation RMSE reduced over both ranks' shards equals a single-process evaluation
     from astrobio import open_store
-    from astrobio.models import build_model
+    from astrobio.models import PhysicsBaseline, build_model
     from astrobio.train.tasks.datacube import climatology, evaluate, store_normalization
 
     s = open_store(store)
+    weights = last["state_dict"]
     model = build_model("datacube", 9, s.sample_shape, hidden=32, channels=[16, 16, 8], skip_channels=8)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in last["state_dict"].items()})
+    model.load_state_dict({k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")})
+    names = ("regime_mean", "exponent", "cube_mean", "cube_scale", "param_mean", "param_scale")
+    baseline = PhysicsBaseline([v.name for v in s.variables], [p.name for p in s.params],
+                               *(weights[f"baseline.{n}"].numpy() for n in names))
+    model.eval()
+
+    def predict(params):  # what the trained module computes: the baseline plus the network's departure
+        base, departure = baseline.terms(params)
+        return base + departure * model(params)
+
     norm = store_normalization(s, "per_variable")
     clim = climatology(s, s.samples("train"), "per_variable")
-    res = evaluate(model, s.path, s.samples("val"), normalize="per_variable", norm=norm, climatology=clim,
+    res = evaluate(predict, s.path, s.samples("val"), normalize="per_variable", norm=norm, climatology=clim,
                    variables=[v.name for v in s.variables])
     assert res["model"]["rmse"] == pytest.approx(last["astrobio"]["history"]["epochs"][-1]["val_rmse"], rel=1e-5)
     assert torch.isfinite(torch.tensor(res["model"]["rmse"]))

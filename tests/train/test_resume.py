@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from astrobio import open_store
 from astrobio.train import TrainConfig, apply_overrides, load_checkpoint, train
 from astrobio.train.cli import main
 from train_fixtures import Crash
@@ -20,6 +21,8 @@ SMALL = {"graph": {"networks": ["e_coli_core"], "hidden": 16, "latent": 8},
 def _config(model, out, climate_slice, ecoli_graphs, **trainer) -> TrainConfig:
     cfg = apply_overrides(TrainConfig.for_model(model), {"model": SMALL})
     cfg.data.store, cfg.data.graphs = str(climate_slice), str(ecoli_graphs)
+    if model == "multimodal":
+        cfg.data.batch_size = 4
     cfg.trainer.output_dir = str(out)
     for k, v in {**QUIET, **trainer}.items():
         setattr(cfg.trainer, k, v)
@@ -28,8 +31,11 @@ def _config(model, out, climate_slice, ecoli_graphs, **trainer) -> TrainConfig:
 
 @pytest.mark.parametrize("model, epochs, crash_at", [("graph", 5, 3), ("multimodal", 3, 4)])
 def test_resume_after_a_crash_is_exact_for_every_model(model, epochs, crash_at, climate_slice, ecoli_graphs, tmp_path):
-    # multimodal: 36 train samples, batch 16 -> 3 steps per epoch; step 4 is mid-epoch 2 (checkpoint every 1 step)
+    # multimodal: the slice's 3 train planets x 4 months = 12 samples, batch 4 -> 3 steps per epoch;
+    # step 4 is mid-epoch 2 (checkpoint every 1 step)
     extra = {"checkpoint_every_n_steps": 1} if model == "multimodal" else {}
+    n_train = len(open_store(climate_slice).samples("train"))
+    assert model != "multimodal" or n_train // 4 >= 3
     whole = train(_config(model, tmp_path / "whole", climate_slice, ecoli_graphs, max_epochs=epochs, **extra))
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(_config(model, tmp_path / "crashed", climate_slice, ecoli_graphs, max_epochs=epochs, **extra),
