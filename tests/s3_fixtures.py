@@ -65,6 +65,23 @@ class S3:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=BUCKET, Key=key)
 
+    def damage(self, key: str, fault: str, flip_at: int) -> bytes:
+        """Damage the object at `key` as `fault` says ("missing", "truncated", "flipped": one bit of
+        the byte at `flip_at`, "empty"); returns its bytes from before."""
+        data = self.get(key)
+        if fault == "missing":
+            self.delete(key)
+        elif fault == "truncated":
+            self.put(key, data[: len(data) // 2])
+        elif fault == "flipped":
+            i = flip_at % len(data)
+            self.put(key, data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:])
+        elif fault == "empty":
+            self.put(key, b"")
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
+        return data
+
     def keys(self, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))

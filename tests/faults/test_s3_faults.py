@@ -37,16 +37,7 @@ def read(url: str, indices: list[int]) -> np.ndarray:
     ("empty", "cannot decode"),
 ])
 def test_a_bad_chunk_object_is_named_by_run_sample_and_chunk(s3: S3, s3_store: S3Store, fault: str, reason: str) -> None:
-    key = chunk_key(s3_store, 5)
-    data = s3.get(key)
-    if fault == "missing":
-        s3.delete(key)
-    elif fault == "truncated":
-        s3.put(key, data[: len(data) // 2])
-    elif fault == "flipped":
-        s3.put(key, data[:40] + bytes([data[40] ^ 0x10]) + data[41:])
-    else:
-        s3.put(key, b"")
+    s3.damage(chunk_key(s3_store, 5), fault, flip_at=40)
     reader = _core.BatchReader(s3_store.url, "per_variable", 2)
     read(s3_store.url, [0, 1, 2])  # other samples still read
     with pytest.raises(astrobio.IntegrityError) as e:

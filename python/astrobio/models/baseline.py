@@ -74,16 +74,10 @@ class PhysicsBaseline(nn.Module):
         raw = params.detach().double().cpu().numpy() * self.param_scale.cpu().numpy() + self.param_mean.cpu().numpy()
         return _planet_terms(raw, self.param_names)
 
-    def scales(self, params: torch.Tensor) -> np.ndarray:
-        """[B, V] s_v(planet) ** b_v."""
-        t_eq, ps, _ = self.planet_terms(params)
-        b = self.exponent.cpu().numpy()
-        return np.stack([field_scale(v, t_eq, ps) ** b[i] for i, v in enumerate(self.variables)], axis=1)
-
     def physical(self, params: torch.Tensor) -> torch.Tensor:
         """The baseline cube [B, V, L, H, W] in physical units (float64)."""
-        _, _, sync = self.planet_terms(params)
-        scale = torch.as_tensor(self.scales(params), device=self.regime_mean.device)
+        t_eq, ps, sync = self.planet_terms(params)
+        scale = torch.as_tensor(_scales(self.variables, t_eq, ps, self.exponent.cpu().numpy()), device=self.regime_mean.device)
         regime = torch.as_tensor(sync.astype(np.int64), device=self.regime_mean.device)
         return self.regime_mean[regime] * scale[:, :, None, None, None]
 
@@ -104,6 +98,11 @@ class PhysicsBaseline(nn.Module):
 
     def forward(self, params: torch.Tensor) -> torch.Tensor:
         return self.terms(params)[0]
+
+
+def _scales(variables: Sequence[str], t_eq: np.ndarray, ps: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """[B, V] s_v(planet) ** b_v."""
+    return np.stack([field_scale(v, t_eq, ps) ** exponent[i] for i, v in enumerate(variables)], axis=1)
 
 
 def _planet_terms(raw: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,8 +137,7 @@ def fit_physics_baseline(cubes: np.ndarray, raw_params: np.ndarray, variables: S
         rms = np.sqrt((cubes[:, i].astype(np.float64) ** 2).mean(axis=(1, 2, 3)))
         exponent[i] = float(np.clip(_fit_exponent(np.log(rms + 1e-30), np.log(s), regime), 0.0, 1.0))
     regime_mean = np.zeros((2, *cubes.shape[1:]))
-    scaled = cubes.astype(np.float64) / np.stack(
-        [field_scale(v, t_eq, ps) ** exponent[i] for i, v in enumerate(variables)], axis=1)[:, :, None, None, None]
+    scaled = cubes.astype(np.float64) / _scales(variables, t_eq, ps, exponent)[:, :, None, None, None]
     pooled = scaled.mean(axis=0)
     for g in (0, 1):
         members = regime == g

@@ -127,7 +127,7 @@ def campaign_specs(table: str | Path | None = None) -> list[PlanetSpec]:
     return order
 
 
-def settle_drift(monthly_ts_k: Sequence[float]) -> float:
+def settle_drift(monthly_ts_k: Sequence[float] | np.ndarray) -> float:
     """Drift, K per 60 days: mean of the last two monthly global means minus the two before."""
     m = np.asarray(monthly_ts_k, float)
     if m.size < 4:

@@ -8,7 +8,7 @@ can read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,13 +144,18 @@ class Store:
         """
         if split not in self.manifest["split"]:
             raise ConfigError(f"unknown split {split!r}; the store has {sorted(self.manifest['split'])}")
-        runs = [self.run(r) for r in self.manifest["split"][split]]
+        runs = list(self.manifest["split"][split])
         if not runs:
             raise DataNotFoundError(
                 f"split {split!r} of the store has no runs", path=str(self.path),
                 hint="Rebuild the store with runs assigned to that split (StoreWriter.commit(split=...))",
             )
-        return np.concatenate([np.arange(r.start, r.start + r.count, dtype=np.int64) for r in runs])
+        return self.run_samples(runs)
+
+    def run_samples(self, run_ids: Sequence[str]) -> np.ndarray:
+        """Sample indices of the runs `run_ids`, in order (empty for none); ConfigError for an unknown run."""
+        runs = [self.run(r) for r in run_ids]
+        return np.concatenate([np.arange(r.start, r.start + r.count, dtype=np.int64) for r in runs]) if runs else np.zeros(0, np.int64)
 
     def verify(self, max_failures: int = 20, threads: int = 0) -> dict[str, Any]:
         """Scan every chunk (checksums, sizes, NaN/Inf, ranges, stray files); returns a report."""

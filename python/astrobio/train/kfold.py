@@ -26,11 +26,9 @@ from ..errors import ConfigError
 from ..stores.cube import Store, open_store
 from .config import TrainConfig
 from .report import fmt, rows_table
+from .tasks.datacube.evaluate import BASELINES, baseline_label
 
 __all__ = ["planet_folds", "run_kfold", "KFoldResult", "aggregate"]
-
-BASELINES = ("climatology", "physics_baseline")
-
 
 @dataclass
 class KFoldResult:
@@ -124,7 +122,7 @@ def _table(run_dir: Path, folds: list[dict[str, Any]], agg: dict[str, Any], unit
     names = [n for n in ("model", *BASELINES) if n in agg["rmse_physical"]]
     bases = [b for b in BASELINES if b in agg["skill"]]
     rows = [("variable", *(f"{n.replace('_', ' ')} rmse" for n in names),
-             *(f"skill vs {'clim.' if b == 'climatology' else 'physics'}" for b in bases))]
+             *(f"skill vs {baseline_label(b)}" for b in bases))]
 
     def pm(s: dict[str, float], pct: bool = False) -> str:
         return f"{100 * s['mean']:+.1f}% ± {100 * s['std']:.1f}" if pct else f"{fmt(s['mean'])} ± {fmt(s['std'])}"
@@ -137,7 +135,7 @@ def _table(run_dir: Path, folds: list[dict[str, Any]], agg: dict[str, Any], unit
             "mean ± standard deviation over the folds (RMSE in physical units)")
     lines = [rows_table(head, rows)]
     for i, f in enumerate(folds):
-        skills = ", ".join(f"{'clim.' if b == 'climatology' else 'physics'} {100 * f['metrics']['skill'][b]['all']:+.1f}%"
+        skills = ", ".join(f"{baseline_label(b)} {100 * f['metrics']['skill'][b]['all']:+.1f}%"
                            for b in bases)
         lines.append(f"  fold {i}: test {', '.join(f['split']['test'])}: skill {skills}")
     return "\n".join(lines)

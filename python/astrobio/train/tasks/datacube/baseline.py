@@ -42,7 +42,7 @@ def departure_mean(baseline: PhysicsBaseline, store: Store, indices: np.ndarray,
     total = np.zeros(store.sample_shape, dtype=np.float64)
     for start in range(0, len(indices), batch_size):
         batch = reader.read(indices[start : start + batch_size])
-        base, scale = baseline.terms(torch.from_numpy(np.ascontiguousarray(batch.params)).double())
-        cubes, base, scale = batch.cubes.astype(np.float64), base.numpy(), scale.numpy()
+        base_t, scale_t = baseline.terms(torch.from_numpy(np.ascontiguousarray(batch.params)).double())
+        cubes, base, scale = batch.cubes.astype(np.float64), base_t.numpy(), scale_t.numpy()
         total += np.where(scale > 1e-12, (cubes - base) / np.where(scale > 1e-12, scale, 1.0), 0.0).sum(axis=0)
     return total / max(1, len(indices))

@@ -22,7 +22,7 @@ from ...config import DataConfig, TrainConfig
 from ...guards import preflight
 
 __all__ = ["Normalization", "store_normalization", "StoreDataModule", "climatology", "open_climate_store", "default_climate_store",
-           "param_columns", "resolve_split", "split_samples"]
+           "param_columns", "resolve_split"]
 
 
 def store_normalization(store: Store, mode: str) -> Normalization:
@@ -90,13 +90,6 @@ def resolve_split(store: Store, override: dict[str, list[str]] | None) -> dict[s
     return split
 
 
-def split_samples(store: Store, runs: list[str]) -> np.ndarray:
-    """Sample indices of `runs`, in order (empty for no runs)."""
-    if not runs:
-        return np.zeros(0, np.int64)
-    return np.concatenate([np.arange(r.start, r.start + r.count, dtype=np.int64) for r in map(store.run, runs)])
-
-
 def param_columns(store: Store, names: list[str] | None) -> list[int] | None:
     """The store's parameter columns named by `data.params` (None: all of them)."""
     if not store.params:
@@ -130,9 +123,9 @@ class StoreDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.seed = seed
         self.split = resolve_split(store, cfg.split)
-        self.train_indices = split_samples(store, self.split["train"])
-        self.val_indices = split_samples(store, self.split["val"])
-        self.test_indices = split_samples(store, self.split.get("test") or [])
+        self.train_indices = store.run_samples(self.split["train"])
+        self.val_indices = store.run_samples(self.split["val"])
+        self.test_indices = store.run_samples(self.split.get("test") or [])
 
     def _rank(self) -> tuple[int, int]:
         trainer = self.trainer

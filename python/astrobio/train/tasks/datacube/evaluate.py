@@ -22,10 +22,15 @@ from torch import nn
 from ....reader import CubeReader
 from .data import Normalization
 
-__all__ = ["evaluate", "BASELINES"]
+__all__ = ["evaluate", "BASELINES", "baseline_label"]
 
 #: The baselines every table shows, by their key in the summary's ``evaluation.<split>``.
 BASELINES = ("climatology", "physics_baseline")
+
+
+def baseline_label(name: str) -> str:
+    """A baseline's short name in table headers ("clim.", "physics")."""
+    return "clim." if name == "climatology" else "physics"
 
 
 @torch.no_grad()

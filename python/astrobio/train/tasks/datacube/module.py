@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ....errors import ConfigError
+from ....models.baseline import PhysicsBaseline
 from ....models.physics import PhysicsLoss
 from ....stores.cube import Store
 from ...config import TrainConfig
@@ -49,7 +50,7 @@ class EmulatorModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, *, history: RunHistory, total_steps: int,
                  variables: list[str], physics: nn.Module | None = None, param_index: list[int] | None = None,
-                 baseline: nn.Module | None = None) -> None:
+                 baseline: PhysicsBaseline | None = None) -> None:
         super().__init__()
         self.model = model
         self.baseline = baseline

@@ -11,6 +11,7 @@ import numpy as np
 
 from ....stores.cube import Store
 from ...report import fmt, plot_metric_curves, pyplot, rows_table, save_figure
+from .evaluate import BASELINES, baseline_label
 
 __all__ = ["summary_table", "plot_loss_curves", "plot_fields", "plot_choice", "coordinate"]
 
@@ -19,9 +20,9 @@ def summary_table(summary: dict[str, Any]) -> str:
     """A plain-text table: per held-out split, overall and per-variable RMSE of the model beside
     each baseline (climatology; the physics baseline where the summary has it) and the skill."""
     first = next(iter(summary["evaluation"].values()))
-    baselines = [b for b in ("climatology", "physics_baseline") if b in first]
+    baselines = [b for b in BASELINES if b in first]
     rows = [("split", "metric", "model", *(b.replace("_", " ") for b in baselines),
-             *(f"skill vs {'clim.' if b == 'climatology' else 'physics'}" for b in baselines))]
+             *(f"skill vs {baseline_label(b)}" for b in baselines))]
 
     def skill(model: float, base: float) -> str:
         return f"{100 * (1 - model / base):+.1f}%" if base > 0 else "n/a"
