@@ -135,7 +135,7 @@ def settle_drift(monthly_ts_k: Sequence[float] | np.ndarray) -> float:
     return float(m[-2:].mean() - m[-4:-2].mean())
 
 
-def _settled(monthly_ts_k: Sequence[float]) -> bool:
+def _settled(monthly_ts_k: Sequence[float] | np.ndarray) -> bool:
     return abs(settle_drift(monthly_ts_k)) <= SETTLED_DRIFT_K
 
 
