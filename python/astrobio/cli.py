@@ -128,8 +128,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     if not args.list and not args.out:
         raise ConfigError("name the results folder with --out DIR")
+    if args.extend and not args.campaign:
+        raise ConfigError("--extend continues the campaign's unsettled runs: use it with --campaign --out DIR")
     if args.campaign:
-        from .simulate.campaign import campaign_specs, run_campaign
+        from .simulate.campaign import campaign_specs, extend_campaign, run_campaign
 
         specs = campaign_specs()
         if args.list:
@@ -138,7 +140,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                       f"P={spec.rotation_period_days:.2f} d R={spec.radius_earth:.2f} p={spec.surface_pressure_bar:.2f} bar "
                       f"Teff={spec.star_teff_k:.0f} K")
             return 0
-        status = run_campaign(specs, args.out, jobs=args.jobs, force=args.force)
+        if args.extend:
+            status = extend_campaign(specs, args.out, years=args.extend, jobs=args.jobs)
+        else:
+            status = run_campaign(specs, args.out, jobs=args.jobs, force=args.force)
         failed = sorted(r for r, s in status.items() if s == "failed")
         print(f"campaign: {len(status) - len(failed)} runs finished, {len(failed)} failed"
               + (f" ({', '.join(failed)}; see <run>/failed.json)" if failed else ""))
@@ -215,10 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="run the ExoPlaSim GCM for catalogue planets (hours)", formatter_class=fmt,
                        epilog="examples:\n  astrobio simulate --campaign --out gcm_campaign --jobs 2   # the default dataset's runs\n"
+                              "  astrobio simulate --campaign --extend 2 --out gcm_campaign   # continue unsettled runs\n"
                               "  astrobio simulate --campaign --list\n"
                               "  astrobio simulate --planet trappist-1_e --years 2 --out gcm_runs")
     s.add_argument("--campaign", action="store_true",
                    help="the default dataset's designed campaign (catalogue planets + Latin hypercube; resumable)")
+    s.add_argument("--extend", type=int, default=0, metavar="YEARS",
+                   help="--campaign: continue the unsettled runs from their restart files by up to YEARS model years")
     s.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--campaign: runs at once, one per core")
     s.add_argument("--list", action="store_true", help="list the runs and exit")
     s.add_argument("--planet", action="append", default=[])

@@ -91,3 +91,64 @@ def test_a_campaign_continues_where_it_stopped(tmp_path, monkeypatch):
     # --force reruns every one (the failure record is cleared first)
     forced = campaign.run_campaign(specs, tmp_path, jobs=1, force=True, echo=lines.append)
     assert forced["done"] == "done" and forced["crashes"] == "failed"
+
+
+def _write_run(out: Path, spec: PlanetSpec, drift: float, years: int = 2) -> None:
+    run_dir = out / spec.slug
+    (run_dir / "work" / "model").mkdir(parents=True)
+    files = [str(run_dir / "work" / "model" / f"MOST.{y:05d}.nc") for y in range(years)]
+    prov = {"planet": spec.to_dict(), "output_files": files, "years_simulated": years, "configure": {"timestep": 30.0},
+            "annual_global_mean_ts_K": [250.0 + y for y in range(years)],
+            "campaign": {"drift_K_per_60d": drift, "settled": abs(drift) <= campaign.SETTLED_DRIFT_K, "failed_attempts": []}}
+    (run_dir / "result.json").write_text(json.dumps({"provenance": prov}))
+
+
+def test_only_unsettled_runs_are_continued_from_their_last_restart_file(tmp_path, monkeypatch):
+    from astrobio.simulate import exoplasim, output
+
+    settled, cold, hot = _spec("settled"), _spec("cold"), _spec("hot")
+    _write_run(tmp_path, settled, 0.4)
+    _write_run(tmp_path, cold, -3.0)
+    _write_run(tmp_path, hot, 1.5, years=3)
+    assert [s.slug for s in campaign.unsettled_runs([settled, cold, hot], tmp_path)] == ["cold", "hot"]
+    calls: dict[str, dict] = {}
+
+    def fake_run_planet(spec, workdir, years=1, **kw):
+        calls[spec.slug] = {"workdir": Path(workdir), "years": years, **kw}
+        if spec.slug == "hot":
+            raise RuntimeError("model crashed")
+        monthly = [240.0, 240.2, 240.1, 240.3]  # settled: drift +0.1
+        prov = {"years_simulated": len(kw["prior_annual_ts"]) + 2, "monthly_global_mean_ts_K": monthly}
+        return output.SimulationResult(data=np.zeros((1, 1, 1, 1, 1), np.float32), surface={}, coords={}, units={},
+                                       provenance=prov)
+
+    monkeypatch.setattr(exoplasim, "run_planet", fake_run_planet)
+    r = campaign._extend_one(cold, str(tmp_path), 2)
+    assert r["ok"] and r["drift"] == pytest.approx(0.1)
+    c = calls["cold"]
+    assert c["workdir"] == tmp_path / "cold" / "work-y3" and c["max_years"] == 2 and c["timestep_min"] == 30.0
+    assert c["restart_file"] == tmp_path / "cold" / "work" / "model" / "MOST_REST.00001"
+    assert c["prior_annual_ts"] == [250.0, 251.0]
+    record = json.loads((tmp_path / "cold" / "result.json").read_text())["provenance"]["campaign"]
+    assert record["settled"] and record["extensions"] == [
+        {"from_years": 2, "restart_file": str(c["restart_file"]), "drift_before_K_per_60d": -3.0, "years_added": 2}]
+    # a continuation that crashes leaves the earlier result as it was and records why
+    before = (tmp_path / "hot" / "result.json").read_text()
+    r = campaign._extend_one(hot, str(tmp_path), 1)
+    assert not r["ok"] and "model crashed" in r["error"]
+    assert (tmp_path / "hot" / "result.json").read_text() == before
+    assert "model crashed" in json.loads((tmp_path / "hot" / "extend_failed.json").read_text())["error"]
+    assert [s.slug for s in campaign.unsettled_runs([settled, cold, hot], tmp_path)] == ["hot"]
+    with pytest.raises(ConfigError, match="years >= 1"):
+        campaign.extend_campaign([hot], tmp_path, years=0)
+
+
+def test_a_continuation_refuses_a_run_of_another_planet(tmp_path):
+    spec = _spec("p")
+    _write_run(tmp_path, spec, 2.0)
+    meta = tmp_path / "p" / "result.json"
+    doc = json.loads(meta.read_text())
+    doc["provenance"]["planet"]["instellation_earth"] = 0.9
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="--force"):
+        campaign._extend_one(spec, str(tmp_path), 1)

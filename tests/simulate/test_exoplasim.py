@@ -48,3 +48,10 @@ def test_run_planet_rejects_zero_years(tmp_path: Path) -> None:
         simulate.run_planet(simulate.earth_reference_spec(), tmp_path, years=0)
 
 
+
+
+def test_run_planet_names_a_missing_restart_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="restart file .*MOST_REST.00001 does not exist"):
+        simulate.run_planet(simulate.earth_reference_spec(), tmp_path, years=1,
+                            restart_file=tmp_path / "MOST_REST.00001")
+    assert not (tmp_path / "model").exists()

@@ -11,7 +11,9 @@ Protocol (every run): ExoPlaSim T21, 10 levels, 45-minute step, one 360-day year
 start with a thin (`MLDEPTH_M`) mixed-layer ocean, so the surface settles within months rather
 than decades. Drift = global-mean surface temperature of the last two months minus that of the
 two before. A run whose |drift| exceeds `SETTLED_DRIFT_K` after its first year runs a second
-year (`MAX_YEARS`); a run still above it then has not settled and is excluded from the pack.
+year (`MAX_YEARS`); a run still above it then has not settled and is excluded from the pack,
+unless it is continued from its restart file (`extend_campaign`, ``astrobio simulate --campaign
+--extend N``) a year at a time until it settles or N more years are done.
 Only the final year is kept, and of it only the last `KEEP_MONTHS` monthly means (the samples);
 the months before are spin-up.
 """
@@ -37,7 +39,7 @@ from .output import save_result
 from .planets import G_EARTH, OTEGI_EXP, OTEGI_R0, PlanetSpec, catalogue_planet_specs
 
 __all__ = ["DESIGN_RANGES", "DESIGN_SEED", "N_DESIGN", "MLDEPTH_M", "KEEP_MONTHS", "SETTLED_DRIFT_K", "design_specs",
-           "campaign_specs", "settle_drift", "run_campaign", "held_out_split", "TEST_CATALOGUE"]
+           "campaign_specs", "settle_drift", "run_campaign", "extend_campaign", "unsettled_runs", "held_out_split", "TEST_CATALOGUE"]
 
 #: Seed of the Latin hypercube (changing it changes the run list).
 DESIGN_SEED = 20261129
@@ -166,6 +168,86 @@ def _run_one(spec: PlanetSpec, out: str) -> dict[str, Any]:
     return {"run": spec.slug, "ok": False, "error": attempts[-1]["error"], "wall_s": time.time() - started}
 
 
+def _extend_one(spec: PlanetSpec, out: str, years: int) -> dict[str, Any]:
+    """Continue an unsettled run from its last restart file, up to `years` more model years."""
+    from .exoplasim import run_planet
+
+    os.setpriority(os.PRIO_PROCESS, 0, max(10, os.getpriority(os.PRIO_PROCESS, 0)))
+    run_dir = Path(out) / spec.slug
+    started = time.time()
+    prov = json.loads((run_dir / "result.json").read_text())["provenance"]
+    if prov.get("planet") != spec.to_dict():
+        raise ConfigError(f"{run_dir}: the recorded planet differs from the campaign's {spec.slug}; rerun it with --force")
+    last = Path(prov["output_files"][-1])  # .../MOST.<year>.nc -> .../MOST_REST.<year>
+    restart = last.with_name("MOST_REST." + last.name.split(".")[1])
+    done = int(prov["years_simulated"])
+    previous = prov.get("campaign") or {}
+    try:
+        result = run_planet(spec, run_dir / f"work-y{done + 1}", years=1, timestep_min=float(prov["configure"]["timestep"]),
+                            mldepth_m=MLDEPTH_M, extend_until=_settled, max_years=years, restart_file=restart,
+                            prior_annual_ts=prov["annual_global_mean_ts_K"])
+    except Exception as e:  # the earlier, unsettled result stays as it was
+        error = f"{type(e).__name__}: {e}"[:500]
+        with atomic_write(run_dir / "extend_failed.json", "w") as f:
+            json.dump({"planet": spec.to_dict(), "from_years": done, "error": error,
+                       "traceback": traceback.format_exc()[-2000:]}, f, indent=1)
+        return {"run": spec.slug, "ok": False, "error": error, "wall_s": time.time() - started}
+    drift = settle_drift(result.provenance["monthly_global_mean_ts_K"])
+    result.provenance["campaign"] = {**previous, "drift_K_per_60d": drift, "settled": abs(drift) <= SETTLED_DRIFT_K,
+                                     "extensions": [*previous.get("extensions", []),
+                                                    {"from_years": done, "restart_file": str(restart),
+                                                     "drift_before_K_per_60d": previous.get("drift_K_per_60d"),
+                                                     "years_added": result.provenance["years_simulated"] - done}]}
+    (run_dir / "extend_failed.json").unlink(missing_ok=True)
+    save_result(result, run_dir)
+    return {"run": spec.slug, "ok": True, "drift": drift, "wall_s": time.time() - started}
+
+
+def unsettled_runs(specs: Sequence[PlanetSpec], out: str | os.PathLike[str]) -> list[PlanetSpec]:
+    """The finished runs under `out` whose recorded drift exceeds `SETTLED_DRIFT_K`."""
+    todo = []
+    for spec in specs:
+        meta = Path(out) / spec.slug / "result.json"
+        if meta.exists():
+            campaign = json.loads(meta.read_text())["provenance"].get("campaign") or {}
+            if "drift_K_per_60d" in campaign and abs(float(campaign["drift_K_per_60d"])) > SETTLED_DRIFT_K:
+                todo.append(spec)
+    return todo
+
+
+def _run_pool(fn: Callable[..., dict[str, Any]], specs: Sequence[PlanetSpec], extra: tuple[Any, ...], jobs: int,
+              echo: Callable[[str], None]) -> dict[str, str]:
+    status: dict[str, str] = {}
+    started = time.time()
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pending: set[Future[dict[str, Any]]] = {pool.submit(fn, s, *extra) for s in specs}
+        done_count = 0
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                r = fut.result()
+                done_count += 1
+                status[r["run"]] = "done" if r["ok"] else "failed"
+                detail = f"drift {r['drift']:+.2f} K/60d" if r["ok"] else r["error"]
+                eta = (time.time() - started) / done_count * len(pending)
+                echo(f"[{done_count}/{len(specs)}] {r['run']}: {status[r['run']]} in {r['wall_s']:.0f} s ({detail}); "
+                     f"~{eta / 60:.0f} min left")
+    return status
+
+
+def extend_campaign(specs: Sequence[PlanetSpec], out: str | os.PathLike[str], *, years: int = 1, jobs: int = 2,
+                    echo: Callable[[str], None] = print) -> dict[str, str]:
+    """Continue every unsettled run under `out` from its restart file, a year at a time, until it
+    settles or `years` more model years are done (each continuation gets its own ``work-y<N>``
+    folder; the result is replaced only when the continuation finishes). Returns {run: status}."""
+    if years < 1:
+        raise ConfigError(f"--extend takes a number of years >= 1, got {years}")
+    todo = unsettled_runs(specs, out)
+    echo(f"campaign: {len(todo)} unsettled runs to continue by up to {years} model year(s) on {jobs} processes"
+         + (f": {', '.join(s.slug for s in todo)}" if todo else ""))
+    return _run_pool(_extend_one, todo, (str(out), years), jobs, echo)
+
+
 def run_campaign(specs: Sequence[PlanetSpec], out: str | os.PathLike[str], *, jobs: int = 2, force: bool = False,
                  echo: Callable[[str], None] = print) -> dict[str, str]:
     """Run `specs` with `jobs` processes; finished runs (``result.json``) and recorded failures
@@ -189,20 +271,7 @@ def run_campaign(specs: Sequence[PlanetSpec], out: str | os.PathLike[str], *, jo
         json.dump({"runs": [s.to_dict() for s in specs], "mldepth_m": MLDEPTH_M, "keep_months": KEEP_MONTHS, "max_years": MAX_YEARS,
                    "settled_drift_K": SETTLED_DRIFT_K, "design_seed": DESIGN_SEED, "design_ranges": DESIGN_RANGES},
                   f, indent=1)
-    started = time.time()
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        pending: set[Future[dict[str, Any]]] = {pool.submit(_run_one, s, str(out)) for s in todo}
-        done_count = 0
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                r = fut.result()
-                done_count += 1
-                status[r["run"]] = "done" if r["ok"] else "failed"
-                detail = f"drift {r['drift']:+.2f} K/60d" if r["ok"] else r["error"]
-                eta = (time.time() - started) / done_count * len(pending)
-                echo(f"[{done_count}/{len(todo)}] {r['run']}: {status[r['run']]} in {r['wall_s']:.0f} s ({detail}); "
-                     f"~{eta / 60:.0f} min left")
+    status.update(_run_pool(_run_one, todo, (str(out),), jobs, echo))
     return status
 
 

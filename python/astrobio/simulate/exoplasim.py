@@ -19,7 +19,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +117,19 @@ def _drift(annual_ts: list[float], monthly_final: np.ndarray) -> tuple[float, st
 def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2, *,
                resolution: str = "T21", layers: int = 10, precision: int = 4,
                timestep_min: float | None = None, mldepth_m: float | None = None,
-               extend_until: Callable[[np.ndarray], bool] | None = None, max_years: int | None = None) -> SimulationResult:
+               extend_until: Callable[[np.ndarray], bool] | None = None, max_years: int | None = None,
+               restart_file: str | os.PathLike[str] | None = None,
+               prior_annual_ts: Sequence[float] = ()) -> SimulationResult:
     """Run ExoPlaSim for `spec` for `years` model years (360 days each) in ``workdir/model``.
 
     With `extend_until` (a test of the final year's monthly global-mean surface temperature, e.g.
     "has settled"), the run continues a year at a time after `years` until it passes or
     `max_years` are done: run longer where the drift says so.
 
-    The model starts cold from ExoPlaSim's default initial state (no restart file). Each year is
+    The model starts cold from ExoPlaSim's default initial state, or, with `restart_file` (a
+    ``MOST_REST.<year>`` of an earlier run of the same planet), continues that run's state; then
+    `prior_annual_ts` (that run's annual global-mean surface temperatures) is prepended to the
+    record so the drift and the year count cover the whole run. Each year is
     postprocessed to netCDF (``MOST.<year>.nc``) in the model directory, which is kept. The
     returned result holds the final year; ``provenance["spin_up"]`` is True when the global-mean
     surface temperature still drifts by more than `SPINUP_DRIFT_THRESHOLD_K_PER_YEAR`.
@@ -136,6 +141,9 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
     """
     if years < 1:
         raise ConfigError(f"years must be >= 1, got {years}")
+    restart = Path(restart_file).resolve() if restart_file is not None else None  # before ExoPlaSim's chdir
+    if restart is not None and not restart.is_file():
+        raise ConfigError(f"restart file {restart} does not exist")
     exo = _import_exoplasim()
     _check_postprocessor(exo)
     version = importlib.metadata.version("exoplasim")
@@ -151,7 +159,7 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
     try:
         model = exo.Model(resolution=resolution, layers=layers, ncpus=1, precision=precision,
                           modelname=spec.slug, workdir=str(modeldir), outputtype=".nc")
-        model.configure(**configure)
+        model.configure(**configure, **({"restartfile": str(restart)} if restart else {}))
         model.cfgpostprocessor(extension=".nc", variables=postvars, mode="grid", times=12,
                                timeaverage=True)
         model.run(years=years, crashifbroken=True)
@@ -165,7 +173,7 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
     finally:
         os.chdir(cwd)  # ExoPlaSim changes the working directory
     files = [modeldir / f"MOST.{y:05d}.nc" for y in range(years)]
-    annual: list[float] = []
+    annual: list[float] = [float(t) for t in prior_annual_ts]
     for f in files:
         _, surf, crd, _ = read_exoplasim_output(f)
         annual.append(float(global_mean(surf["ts"], crd["lat"]).mean()))
@@ -185,8 +193,9 @@ def run_planet(spec: PlanetSpec, workdir: str | os.PathLike[str], years: int = 2
         "configure": configure,
         "postprocessor": {"extension": ".nc", "variables": postvars, "mode": "grid", "times": 12,
                           "timeaverage": True},
-        "initial_state": "ExoPlaSim default cold start (no restart file)",
-        "years_simulated": years,
+        "initial_state": (f"restart file {restart} (continues {len(prior_annual_ts)} earlier model years)"
+                          if restart else "ExoPlaSim default cold start (no restart file)"),
+        "years_simulated": len(prior_annual_ts) + years,
         "model_year_days": MODEL_YEAR_DAYS,
         "output_year_index": years - 1,
         "time_axis": "12 consecutive 30-day means of the final 360-day model year",
