@@ -126,7 +126,8 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
     old = tmp_path / "old.yaml"  # a config written before the other models existed still loads
     old.write_text("model: {name: datacube, hidden: 64, channels: [16, 8]}\ntrainer: {max_epochs: 4}\n")
     cfg = build_config(parser.parse_args(["--config", str(old)]))
-    assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8, "physics_baseline": True} and cfg.trainer.max_epochs == 4
+    assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8, "physics_baseline": True,
+                                         "linear_departure": True} and cfg.trainer.max_epochs == 4
     new = tmp_path / "new.yaml"
     new.write_text("model: {name: multimodal, options: {modalities: [cube], embed: 8}}\n")
     cfg = build_config(parser.parse_args(["--config", str(new)]))
@@ -151,16 +152,21 @@ def test_a_number_yaml_reads_as_a_string_is_a_number():
         apply_overrides(TrainConfig(), parse_set(["optim.lr=fast"]))
 
 
-def test_a_checkpoint_from_before_the_physics_baseline_resumes_without_it():
+def test_a_checkpoint_from_before_the_physics_baseline_or_the_linear_stage_resumes_without_them():
     from astrobio.train.cli import _migrate_saved_options
     from astrobio.train.config import config_from_dict
 
     old = {"model": {"name": "datacube", "options": {"hidden": 16, "channels": [8, 4], "skip_channels": 8}}}
     cfg = config_from_dict(old)
-    assert cfg.model.options.physics_baseline is True  # the default for new runs
+    assert cfg.model.options.physics_baseline is True and cfg.model.options.linear_departure is True  # new runs
     _migrate_saved_options(cfg, old)
-    assert cfg.model.options.physics_baseline is False  # what that checkpoint was trained as
-    new = {"model": {"name": "datacube", "options": {"physics_baseline": True}}}
+    # what that checkpoint was trained as
+    assert cfg.model.options.physics_baseline is False and cfg.model.options.linear_departure is False
+    between = {"model": {"name": "datacube", "options": {"physics_baseline": True}}}  # before the linear stage
+    cfg = config_from_dict(between)
+    _migrate_saved_options(cfg, between)
+    assert cfg.model.options.physics_baseline is True and cfg.model.options.linear_departure is False
+    new = {"model": {"name": "datacube", "options": {"physics_baseline": True, "linear_departure": True}}}
     cfg = config_from_dict(new)
     _migrate_saved_options(cfg, new)
-    assert cfg.model.options.physics_baseline is True
+    assert cfg.model.options.linear_departure is True

@@ -15,11 +15,12 @@ from torch import nn
 from ..errors import ConfigError
 from .baseline import PhysicsBaseline, fit_physics_baseline
 from .datacube import DatacubeEmulator
+from .linear import LinearDeparture, fit_linear_departure
 from .graph import GCNEncoder, GraphVAE
 from .multimodal import FusionModel
 from .physics import KAPPA_DRY_AIR, PhysicsLoss, humidity_negativity, static_instability
 
-__all__ = ["MODELS", "build_model", "DatacubeEmulator", "PhysicsBaseline", "fit_physics_baseline", "PhysicsLoss", "KAPPA_DRY_AIR", "humidity_negativity",
+__all__ = ["MODELS", "build_model", "DatacubeEmulator", "PhysicsBaseline", "fit_physics_baseline", "LinearDeparture", "fit_linear_departure", "PhysicsLoss", "KAPPA_DRY_AIR", "humidity_negativity",
            "static_instability", "GraphVAE", "GCNEncoder", "FusionModel"]
 
 #: name -> model class; every class takes (n_params, out_shape, **options). (The other models

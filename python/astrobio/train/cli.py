@@ -109,10 +109,12 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 def _migrate_saved_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
     """Options added since a checkpoint was written take the value that reproduces the run:
-    the datacube emulator predicted departures from the climatology before `physics_baseline`."""
+    the datacube emulator predicted departures from the climatology before `physics_baseline`,
+    and had no linear stage before `linear_departure`."""
     options = migrate_model_section(saved.get("model") or {}, cfg.model.name)["options"]
-    if hasattr(cfg.model.options, "physics_baseline") and "physics_baseline" not in options:
-        cfg.model.options.physics_baseline = False
+    for name in ("physics_baseline", "linear_departure"):
+        if hasattr(cfg.model.options, name) and name not in options:
+            setattr(cfg.model.options, name, False)
 
 
 class _StderrHandler(logging.StreamHandler):

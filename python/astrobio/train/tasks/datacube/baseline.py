@@ -7,10 +7,11 @@ import numpy as np
 import torch
 
 from ....models import PhysicsBaseline, fit_physics_baseline
+from ....models.linear import LinearDeparture, fit_linear_departure
 from ....reader import CubeReader
 from ....stores.cube import Store
 
-__all__ = ["fit_store_baseline", "departure_mean"]
+__all__ = ["fit_store_baseline", "read_departures", "fit_store_linear"]
 
 
 def _read_physical(store: Store, indices: np.ndarray, normalize: str, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, CubeReader]:
@@ -33,16 +34,32 @@ def fit_store_baseline(store: Store, train_indices: np.ndarray, normalize: str) 
 
 
 @torch.no_grad()
-def departure_mean(baseline: PhysicsBaseline, store: Store, indices: np.ndarray, normalize: str,
-                   batch_size: int = 32) -> np.ndarray:
-    """The mean departure [V, L, H, W] of the samples `indices` from the baseline, in the units
-    the network predicts it (`PhysicsBaseline.terms`): where the departure scale vanishes (no
-    humidity in the baseline) the departure counts as 0."""
+def read_departures(baseline: PhysicsBaseline, store: Store, indices: np.ndarray, normalize: str,
+                    batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(normalized parameters [N, P], departures [N, V, L, H, W], departure scale [N, V, L, H, W])
+    of the samples `indices`: the departures from the baseline in the units the network predicts
+    them (`PhysicsBaseline.terms`); where the departure scale vanishes (no humidity in the
+    baseline) the departure counts as 0."""
     reader = CubeReader(store.path, normalize=normalize)
-    total = np.zeros(store.sample_shape, dtype=np.float64)
+    params, departures, scales = [], [], []
     for start in range(0, len(indices), batch_size):
         batch = reader.read(indices[start : start + batch_size])
         base_t, scale_t = baseline.terms(torch.from_numpy(np.ascontiguousarray(batch.params)).double())
         cubes, base, scale = batch.cubes.astype(np.float64), base_t.numpy(), scale_t.numpy()
-        total += np.where(scale > 1e-12, (cubes - base) / np.where(scale > 1e-12, scale, 1.0), 0.0).sum(axis=0)
-    return total / max(1, len(indices))
+        departures.append(np.where(scale > 1e-12, (cubes - base) / np.where(scale > 1e-12, scale, 1.0), 0.0).astype(np.float32))
+        scales.append(scale.astype(np.float32))
+        params.append(np.asarray(batch.params, np.float64))
+    return np.concatenate(params), np.concatenate(departures), np.concatenate(scales)
+
+
+def fit_store_linear(baseline: PhysicsBaseline, store: Store, indices: np.ndarray, normalize: str,
+                     input_columns: list[int] | None) -> LinearDeparture:
+    """The linear departure stage (`astrobio.models.linear`) fitted on the training samples
+    `indices`, its penalties chosen leaving one training planet out at a time."""
+    params, departures, scales = read_departures(baseline, store, indices, normalize)
+    owner = np.zeros(store.n_samples, np.int64)
+    for k, run in enumerate(store.runs):
+        owner[run.start : run.start + run.count] = k
+    planet = owner[indices]
+    inputs = params if input_columns is None else params[:, input_columns]
+    return fit_linear_departure(inputs, departures, planet, scales)

@@ -14,6 +14,7 @@ from torch import nn
 
 from ....errors import ConfigError
 from ....models.baseline import PhysicsBaseline
+from ....models.linear import LinearDeparture
 from ....models.physics import PhysicsLoss
 from ....stores.cube import Store
 from ...config import TrainConfig
@@ -46,14 +47,16 @@ class EmulatorModule(L.LightningModule):
     """Trains `model` (params [B, P] -> cube [B, V, L, H, W]); `physics` is an optional
     `PhysicsLoss`; `param_index` the store's parameter columns the model sees (None: all);
     `baseline` an optional `astrobio.models.PhysicsBaseline` of the full parameter row: the model
-    then predicts the departure from it (`predict` adds the two)."""
+    then predicts the departure from it (`predict` adds the two); `linear` an optional
+    `astrobio.models.LinearDeparture` of the input columns whose departures the network corrects."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, *, history: RunHistory, total_steps: int,
                  variables: list[str], physics: nn.Module | None = None, param_index: list[int] | None = None,
-                 baseline: PhysicsBaseline | None = None) -> None:
+                 baseline: PhysicsBaseline | None = None, linear: LinearDeparture | None = None) -> None:
         super().__init__()
         self.model = model
         self.baseline = baseline
+        self.linear = linear
         self.cfg = cfg
         self.history = history
         self.total_steps = total_steps
@@ -71,8 +74,11 @@ class EmulatorModule(L.LightningModule):
 
     def predict(self, params: torch.Tensor, model_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """The emulated cube for a batch's full parameter table: the network's output of its input
-        columns (`model_inputs`, default `inputs(params)`), plus the physics baseline if any."""
+        columns (`model_inputs`, default `inputs(params)`), plus the physics baseline and the
+        linear stage (of the clean input columns) if any."""
         out = self.model(self.inputs(params) if model_inputs is None else model_inputs)
+        if self.linear is not None:
+            out = out + self.linear(self.inputs(params)).to(out.dtype)
         if self.baseline is None:
             return out
         base, departure = self.baseline.terms(params)

@@ -21,12 +21,16 @@ class DatacubeOptions:
     #: predict departures from the physics baseline (`astrobio.models.PhysicsBaseline`) rather
     #: than from the climatology; checkpoints written before this option existed load as False
     physics_baseline: bool = True
+    #: with `physics_baseline`: a ridge regression of the departures on the inputs
+    #: (`astrobio.models.linear`) before the network, which learns what is left; checkpoints
+    #: written before this option existed load as False
+    linear_departure: bool = True
 
     def validate(self) -> None:
         """Nothing beyond the types: the model refuses bad widths with a ConfigError when built."""
 
     def network_options(self) -> dict[str, Any]:
-        """The options `astrobio.models.DatacubeEmulator` takes (everything but `physics_baseline`)."""
+        """The options `astrobio.models.DatacubeEmulator` takes (everything but `physics_baseline` and `linear_departure`)."""
         return {"hidden": self.hidden, "channels": list(self.channels), "skip_channels": self.skip_channels}
 
 

@@ -17,7 +17,7 @@ from ...optim import optimizer_steps
 from ...report import fmt
 from .. import BuildContext, Built
 from .data import StoreDataModule, climatology, open_climate_store, param_columns, store_normalization
-from .baseline import departure_mean, fit_store_baseline
+from .baseline import fit_store_baseline, fit_store_linear, read_departures
 from .evaluate import BASELINES, evaluate
 from .module import EmulatorModule, physics_loss
 from .options import DEFAULTS, DatacubeOptions, search_space
@@ -55,8 +55,17 @@ class DatacubeTask:
         model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **cfg.model.options.network_options())
         self.baseline = fit_store_baseline(store, data.train_indices, cfg.data.normalize)
         residual_of = self.baseline if cfg.model.options.physics_baseline else None
+        linear = None
+        if residual_of is not None and cfg.model.options.linear_departure:
+            linear = fit_store_linear(residual_of, store, data.train_indices, cfg.data.normalize, self.param_index)
+            meta_linear = {"penalty": dict(zip(self.variables, linear.penalty.tolist())), "rule": "leave one training planet out"}
         if hasattr(model, "init_base"):
-            start = self.clim if residual_of is None else departure_mean(residual_of, store, data.train_indices, cfg.data.normalize)
+            if residual_of is None:
+                start = self.clim
+            elif linear is not None:
+                start = np.zeros(store.sample_shape)  # the linear stage's intercept is the mean departure
+            else:
+                start = read_departures(residual_of, store, data.train_indices, cfg.data.normalize)[1].mean(axis=0)
             model.init_base(torch.as_tensor(start, dtype=torch.float32))
         self.physics = physics_loss(cfg, store, norm)
         meta = {
@@ -65,10 +74,12 @@ class DatacubeTask:
             "variables": variables, "params": param_names, "inputs": cfg.data.params or param_names,
             "normalize": cfg.data.normalize, **ctx.hardware,
         }
+        if linear is not None:
+            meta["linear_departure"] = meta_linear
         per_rank = data.batches_per_epoch(cfg.trainer.devices * cfg.trainer.num_nodes)
         module = EmulatorModule(model, cfg, history=ctx.history, total_steps=optimizer_steps(cfg, per_rank),
                                 variables=variables, physics=self.physics, param_index=self.param_index,
-                                baseline=residual_of)
+                                baseline=residual_of, linear=linear)
         return Built(data, module, per_rank, meta)
 
     def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:

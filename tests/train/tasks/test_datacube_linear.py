@@ -1,0 +1,99 @@
+"""The climate emulator's linear stage: ridge departures with penalties chosen leaving one
+planet out (`astrobio.models.linear`), and how the module adds it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astrobio.models import LinearDeparture, fit_linear_departure
+
+SHAPE = (2, 3, 4, 5)  # V, L, H, W
+
+
+def _planets(n_planets: int, per: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    x = np.repeat(rng.normal(size=(n_planets, 3)), per, axis=0)
+    return x + 0.01 * rng.normal(size=x.shape), np.repeat(np.arange(n_planets), per)
+
+
+def test_a_linear_law_is_recovered_and_noise_is_shrunk_to_its_mean():
+    """Variable 0 follows the inputs exactly; variable 1 is noise independent of them: the
+    penalty chosen for 0 is small and its weights exact, for 1 the largest (its mean)."""
+    rng = np.random.default_rng(0)
+    x, groups = _planets(12, 4, rng)
+    true_w = rng.normal(size=(3, *SHAPE[1:]))
+    d = np.zeros((len(x), *SHAPE))
+    d[:, 0] = 0.5 + np.einsum("nf,flhw->nlhw", x, true_w)
+    d[:, 1] = np.repeat(rng.normal(size=(12, *SHAPE[1:])), 4, axis=0)
+    lin = fit_linear_departure(x, d, groups)
+    assert lin.penalty[0] <= 1.0 and lin.penalty[1] >= 300.0
+    new = rng.normal(size=(5, 3))
+    out = lin(torch.as_tensor(new, dtype=torch.float32)).numpy()
+    want = 0.5 + np.einsum("nf,flhw->nlhw", new, true_w)
+    assert np.abs(out[:, 0] - want).max() < 0.05 * np.abs(want).max()  # the least penalty shrinks a little
+    assert np.abs(out[:, 1] - d[:, 1].mean(axis=0)).max() < 0.2 * np.abs(d[:, 1]).max()
+
+
+def test_the_cube_error_weights_the_choice():
+    """A departure that is exact where the scale is large and noise where it is 0 still counts
+    as exact: the penalty is chosen on the cube error, not the departure's."""
+    rng = np.random.default_rng(1)
+    x, groups = _planets(10, 2, rng)
+    d = np.zeros((len(x), *SHAPE))
+    d[:, 0] = np.einsum("nf,flhw->nlhw", x, rng.normal(size=(3, *SHAPE[1:])))
+    scale = np.ones_like(d)
+    noisy = np.zeros(SHAPE[1:], bool)
+    noisy[0] = True
+    d[:, 0][:, noisy] = rng.normal(size=(len(x), int(noisy.sum()))) * 100
+    scale[:, 0][:, noisy] = 0.0
+    assert fit_linear_departure(x, d, groups, scale).penalty[0] <= 1.0
+    assert fit_linear_departure(x, d, groups).penalty[0] > 1.0
+
+
+def test_one_planet_gives_its_mean_and_bad_shapes_are_refused():
+    x = np.ones((4, 2))
+    d = np.arange(4 * np.prod(SHAPE), dtype=float).reshape(4, *SHAPE)
+    lin = fit_linear_departure(x, d, np.zeros(4))
+    np.testing.assert_allclose(lin(torch.ones(1, 2)).numpy()[0], d.mean(axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="must agree"):
+        fit_linear_departure(x, d[:3], np.zeros(4))
+    with pytest.raises(ValueError, match="positive"):
+        fit_linear_departure(x, d, np.zeros(4), grid=[0.0])
+    with pytest.raises(ValueError, match=r"\[B, 2\]"):
+        lin(torch.ones(1, 3))
+
+
+@settings(max_examples=25, deadline=None)
+@given(shift=st.floats(-3, 3), n_planets=st.integers(3, 6), seed=st.integers(0, 2**16))
+def test_the_fit_does_not_depend_on_where_the_inputs_are_centred(shift, n_planets, seed):
+    """Ridge with an unpenalized intercept: shifting every input shifts nothing in the output."""
+    rng = np.random.default_rng(seed)
+    x, groups = _planets(n_planets, 2, rng)
+    d = rng.normal(size=(len(x), *SHAPE))
+    a = fit_linear_departure(x, d, groups)
+    b = fit_linear_departure(x + shift, d, groups)
+    probe = rng.normal(size=(3, 3))
+    np.testing.assert_allclose(a(torch.as_tensor(probe, dtype=torch.float32)).numpy(),
+                               b(torch.as_tensor(probe + shift, dtype=torch.float32)).numpy(), atol=1e-3)
+    np.testing.assert_array_equal(a.penalty.numpy(), b.penalty.numpy())
+
+
+def test_the_module_adds_the_linear_stage_to_the_networks_output():
+    from types import SimpleNamespace
+
+    from astrobio.train.tasks.datacube.module import EmulatorModule
+
+    lin = LinearDeparture(np.zeros(2), np.full(SHAPE, 0.25), np.ones((2, *SHAPE)), np.ones(SHAPE[0]))
+    net = torch.nn.Linear(2, int(np.prod(SHAPE)))
+    torch.nn.init.zeros_(net.weight)
+    torch.nn.init.constant_(net.bias, 1.0)
+    model = torch.nn.Sequential(net, torch.nn.Unflatten(1, SHAPE))
+    module = EmulatorModule(model, SimpleNamespace(), history=None, total_steps=1, variables=["a", "b"], linear=lin)
+    out = module.predict(torch.tensor([[1.0, 2.0]]))
+    np.testing.assert_allclose(out.detach().numpy(), np.full((1, *SHAPE), 1.0 + 0.25 + 3.0))
+    # the network's (noisy) inputs do not move the linear stage: it reads the clean parameters
+    noisy = module.predict(torch.tensor([[1.0, 2.0]]), torch.tensor([[5.0, 5.0]]))
+    torch.testing.assert_close(noisy, out)
