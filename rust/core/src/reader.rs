@@ -121,7 +121,7 @@ impl BatchReader {
             };
             let fetched = match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
                 Some(got) => got,
-                None => self.store.fetch_chunks(&samples)?,
+                None => return self.read_streamed(&samples, out, &write),
             };
             let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
                 out.par_chunks_mut(n.max(1))
@@ -138,6 +138,34 @@ impl BatchReader {
                 .collect()
         });
         results.into_iter().collect()
+    }
+
+    /// A remote batch without read-ahead: each chunk object is decoded into its slot as soon as it
+    /// arrives, while the rest are still in flight (fetch and decode overlap). Errors are reported
+    /// as the parallel path does: the first by batch position.
+    fn read_streamed<T: Send>(&self, samples: &[u64], out: &mut [T],
+                              write: &(impl Fn(u64, Option<&[u8]>, &mut [T]) -> CoreResult<()> + Sync)) -> CoreResult<()> {
+        let n = self.sample_len();
+        let arrivals = self.store.stream_chunks(samples)?;
+        let mut slots: Vec<Option<&mut [T]>> = out.chunks_mut(n.max(1)).map(Some).collect();
+        let outcomes: Mutex<Vec<(usize, CoreResult<()>)>> = Mutex::new(Vec::with_capacity(samples.len()));
+        pool::pool(self.threads).in_place_scope(|scope| {
+            for (i, got) in arrivals.iter() {
+                let Some(dst) = slots.get_mut(i).and_then(Option::take) else { continue };
+                let (sample, outcomes) = (samples[i], &outcomes);
+                scope.spawn(move |_| {
+                    let done = self.store.fetched(sample, got).and_then(|bytes| write(sample, Some(bytes.as_ref()), dst));
+                    outcomes.lock().unwrap_or_else(|p| p.into_inner()).push((i, done));
+                });
+            }
+        });
+        let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = slots.iter().position(Option::is_some) {
+            // the fetch task ended without delivering this sample (its runtime shut down)
+            outcomes.push((i, Err(CoreError::integrity(self.store.location(samples[i]), String::from("chunk never arrived")))));
+        }
+        outcomes.sort_by_key(|(i, _)| *i);
+        outcomes.into_iter().map(|(_, r)| r).collect()
     }
 
     fn read_one_from(&self, sample: u64, fetched: Option<&[u8]>, dst: &mut [f32]) -> CoreResult<()> {

@@ -26,6 +26,9 @@ use crate::runtime;
 /// The URL scheme of object-store stores.
 pub const S3_SCHEME: &str = "s3://";
 
+/// Objects as they arrive: `(position in the requested keys, the object or None if absent)`.
+pub type Arrivals = std::sync::mpsc::Receiver<(usize, CoreResult<Option<Bytes>>)>;
+
 /// Whether `location` names an object-store store rather than a local path.
 pub fn is_url(location: &str) -> bool {
     location.contains("://")
@@ -238,6 +241,34 @@ impl RemoteStore {
             .collect();
         let handle = rt.spawn(futures::stream::iter(requests).buffered(self.settings.concurrency).collect::<Vec<_>>());
         Ok(Pending { pid: std::process::id(), url: self.url.clone(), handle: Some(handle) })
+    }
+
+    /// Fetch the objects at `keys` on the core's runtime (at most `settings.concurrency` in
+    /// flight) and deliver each as soon as it arrives, as `(position in keys, result)`, over the
+    /// returned channel; it closes once every object is delivered. The caller decodes early
+    /// objects while later ones are still in flight. Dropping the receiver stops the fetch.
+    pub fn stream_many(&self, keys: Vec<String>, max_len: u64) -> CoreResult<Arrivals> {
+        let rt = runtime::runtime()
+            .map_err(|e| storage_error_text(&self.url, StorageFault::Other, format!("cannot start the I/O runtime: {e}")))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let requests: Vec<_> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let this = self.clone();
+                async move { (i, this.get_async(&key, max_len).await) }
+            })
+            .collect();
+        let concurrency = self.settings.concurrency;
+        rt.spawn(async move {
+            let mut arrivals = futures::stream::iter(requests).buffer_unordered(concurrency);
+            while let Some(item) = arrivals.next().await {
+                if tx.send(item).is_err() {
+                    break; // the reader is gone: fetch no more
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// Write the object at `key` (one PUT: an object is never seen half-written).

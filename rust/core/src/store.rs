@@ -200,6 +200,15 @@ impl CubeStore {
         Ok(samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect())
     }
 
+    /// Fetch the encoded chunks of `samples` from object storage, delivered as they arrive
+    /// (`remote::RemoteStore::stream_many`); pass each through [`Self::fetched`].
+    pub fn stream_chunks(&self, samples: &[u64]) -> CoreResult<remote::Arrivals> {
+        let Some(remote) = &self.remote else {
+            return Err(CoreError::InvalidArgument("stream_chunks: a local store is read by path".into()));
+        };
+        remote.stream_many(samples.iter().map(|&s| self.chunk_key(s)).collect(), self.max_chunk_len())
+    }
+
     /// Start fetching the chunk objects of `samples` in the background (read-ahead); `None` for
     /// a local store or when the batch's largest possible size exceeds the read-ahead budget.
     pub fn spawn_fetch(&self, samples: &[u64]) -> CoreResult<Option<remote::Pending>> {
@@ -217,7 +226,8 @@ impl CubeStore {
         Ok(pending.wait()?.map(|got| samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect()))
     }
 
-    fn fetched(&self, sample: u64, got: CoreResult<Option<bytes::Bytes>>) -> CoreResult<bytes::Bytes> {
+    /// A fetched chunk object of `sample`, or the error naming the sample's chunk.
+    pub fn fetched(&self, sample: u64, got: CoreResult<Option<bytes::Bytes>>) -> CoreResult<bytes::Bytes> {
         match got {
             Ok(Some(bytes)) => Ok(bytes),
             Ok(None) => Err(CoreError::integrity(self.location(sample), String::from("chunk missing"))),
