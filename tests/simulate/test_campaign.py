@@ -98,6 +98,7 @@ def _write_run(out: Path, spec: PlanetSpec, drift: float, years: int = 2) -> Non
     (run_dir / "work" / "model").mkdir(parents=True)
     files = [str(run_dir / "work" / "model" / f"MOST.{y:05d}.nc") for y in range(years)]
     prov = {"planet": spec.to_dict(), "output_files": files, "years_simulated": years, "configure": {"timestep": 30.0},
+            "wall_time_s": 100.0,
             "annual_global_mean_ts_K": [250.0 + y for y in range(years)],
             "campaign": {"drift_K_per_60d": drift, "settled": abs(drift) <= campaign.SETTLED_DRIFT_K, "failed_attempts": []}}
     (run_dir / "result.json").write_text(json.dumps({"provenance": prov}))
@@ -118,7 +119,7 @@ def test_only_unsettled_runs_are_continued_from_their_last_restart_file(tmp_path
         if spec.slug == "hot":
             raise RuntimeError("model crashed")
         monthly = [240.0, 240.2, 240.1, 240.3]  # settled: drift +0.1
-        prov = {"years_simulated": len(kw["prior_annual_ts"]) + 2, "monthly_global_mean_ts_K": monthly}
+        prov = {"years_simulated": len(kw["prior_annual_ts"]) + 2, "monthly_global_mean_ts_K": monthly, "wall_time_s": 50.0}
         return output.SimulationResult(data=np.zeros((1, 1, 1, 1, 1), np.float32), surface={}, coords={}, units={},
                                        provenance=prov)
 
@@ -130,6 +131,7 @@ def test_only_unsettled_runs_are_continued_from_their_last_restart_file(tmp_path
     assert c["restart_file"] == tmp_path / "cold" / "work" / "model" / "MOST_REST.00001"
     assert c["prior_annual_ts"] == [250.0, 251.0]
     record = json.loads((tmp_path / "cold" / "result.json").read_text())["provenance"]["campaign"]
+    assert record["wall_time_s_total"] == 150.0  # the first segment's and the continuation's
     assert record["settled"] and record["extensions"] == [
         {"from_years": 2, "restart_file": str(c["restart_file"]), "drift_before_K_per_60d": -3.0, "years_added": 2}]
     # a continuation that crashes leaves the earlier result as it was and records why

@@ -193,7 +193,9 @@ def _extend_one(spec: PlanetSpec, out: str, years: int) -> dict[str, Any]:
                        "traceback": traceback.format_exc()[-2000:]}, f, indent=1)
         return {"run": spec.slug, "ok": False, "error": error, "wall_s": time.time() - started}
     drift = settle_drift(result.provenance["monthly_global_mean_ts_K"])
+    wall_before = float(previous.get("wall_time_s_total", prov.get("wall_time_s", 0.0)))
     result.provenance["campaign"] = {**previous, "drift_K_per_60d": drift, "settled": abs(drift) <= SETTLED_DRIFT_K,
+                                     "wall_time_s_total": wall_before + float(result.provenance.get("wall_time_s", 0.0)),
                                      "extensions": [*previous.get("extensions", []),
                                                     {"from_years": done, "restart_file": str(restart),
                                                      "drift_before_K_per_60d": previous.get("drift_K_per_60d"),
