@@ -154,3 +154,14 @@ def test_a_continuation_refuses_a_run_of_another_planet(tmp_path):
     meta.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match="--force"):
         campaign._extend_one(spec, str(tmp_path), 1)
+
+
+def test_the_cli_continues_only_the_campaigns_runs(tmp_path, monkeypatch, capsys):
+    from astrobio.cli import main
+
+    assert main(["simulate", "--extend", "1", "--out", str(tmp_path)]) == 2
+    assert "use it with --campaign" in capsys.readouterr().err
+    seen: dict = {}
+    monkeypatch.setattr(campaign, "extend_campaign", lambda specs, out, years, jobs: seen.update(years=years, jobs=jobs) or {"a": "done"})
+    assert main(["simulate", "--campaign", "--extend", "3", "--jobs", "1", "--out", str(tmp_path)]) == 0
+    assert seen == {"years": 3, "jobs": 1}
