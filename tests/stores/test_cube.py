@@ -90,6 +90,13 @@ def test_samples_by_split_and_empty_split_refused(store):
         s.samples("holdout")
 
 
+def test_each_sample_belongs_to_its_run(store):
+    s = astrobio.open_store(store.path)
+    assert [s.run_of(i).id for i in range(12)] == ["run-0"] * 4 + ["run-1"] * 3 + ["run-2"] * 5
+    with pytest.raises(astrobio.ConfigError, match="sample 12 is outside"):
+        s.run_of(12)
+
+
 @pytest.mark.parametrize(
     "split, match",
     [

@@ -137,6 +137,13 @@ class Store:
         except KeyError:
             raise ConfigError(f"no run {run_id!r} in store {self.path}") from None
 
+    def run_of(self, sample: int) -> Run:
+        """The run that sample index `sample` belongs to (ConfigError when none does)."""
+        for run in self.runs:
+            if run.start <= sample < run.start + run.count:
+                return run
+        raise ConfigError(f"sample {sample} is outside store {self.path} ({self.n_samples} samples)")
+
     def samples(self, split: str) -> np.ndarray:
         """Sample indices of every run in `split` ('train', 'val' or 'test'), in order.
 

@@ -57,9 +57,6 @@ def fit_store_linear(baseline: PhysicsBaseline, store: Store, indices: np.ndarra
     """The linear departure stage (`astrobio.models.linear`) fitted on the training samples
     `indices`, its penalties chosen leaving one training planet out at a time."""
     params, departures, scales = read_departures(baseline, store, indices, normalize)
-    owner = np.zeros(store.n_samples, np.int64)
-    for k, run in enumerate(store.runs):
-        owner[run.start : run.start + run.count] = k
-    planet = owner[indices]
+    planet = np.array([store.run_of(int(i)).start for i in indices])  # one group per run (planet)
     inputs = params if input_columns is None else params[:, input_columns]
     return fit_linear_departure(inputs, departures, planet, scales)

@@ -57,10 +57,11 @@ def plot_loss_curves(history: dict[str, Any], path: Path, baseline_val_rmse: flo
                               loss_label="loss [normalized units^2]", val_loss_label="val MSE", log_loss=True)
 
 
-def plot_fields(fields: dict[str, list[np.ndarray]], samples: list[int], path: Path, *, var_index: int, var_name: str,
+def plot_fields(fields: dict[str, list[np.ndarray]], samples: list[str], path: Path, *, var_index: int, var_name: str,
                 unit: str, level_index: int, level_label: str, lat: list[float] | None = None,
                 lon: list[float] | None = None) -> Path:
-    """Rows: held-out samples; columns: truth, model, climatology, model - truth (lat x lon)."""
+    """Rows: held-out samples (`samples`: their labels); columns: truth, model, climatology,
+    model - truth (lat x lon)."""
     plt = pyplot()
     extent = [min(lon), max(lon), min(lat), max(lat)] if lat and lon else None
     n = len(fields["truth"])
@@ -70,7 +71,7 @@ def plot_fields(fields: dict[str, list[np.ndarray]], samples: list[int], path: P
         lo, hi = min(m.min() for m in maps), max(m.max() for m in maps)
         for c, (title, m) in enumerate(zip(("truth", "model", "climatology"), maps)):
             im = axes[r, c].imshow(m, origin="lower", vmin=lo, vmax=hi, cmap="viridis", aspect="auto", extent=extent)
-            axes[r, c].set_title(f"sample {samples[r]}: {title}", fontsize=9)
+            axes[r, c].set_title(f"{samples[r]}: {title}", fontsize=9)
             fig.colorbar(im, ax=axes[r, c], label=unit)
         err = maps[1] - maps[0]
         lim = float(np.abs(err).max()) or 1.0

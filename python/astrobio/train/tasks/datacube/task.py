@@ -145,8 +145,9 @@ class DatacubeTask:
                                                    summary["evaluation"]["val"]["climatology"]["rmse"]))}
         if self.fields and self.fields["truth"]:
             vi, li, label = plot_choice(store, variables)
+            names = [f"{store.run_of(i).id} (sample {i})" for i in self.samples]
             out["fields"] = str(plot_fields(
-                self.fields, self.samples, run_dir / "fields.png", var_index=vi, var_name=variables[vi],
+                self.fields, names, run_dir / "fields.png", var_index=vi, var_name=variables[vi],
                 unit=store.variables[vi].units, level_index=li, level_label=label,
                 lat=coordinate(store, "lat"), lon=coordinate(store, "lon")))
         return out
