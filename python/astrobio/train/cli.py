@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   python -m astrobio.train --mode full --output-dir runs/full   # every component in phases, then fusion
   python -m astrobio.train --mode full --resume runs/full   # skip finished phases, continue the interrupted one
   python -m astrobio.train --kfold 5 --output-dir runs/kfold   # k-fold by planet: mean and spread of the skill
+  python -m astrobio.train --ensemble 3 --output-dir runs/ens  # three seeds, evaluated by their mean prediction
   python -m astrobio.train --max-epochs 5 --batch-size 16 --seed 1
   python -m astrobio.train --store my_climate.zarr --output-dir runs/exp1 --physics-constraints
   python -m astrobio.train --config exp.yaml --set optim.lr=0.001 --set trainer.patience=4
@@ -58,6 +59,9 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
     p.add_argument("--kfold", type=int, metavar="K",
                    help="datacube: evaluate by k-fold over planets (each planet tested once; K runs in <output-dir>/fold-<i>, "
                         "rerun to continue) and report the mean and spread of the skill over both baselines")
+    p.add_argument("--ensemble", type=int, metavar="N",
+                   help="datacube: train N seeds (<output-dir>/member-<i>, rerun to continue) and evaluate their mean "
+                        "prediction beside both baselines and each member")
     p.add_argument("--config", metavar="FILE", help="YAML config file")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--batch-size", type=int, help="batch size per device")
@@ -150,11 +154,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.trai
     _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.kfold is not None:
-            if args.mode == "full" or args.resume:
-                raise ConfigError("--kfold runs its own folds (rerun the same command to continue); drop --mode full and --resume")
+            if args.mode == "full" or args.resume or args.ensemble is not None:
+                raise ConfigError("--kfold runs its own folds (rerun the same command to continue); drop --mode full, --resume "
+                                  "and --ensemble")
             kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
             print(kfold.table)
             print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
+            return 0
+        if args.ensemble is not None:
+            if args.mode == "full" or args.resume or args.kfold is not None:
+                raise ConfigError("--ensemble runs its own members (rerun the same command to continue); drop --mode full, "
+                                  "--resume and --kfold")
+            ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
+            print(ensemble.table)
+            print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
             return 0
         if args.mode == "full":
             result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)

@@ -147,3 +147,37 @@ def test_aggregate_of_one_fold_has_zero_spread():
     fold = {"metrics": {"skill": {"climatology": {"all": 0.2, "ta": 0.3}}, "rmse_physical": {"model": {"ta": 1.0}}}}
     agg = aggregate([fold])
     assert agg["skill"]["climatology"]["ta"] == {"mean": 0.3, "std": 0.0, "min": 0.3, "max": 0.3}
+
+
+def test_an_ensemble_evaluates_the_mean_of_its_seeds_and_keeps_finished_members(twelve_planets, tmp_path, capsys):
+    out = tmp_path / "ens"
+    args = ["--ensemble", "2", "--store", str(twelve_planets), "--output-dir", str(out), "--max-epochs", "2",
+            "--set", "model.options.channels=[8, 8]", "--set", "model.options.hidden=16",
+            "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "trainer.plots=false"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "mean prediction of 2 datacube runs (seeds 0, 1)" in printed and "member 1 (seed 1" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    members = summary["ensemble"]["members"]
+    assert [m["seed"] for m in members] == [0, 1]
+    for m in members:  # each member is a normal run with its own seed
+        assert json.loads((out / f"member-{m['member']}" / "summary.json").read_text())["config"]["trainer"]["seed"] == m["seed"]
+    test = summary["evaluation"]["test"]
+    assert set(test) >= {"model", "climatology", "physics_baseline", "skill_physics_baseline"}
+    # the RMSE of the mean prediction is never above the members' mean RMSE (the norm is convex)
+    assert test["model"]["rmse"] <= np.mean([m["rmse"] for m in members]) + 1e-9
+    assert members[0]["rmse"] != members[1]["rmse"]  # the seeds differ
+    # a rerun keeps finished members and evaluates the same mean
+    stamp = (out / "member-0" / "summary.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "member-0" / "summary.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "summary.json").read_text())["evaluation"]["test"]["model"]["rmse"] == pytest.approx(test["model"]["rmse"])
+
+
+def test_an_ensemble_is_for_the_climate_emulator(capsys):
+    assert main(["--ensemble", "2", "--model", "graph"]) == 2
+    assert "--ensemble averages the climate emulator" in capsys.readouterr().err
+    assert main(["--ensemble", "1"]) == 2
+    assert "at least 2 members" in capsys.readouterr().err
+    assert main(["--ensemble", "2", "--kfold", "3"]) == 2
+    assert "drop --mode full, --resume and --ensemble" in capsys.readouterr().err

@@ -43,9 +43,14 @@ def summary_table(summary: dict[str, Any]) -> str:
             p = res["physics"]
             rows.append(("", f"physics {term} (truth {fmt(p['truth'][term])})", fmt(p["model"][term]),
                          fmt(p["climatology"][term]), *([""] * (2 * len(baselines) - 1))))
-    head = (f"run {summary['run_dir']}: {summary['model']} on {summary['store']}; best epoch {summary['best_epoch']} "
-            f"of {summary['epochs_run']} (val rmse {fmt(summary['best_val_rmse'])}); {summary['wall_time_s']:.0f} s; "
-            f"precision {summary['precision']}")
+    if "ensemble" in summary:
+        seeds = ", ".join(str(m["seed"]) for m in summary["ensemble"]["members"])
+        head = (f"ensemble {summary['run_dir']}: mean prediction of {len(summary['ensemble']['members'])} {summary['model']} "
+                f"runs (seeds {seeds}) on {summary['store']}; {summary['wall_time_s']:.0f} s")
+    else:
+        head = (f"run {summary['run_dir']}: {summary['model']} on {summary['store']}; best epoch {summary['best_epoch']} "
+                f"of {summary['epochs_run']} (val rmse {fmt(summary['best_val_rmse'])}); {summary['wall_time_s']:.0f} s; "
+                f"precision {summary['precision']}")
     return rows_table(head, rows)
 
 

@@ -140,9 +140,15 @@ class DatacubeTask:
         return rows
 
     def plots(self, cfg: TrainConfig, summary: dict[str, Any], history: dict[str, Any], run_dir: Path) -> dict[str, str]:
-        store, variables = self.store, self.variables
         out = {"loss_curves": str(plot_loss_curves(history, run_dir / "loss_curves.png",
                                                    summary["evaluation"]["val"]["climatology"]["rmse"]))}
+        out.update(self.field_plot(run_dir))
+        return out
+
+    def field_plot(self, run_dir: Path) -> dict[str, str]:
+        """fields.png of the held-out cubes kept by the last `evaluate` (none kept: no plot)."""
+        store, variables = self.store, self.variables
+        out: dict[str, str] = {}
         if self.fields and self.fields["truth"]:
             vi, li, label = plot_choice(store, variables)
             names = [f"{store.run_of(i).id} (sample {i})" for i in self.samples]

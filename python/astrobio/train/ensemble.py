@@ -1,0 +1,131 @@
+"""Seed ensembles of the climate emulator (`python -m astrobio.train --ensemble N`): N runs that
+differ only in their seed (`trainer.seed`, + 1, ...), evaluated together by the mean of their
+predictions on the same held-out planets, beside both baselines and each member's own score.
+
+With a few validation planets, early stopping picks a different epoch for every seed, so single
+runs differ by several percent; averaging the members removes that variance (the RMSE of the mean
+is never above the members' mean RMSE). Each member is one normal run (`train`) in
+``<output_dir>/member-<i>``; a finished member is kept and an interrupted one resumes, so the
+command can be rerun after a crash. The ensemble's summary (same layout as a run's, plus
+``ensemble``) is written to ``<output_dir>/summary.{json,txt}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .checkpoint import load_checkpoint, restore_weights
+from .config import TrainConfig
+from .history import RunHistory
+from .report import write_summary
+from .tasks import BuildContext, get_task
+
+__all__ = ["run_ensemble", "EnsembleResult", "MeanPrediction"]
+
+
+@dataclass
+class EnsembleResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    table: str
+
+
+class MeanPrediction(nn.Module):
+    """The members' mean prediction, shaped like a trained module for the task's evaluation."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.trainer = SimpleNamespace(checkpoint_callback=None)  # no single best score
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.members[0].parameters()).device
+
+    @torch.no_grad()
+    def predict(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m.predict(params) for m in self.members]).mean(dim=0)  # type: ignore[operator]
+
+
+def _member(cfg: TrainConfig, run_dir: Path, i: int) -> dict[str, Any]:
+    """Member `i`: kept when it finished before with the same seed, else trained (or resumed)."""
+    from .trainer import train
+
+    seed = cfg.trainer.seed + i
+    member_dir = run_dir / f"member-{i}"
+    summary_path = member_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("config", {}).get("trainer", {}).get("seed") == seed:
+            return {"member": i, "seed": seed, "run_dir": str(member_dir), "summary": summary}
+    member_cfg = copy.deepcopy(cfg)
+    member_cfg.trainer.seed = seed
+    member_cfg.trainer.output_dir = str(member_dir)
+    member_cfg.data.verify = cfg.data.verify and i == 0  # one full scan is enough
+    resume = member_dir if (member_dir / "checkpoints" / "last.ckpt").is_file() else None
+    result = train(member_cfg, resume=resume)
+    if result.summary is None:
+        raise ConfigError("--ensemble runs on one process (a DDP launch trains each member on every rank)")
+    return {"member": i, "seed": seed, "run_dir": str(member_dir), "summary": result.summary}
+
+
+def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
+    """Train `n` seeds of `cfg` (datacube model) and evaluate their mean prediction."""
+    if cfg.model.name != "datacube":
+        raise ConfigError(f"--ensemble averages the climate emulator (--model datacube), not {cfg.model.name!r}")
+    if n < 2:
+        raise ConfigError(f"--ensemble needs at least 2 members, got {n}")
+    started = time.perf_counter()
+    run_dir = Path(cfg.trainer.output_dir or f"runs/ensemble-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    members = [_member(cfg, run_dir, i) for i in range(n)]
+
+    # One build of the task (its baselines and linear stage are fitted on the same training
+    # planets for every member), then each member's chosen weights.
+    ens_cfg = copy.deepcopy(cfg)
+    ens_cfg.trainer.output_dir = str(run_dir)
+    ens_cfg.data.verify = False  # scanned by the first member
+    task = get_task(cfg.model.name)
+    identity = task.open(ens_cfg)
+    built = task.build(ens_cfg, BuildContext(hardware={"accelerator": "cpu", "precision": "32-true"}, history=RunHistory()))
+    modules = []
+    for m in members:
+        chosen = m["summary"]["checkpoints"]["best"] or m["summary"]["checkpoints"]["last"]
+        module = copy.deepcopy(built.module)
+        restore_weights(module, load_checkpoint(chosen)["state_dict"])
+        modules.append(module.eval())
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "model": cfg.model.name, "store": str(identity.get("path")),
+                               "store_digest": identity.get("content_digest")}
+    summary.update(task.evaluate(ens_cfg, MeanPrediction(modules).eval(), run_dir))
+    held_out = summary["held_out_split"]
+    summary["ensemble"] = {"members": [
+        {"member": m["member"], "seed": m["seed"], "run_dir": m["run_dir"], "best_epoch": m["summary"].get("best_epoch"),
+         "rmse": m["summary"]["evaluation"][held_out]["model"]["rmse"],
+         "skill": m["summary"]["evaluation"][held_out]["skill"],
+         "skill_physics_baseline": m["summary"]["evaluation"][held_out].get("skill_physics_baseline")}
+        for m in members]}
+    summary["config"] = cfg.to_dict()
+    summary["wall_time_s"] = time.perf_counter() - started
+    if cfg.trainer.plots:
+        summary["plots"] = task.field_plot(run_dir)  # type: ignore[attr-defined]
+    lines = [task.table(summary), f"members on {held_out} (each alone):"]
+    for row in summary["ensemble"]["members"]:
+        phys = row["skill_physics_baseline"]
+        lines.append(f"  member {row['member']} (seed {row['seed']}, best epoch {row['best_epoch']}): rmse {row['rmse']:.4g}, "
+                     f"skill vs climatology {100 * row['skill']:+.1f}%"
+                     + (f", vs physics {100 * phys:+.1f}%" if phys is not None else ""))
+    table = "\n".join(lines)
+    write_summary(run_dir, summary, table)
+    return EnsembleResult(run_dir, summary, table)
