@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,7 +44,7 @@ class EnsembleResult:
 class MeanPrediction(nn.Module):
     """The members' mean prediction, shaped like a trained module for the task's evaluation."""
 
-    def __init__(self, members: list[nn.Module]) -> None:
+    def __init__(self, members: Sequence[nn.Module]) -> None:
         super().__init__()
         if not members:
             raise ConfigError("an ensemble needs at least one member")
