@@ -36,7 +36,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert len(last["astrobio"]["history"]["steps"]) == 2 * 3
     # the validation RMSE reduced over both ranks' shards equals a single-process evaluation
     from astrobio import open_store
-    from astrobio.models import PhysicsBaseline, build_model
+    from astrobio.models import LinearDeparture, PhysicsBaseline, build_model
     from astrobio.train.tasks.datacube import climatology, evaluate, store_normalization
 
     s = open_store(store)
@@ -46,11 +46,12 @@ def test_torchrun_two_processes_gloo(tmp_path):
     names = ("regime_mean", "exponent", "cube_mean", "cube_scale", "param_mean", "param_scale")
     baseline = PhysicsBaseline([v.name for v in s.variables], [p.name for p in s.params],
                                *(weights[f"baseline.{n}"].numpy() for n in names))
+    linear = LinearDeparture(*(weights[f"linear.{n}"].numpy() for n in ("input_mean", "intercept", "weight", "penalty")))
     model.eval()
 
-    def predict(params):  # what the trained module computes: the baseline plus the network's departure
+    def predict(params):  # what the trained module computes: baseline + (linear stage + network) departure
         base, departure = baseline.terms(params)
-        return base + departure * model(params)
+        return base + departure * (model(params) + linear(params))
 
     norm = store_normalization(s, "per_variable")
     clim = climatology(s, s.samples("train"), "per_variable")
