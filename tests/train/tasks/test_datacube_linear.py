@@ -97,3 +97,38 @@ def test_the_module_adds_the_linear_stage_to_the_networks_output():
     # the network's (noisy) inputs do not move the linear stage: it reads the clean parameters
     noisy = module.predict(torch.tensor([[1.0, 2.0]]), torch.tensor([[5.0, 5.0]]))
     torch.testing.assert_close(noisy, out)
+
+
+def test_the_fits_read_an_even_subsample_of_every_run_when_memory_says_so(tmp_path, monkeypatch, capsys):
+    import json
+
+    import astrobio
+    from astrobio.errors import ConfigError
+    from astrobio.train.cli import main
+    from astrobio.train.tasks.datacube import baseline as fits
+    from train_fixtures import build_climate_fixture
+
+    path = build_climate_fixture(tmp_path / "c.zarr", planets=8, split=(6, 1, 1))
+    store = astrobio.open_store(path)
+    train = store.samples("train")  # 6 runs x 12 months
+    per_sample = int(np.prod(store.sample_shape)) * fits._FIT_BYTES_PER_VALUE
+    assert np.array_equal(fits.fit_indices(store, train, budget=len(train) * per_sample), train)
+    two_each = fits.fit_indices(store, train, budget=13 * per_sample)  # room for 13: two per run
+    runs = [store.run_of(int(i)).id for i in two_each]
+    assert sorted(set(runs)) == sorted(store.split["train"]) and all(runs.count(r) == 2 for r in set(runs))
+    first = store.run(store.split["train"][0])
+    assert first.start in two_each and first.start + first.count - 1 in two_each  # first and last month
+    few = fits.fit_indices(store, train, budget=3 * per_sample)  # fewer than the runs: one each of three
+    assert len(few) == 3 and len({store.run_of(int(i)).id for i in few}) == 3
+    with pytest.raises(ConfigError, match="one sample of this store takes"):
+        fits.fit_indices(store, train, budget=per_sample - 1)
+    # a training whose fits are capped still trains and records how many samples they read
+    monkeypatch.setattr(fits, "FIT_BUDGET_BYTES", 13 * per_sample)
+    out = tmp_path / "run"
+    assert main(["--store", str(path), "--output-dir", str(out), "--max-epochs", "1", "--set", "model.options.channels=[8, 8]",
+                 "--set", "model.options.hidden=16", "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none",
+                 "--set", "trainer.plots=false"]) == 0
+    from astrobio.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["astrobio"]["meta"]["baseline_fit_samples"] == 12
+    assert json.loads((out / "summary.json").read_text())["evaluation"]["test"]["physics_baseline"]["rmse"] > 0

@@ -17,7 +17,7 @@ from ...optim import optimizer_steps
 from ...report import fmt
 from .. import BuildContext, Built
 from .data import StoreDataModule, climatology, open_climate_store, param_columns, store_normalization
-from .baseline import fit_store_baseline, fit_store_linear, read_departures
+from .baseline import fit_indices, fit_store_baseline, fit_store_linear, read_departures
 from .evaluate import BASELINES, evaluate
 from .module import EmulatorModule, physics_loss
 from .options import DEFAULTS, DatacubeOptions, search_space
@@ -53,11 +53,12 @@ class DatacubeTask:
         param_names = [p.name for p in store.params]
         n_inputs = len(self.param_index) if self.param_index is not None else len(param_names)
         model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **cfg.model.options.network_options())
-        self.baseline = fit_store_baseline(store, data.train_indices, cfg.data.normalize)
+        fit_idx = fit_indices(store, data.train_indices)  # all of them unless memory says otherwise
+        self.baseline = fit_store_baseline(store, fit_idx, cfg.data.normalize)
         residual_of = self.baseline if cfg.model.options.physics_baseline else None
         linear = None
         if residual_of is not None and cfg.model.options.linear_departure:
-            linear = fit_store_linear(residual_of, store, data.train_indices, cfg.data.normalize, self.param_index)
+            linear = fit_store_linear(residual_of, store, fit_idx, cfg.data.normalize, self.param_index)
             meta_linear = {"penalty": dict(zip(self.variables, linear.penalty.tolist())), "rule": "leave one training planet out"}
         if hasattr(model, "init_base"):
             if residual_of is None:
@@ -65,7 +66,7 @@ class DatacubeTask:
             elif linear is not None:
                 start = np.zeros(store.sample_shape)  # the linear stage's intercept is the mean departure
             else:
-                start = read_departures(residual_of, store, data.train_indices, cfg.data.normalize)[1].mean(axis=0)
+                start = read_departures(residual_of, store, fit_idx, cfg.data.normalize)[1].mean(axis=0)
             model.init_base(torch.as_tensor(start, dtype=torch.float32))
         self.physics = physics_loss(cfg, store, norm)
         meta = {
@@ -76,6 +77,8 @@ class DatacubeTask:
         }
         if linear is not None:
             meta["linear_departure"] = meta_linear
+        if len(fit_idx) < len(data.train_indices):
+            meta["baseline_fit_samples"] = int(len(fit_idx))
         per_rank = data.batches_per_epoch(cfg.trainer.devices * cfg.trainer.num_nodes)
         module = EmulatorModule(model, cfg, history=ctx.history, total_steps=optimizer_steps(cfg, per_rank),
                                 variables=variables, physics=self.physics, param_index=self.param_index,
