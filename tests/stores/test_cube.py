@@ -95,6 +95,9 @@ def test_each_sample_belongs_to_its_run(store):
     assert [s.run_of(i).id for i in range(12)] == ["run-0"] * 4 + ["run-1"] * 3 + ["run-2"] * 5
     with pytest.raises(astrobio.ConfigError, match="sample 12 is outside"):
         s.run_of(12)
+    assert s.run_positions([11, 0, 5, 4, 7]).tolist() == [2, 0, 1, 1, 2]
+    with pytest.raises(astrobio.ConfigError, match="sample -1 is outside"):
+        s.run_positions([3, -1])
 
 
 @pytest.mark.parametrize(

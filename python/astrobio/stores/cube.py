@@ -139,10 +139,24 @@ class Store:
 
     def run_of(self, sample: int) -> Run:
         """The run that sample index `sample` belongs to (ConfigError when none does)."""
-        for run in self.runs:
-            if run.start <= sample < run.start + run.count:
-                return run
-        raise ConfigError(f"sample {sample} is outside store {self.path} ({self.n_samples} samples)")
+        return self.runs[int(self.run_positions([sample])[0])]
+
+    def run_positions(self, samples: Sequence[int] | np.ndarray) -> np.ndarray:
+        """For each sample index, the position in `runs` of the run it belongs to (one search
+        over the runs' starts, not a scan per sample); ConfigError for an index outside every run."""
+        samples = np.asarray(samples, dtype=np.int64)
+        starts = np.array([r.start for r in self.runs], dtype=np.int64)
+        ends = starts + np.array([r.count for r in self.runs], dtype=np.int64)
+        if not self.runs:
+            outside = np.ones(samples.shape, bool)
+            pos = np.zeros(samples.shape, np.int64)
+        else:
+            order = np.argsort(starts, kind="stable")
+            pos = order[np.clip(np.searchsorted(starts[order], samples, side="right") - 1, 0, None)]
+            outside = (samples < starts[pos]) | (samples >= ends[pos])
+        if outside.any():
+            raise ConfigError(f"sample {int(samples[outside][0])} is outside store {self.path} ({self.n_samples} samples)")
+        return pos
 
     def samples(self, split: str) -> np.ndarray:
         """Sample indices of every run in `split` ('train', 'val' or 'test'), in order.

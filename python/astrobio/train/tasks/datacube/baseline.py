@@ -39,9 +39,9 @@ def fit_indices(store: Store, indices: np.ndarray, budget: int | None = None) ->
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) <= limit:
         return indices
-    runs: dict[str, list[int]] = {}
-    for i in indices.tolist():
-        runs.setdefault(store.run_of(i).id, []).append(i)
+    runs: dict[int, list[int]] = {}
+    for i, run in zip(indices.tolist(), store.run_positions(indices).tolist()):
+        runs.setdefault(run, []).append(i)
     if limit == 0:
         raise ConfigError(f"one sample of this store takes {per_sample / 2**30:.1f} GiB to fit the physics baseline, over the "
                           f"{budget / 2**30:.1f} GiB budget (astrobio.train.tasks.datacube.baseline.FIT_BUDGET_BYTES)")
@@ -100,6 +100,6 @@ def fit_store_linear(baseline: PhysicsBaseline, store: Store, indices: np.ndarra
     """The linear departure stage (`astrobio.models.linear`) fitted on the training samples
     `indices`, its penalties chosen leaving one training planet out at a time."""
     params, departures, scales = read_departures(baseline, store, indices, normalize)
-    planet = np.array([store.run_of(int(i)).start for i in indices])  # one group per run (planet)
+    planet = store.run_positions(indices)  # one group per run (planet)
     inputs = params if input_columns is None else params[:, input_columns]
     return fit_linear_departure(inputs, departures, planet, scales)
