@@ -13,7 +13,6 @@ command can be rerun after a crash. The ensemble's summary (same layout as a run
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from .checkpoint import load_checkpoint, restore_weights
 from .config import TrainConfig
 from .history import RunHistory
 from .report import write_summary
+from .subruns import kept_or_trained
 from .tasks import BuildContext, get_task
 
 __all__ = ["run_ensemble", "EnsembleResult", "MeanPrediction"]
@@ -62,24 +62,15 @@ class MeanPrediction(nn.Module):
 
 def _member(cfg: TrainConfig, run_dir: Path, i: int) -> dict[str, Any]:
     """Member `i`: kept when it finished before with the same seed, else trained (or resumed)."""
-    from .trainer import train
-
     seed = cfg.trainer.seed + i
     member_dir = run_dir / f"member-{i}"
-    summary_path = member_dir / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("config", {}).get("trainer", {}).get("seed") == seed:
-            return {"member": i, "seed": seed, "run_dir": str(member_dir), "summary": summary}
     member_cfg = copy.deepcopy(cfg)
     member_cfg.trainer.seed = seed
-    member_cfg.trainer.output_dir = str(member_dir)
-    member_cfg.data.verify = cfg.data.verify and i == 0  # one full scan is enough
-    resume = member_dir if (member_dir / "checkpoints" / "last.ckpt").is_file() else None
-    result = train(member_cfg, resume=resume)
-    if result.summary is None:
+    summary = kept_or_trained(member_cfg, member_dir, scan=i == 0,
+                              finished_as_asked=lambda s: s.get("config", {}).get("trainer", {}).get("seed") == seed)
+    if summary is None:
         raise ConfigError("--ensemble runs on one process (a DDP launch trains each member on every rank)")
-    return {"member": i, "seed": seed, "run_dir": str(member_dir), "summary": result.summary}
+    return {"member": i, "seed": seed, "run_dir": str(member_dir), "summary": summary}
 
 
 def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ..errors import ConfigError
 from ..stores.cube import Store, open_store
 from .config import TrainConfig
 from .report import fmt, rows_table
+from .subruns import kept_or_trained
 from .tasks.datacube.evaluate import BASELINES, baseline_label
 
 __all__ = ["planet_folds", "run_kfold", "KFoldResult", "aggregate"]
@@ -141,10 +143,14 @@ def _table(run_dir: Path, folds: list[dict[str, Any]], agg: dict[str, Any], unit
     return "\n".join(lines)
 
 
+def _trained_on(split: dict[str, list[str]]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a run's summary is of a training on `split`."""
+    return lambda summary: summary.get("config", {}).get("data", {}).get("split") == split
+
+
 def run_kfold(cfg: TrainConfig, k: int) -> KFoldResult:
     """Train and evaluate `k` folds by planet of `cfg`'s climate store (datacube model)."""
     from .tasks.datacube.data import default_climate_store
-    from .trainer import train
 
     if cfg.model.name != "datacube":
         raise ConfigError(f"--kfold evaluates the climate emulator (--model datacube), not {cfg.model.name!r}")
@@ -158,19 +164,11 @@ def run_kfold(cfg: TrainConfig, k: int) -> KFoldResult:
     folds: list[dict[str, Any]] = []
     for i, split in enumerate(splits):
         fold_dir = run_dir / f"fold-{i}"
-        summary_path = fold_dir / "summary.json"
-        if summary_path.is_file() and json.loads(summary_path.read_text()).get("config", {}).get("data", {}).get("split") == split:
-            summary = json.loads(summary_path.read_text())  # finished before: kept
-        else:
-            fold_cfg = copy.deepcopy(cfg)
-            fold_cfg.data.split = split
-            fold_cfg.trainer.output_dir = str(fold_dir)
-            fold_cfg.data.verify = cfg.data.verify and i == 0  # one full scan is enough
-            resume = fold_dir if (fold_dir / "checkpoints" / "last.ckpt").is_file() else None
-            result = train(fold_cfg, resume=resume)
-            if result.summary is None:
-                continue  # a non-zero DDP rank
-            summary = result.summary
+        fold_cfg = copy.deepcopy(cfg)
+        fold_cfg.data.split = split
+        summary = kept_or_trained(fold_cfg, fold_dir, scan=i == 0, finished_as_asked=_trained_on(split))
+        if summary is None:
+            continue  # a non-zero DDP rank
         folds.append({"fold": i, "split": split, "run_dir": str(fold_dir), "metrics": _fold_metrics(summary),
                       "units": summary["units"]})
     agg = aggregate(folds)
