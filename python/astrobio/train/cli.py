@@ -153,21 +153,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.trai
     args = build_parser(prog).parse_args(argv)
     _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
     try:
-        if args.kfold is not None:
-            if args.mode == "full" or args.resume or args.ensemble is not None:
-                raise ConfigError("--kfold runs its own folds (rerun the same command to continue); drop --mode full, --resume "
-                                  "and --ensemble")
-            kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
-            print(kfold.table)
-            print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
-            return 0
-        if args.ensemble is not None:
-            if args.mode == "full" or args.resume or args.kfold is not None:
-                raise ConfigError("--ensemble runs its own members (rerun the same command to continue); drop --mode full, "
-                                  "--resume and --kfold")
-            ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
-            print(ensemble.table)
-            print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
+        if args.kfold is not None or args.ensemble is not None:  # several runs, each kept on a rerun
+            flag, what, other = ("kfold", "folds", "ensemble") if args.kfold is not None else ("ensemble", "members", "kfold")
+            if args.mode == "full" or args.resume or getattr(args, other) is not None:
+                raise ConfigError(f"--{flag} runs its own {what} (rerun the same command to continue); drop --mode full, "
+                                  f"--resume and --{other}")
+            if args.kfold is not None:
+                kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
+                print(kfold.table)
+                print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
+            else:
+                ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
+                print(ensemble.table)
+                print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
             return 0
         if args.mode == "full":
             result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
