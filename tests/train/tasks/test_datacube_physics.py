@@ -82,6 +82,11 @@ def test_a_regime_missing_from_training_falls_back_to_the_pooled_mean():
     assert isinstance(base, PhysicsBaseline) and torch.isfinite(base.regime_mean).all()
 
 
+#: A small network, two epochs, no progress bar, logger or plots: the runs of the k-fold and ensemble tests.
+TINY = ["--max-epochs", "2", "--set", "model.options.channels=[8, 8]", "--set", "model.options.hidden=16",
+        "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "trainer.plots=false"]
+
+
 @pytest.fixture(scope="module")
 def twelve_planets(tmp_path_factory):
     return build_climate_fixture(tmp_path_factory.mktemp("kfold") / "c.zarr", planets=12, split=(8, 2, 2), seed=5)
@@ -114,9 +119,7 @@ def test_a_split_override_is_checked(twelve_planets, tmp_path, capsys):
 
 def test_kfold_reports_mean_and_spread_and_continues_after_a_crash(twelve_planets, tmp_path, capsys):
     out = tmp_path / "kfold"
-    args = ["--kfold", "3", "--store", str(twelve_planets), "--output-dir", str(out), "--max-epochs", "2",
-            "--set", "model.options.channels=[8, 8]", "--set", "model.options.hidden=16",
-            "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "trainer.plots=false"]
+    args = ["--kfold", "3", "--store", str(twelve_planets), "--output-dir", str(out), *TINY]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "k-fold by planet" in printed and "skill vs physics" in printed
@@ -151,9 +154,7 @@ def test_aggregate_of_one_fold_has_zero_spread():
 
 def test_an_ensemble_evaluates_the_mean_of_its_seeds_and_keeps_finished_members(twelve_planets, tmp_path, capsys):
     out = tmp_path / "ens"
-    args = ["--ensemble", "2", "--store", str(twelve_planets), "--output-dir", str(out), "--max-epochs", "2",
-            "--set", "model.options.channels=[8, 8]", "--set", "model.options.hidden=16",
-            "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "trainer.plots=false"]
+    args = ["--ensemble", "2", "--store", str(twelve_planets), "--output-dir", str(out), *TINY]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "mean prediction of 2 datacube runs (seeds 0, 1)" in printed and "member 1 (seed 1" in printed
