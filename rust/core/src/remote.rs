@@ -229,17 +229,11 @@ impl RemoteStore {
     /// Start fetching the objects at `keys` in the background (as [`Self::get_many`]); the
     /// result is collected with [`Pending::wait`].
     pub fn spawn_get_many(&self, keys: Vec<String>, max_len: u64) -> CoreResult<Pending> {
-        let rt = runtime::runtime()
-            .map_err(|e| storage_error_text(&self.url, StorageFault::Other, format!("cannot start the I/O runtime: {e}")))?;
-        // Each request owns its store handle and key ('static, as a spawned task must be).
-        let requests: Vec<_> = keys
-            .into_iter()
-            .map(|key| {
-                let this = self.clone();
-                async move { this.get_async(&key, max_len).await }
-            })
-            .collect();
-        let handle = rt.spawn(futures::stream::iter(requests).buffered(self.settings.concurrency).collect::<Vec<_>>());
+        let rt = self.io_runtime()?;
+        let requests = self.owned_requests(keys, max_len);
+        let handle = rt.spawn(
+            futures::stream::iter(requests).buffered(self.settings.concurrency).map(|(_, got)| got).collect::<Vec<_>>(),
+        );
         Ok(Pending { pid: std::process::id(), url: self.url.clone(), handle: Some(handle) })
     }
 
@@ -248,17 +242,9 @@ impl RemoteStore {
     /// returned channel; it closes once every object is delivered. The caller decodes early
     /// objects while later ones are still in flight. Dropping the receiver stops the fetch.
     pub fn stream_many(&self, keys: Vec<String>, max_len: u64) -> CoreResult<Arrivals> {
-        let rt = runtime::runtime()
-            .map_err(|e| storage_error_text(&self.url, StorageFault::Other, format!("cannot start the I/O runtime: {e}")))?;
+        let rt = self.io_runtime()?;
         let (tx, rx) = std::sync::mpsc::channel();
-        let requests: Vec<_> = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| {
-                let this = self.clone();
-                async move { (i, this.get_async(&key, max_len).await) }
-            })
-            .collect();
+        let requests = self.owned_requests(keys, max_len);
         let concurrency = self.settings.concurrency;
         rt.spawn(async move {
             let mut arrivals = futures::stream::iter(requests).buffer_unordered(concurrency);
@@ -269,6 +255,25 @@ impl RemoteStore {
             }
         });
         Ok(rx)
+    }
+
+    /// The process's I/O runtime (`runtime::runtime`), its failure as this store's error.
+    fn io_runtime(&self) -> CoreResult<Arc<tokio::runtime::Runtime>> {
+        runtime::runtime()
+            .map_err(|e| storage_error_text(&self.url, StorageFault::Other, format!("cannot start the I/O runtime: {e}")))
+    }
+
+    /// One GET per key, each `(position in keys, result)`, each owning its store handle and key
+    /// ('static, as a task spawned on the runtime must be).
+    fn owned_requests(&self, keys: Vec<String>, max_len: u64)
+                      -> Vec<impl std::future::Future<Output = (usize, CoreResult<Option<Bytes>>)> + Send + 'static> {
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let this = self.clone();
+                async move { (i, this.get_async(&key, max_len).await) }
+            })
+            .collect()
     }
 
     /// Write the object at `key` (one PUT: an object is never seen half-written).
