@@ -60,6 +60,31 @@ def _solve(x: np.ndarray, y: np.ndarray, penalty: float) -> tuple[np.ndarray, np
     return xm, ym, w
 
 
+def _lopo_errors(x: np.ndarray, flat: np.ndarray, d: np.ndarray, s: np.ndarray, groups: np.ndarray,
+                 grid: Sequence[float]) -> np.ndarray:
+    """Leave-one-group-out squared cube error per (penalty, variable): [len(grid), V].
+
+    Each fold's centered cross-products come from the full sums less the held group's (so no
+    fold copies the [N, G] departures), and each penalty only solves an [F, F] system."""
+    n = x.shape[0]
+    sum_x, sum_y = x.sum(axis=0), flat.sum(axis=0)
+    xx, xy = x.T @ x, x.T @ flat
+    eye = np.eye(x.shape[1])
+    cv = np.zeros((len(grid), d.shape[1]))
+    for g in np.unique(groups):
+        held = groups == g
+        x_h, y_h = x[held], flat[held]
+        m = n - len(x_h)
+        xm, ym = (sum_x - x_h.sum(axis=0)) / m, (sum_y - y_h.sum(axis=0)) / m
+        cxx = xx - x_h.T @ x_h - m * np.outer(xm, xm)
+        cxy = xy - x_h.T @ y_h - m * np.outer(xm, ym)
+        d_h, s_h = d[held], s[held]
+        for k, penalty in enumerate(grid):
+            pred = ym + np.linalg.solve(cxx + penalty * eye, (x_h - xm).T).T @ cxy
+            cv[k] += ((s_h * (pred.reshape(d_h.shape) - d_h)) ** 2).sum(axis=(0, 2, 3, 4))
+    return cv
+
+
 def fit_linear_departure(inputs: np.ndarray, departures: np.ndarray, groups: Sequence[int] | np.ndarray,
                          scale: np.ndarray | None = None, grid: Sequence[float] = RIDGE_GRID) -> LinearDeparture:
     """Fit on training samples: `inputs` [N, F], `departures` [N, V, L, H, W] (the network's
@@ -78,15 +103,11 @@ def fit_linear_departure(inputs: np.ndarray, departures: np.ndarray, groups: Seq
     n, n_var = d.shape[0], d.shape[1]
     s = np.ones_like(d) if scale is None else np.asarray(scale, np.float64)
     flat = d.reshape(n, -1)
-    unique = np.unique(groups)
-    cv = np.zeros((len(grid), n_var))
-    for g in unique if len(unique) > 1 else ():
-        held = groups == g
-        for k, penalty in enumerate(grid):
-            xm, ym, w = _solve(x[~held], flat[~held], penalty)
-            pred = (ym + (x[held] - xm) @ w).reshape(d[held].shape)
-            cv[k] += ((s[held] * (pred - d[held])) ** 2).sum(axis=(0, 2, 3, 4))
-    chosen = np.array([grid[int(np.argmin(cv[:, v]))] if len(unique) > 1 else max(grid) for v in range(n_var)])
+    if len(np.unique(groups)) > 1:
+        cv = _lopo_errors(x, flat, d, s, groups, grid)
+        chosen = np.array([float(grid[int(np.argmin(cv[:, v]))]) for v in range(n_var)])
+    else:  # one planet: nothing to validate on; the largest penalty keeps each variable near its mean
+        chosen = np.full(n_var, float(max(grid)))
     weight = np.zeros((x.shape[1], *d.shape[1:]))
     for penalty in np.unique(chosen):
         xm, ym, w = _solve(x, flat, float(penalty))

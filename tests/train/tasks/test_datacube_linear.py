@@ -81,6 +81,31 @@ def test_the_fit_does_not_depend_on_where_the_inputs_are_centred(shift, n_planet
     np.testing.assert_array_equal(a.penalty.numpy(), b.penalty.numpy())
 
 
+@settings(max_examples=25, deadline=None)
+@given(n_planets=st.integers(2, 6), per=st.integers(1, 3), seed=st.integers(0, 2**16),
+       offset=st.floats(-50, 50))
+def test_the_folds_errors_equal_a_refit_without_each_planet(n_planets, per, seed, offset):
+    """The leave-one-planet-out errors come from the full sums less the held planet's; they
+    must equal refitting on the other planets (inputs far from 0 included: no cancellation)."""
+    from astrobio.models.linear import _lopo_errors, _solve
+
+    rng = np.random.default_rng(seed)
+    x, groups = _planets(n_planets, per, rng)
+    x = x + offset
+    d = rng.normal(size=(len(x), *SHAPE)) + np.einsum("nf,flhw->nlhw", x, rng.normal(size=(3, *SHAPE[1:])))[:, None]
+    scale = rng.uniform(0.0, 2.0, size=d.shape)
+    grid = (0.1, 10.0, 1000.0)
+    want = np.zeros((len(grid), SHAPE[0]))
+    for g in np.unique(groups):
+        held = groups == g
+        for k, penalty in enumerate(grid):
+            xm, ym, w = _solve(x[~held], d[~held].reshape(int((~held).sum()), -1), penalty)
+            pred = (ym + (x[held] - xm) @ w).reshape(d[held].shape)
+            want[k] += ((scale[held] * (pred - d[held])) ** 2).sum(axis=(0, 2, 3, 4))
+    got = _lopo_errors(x, d.reshape(len(x), -1), d, scale, groups, grid)
+    np.testing.assert_allclose(got, want, rtol=1e-7)
+
+
 def test_the_module_adds_the_linear_stage_to_the_networks_output():
     from types import SimpleNamespace
 
