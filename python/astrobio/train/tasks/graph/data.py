@@ -75,10 +75,13 @@ def sample_negatives(batch: Any, known: torch.Tensor) -> torch.Tensor:
     """[2, K] non-edges: for each graph of `batch`, as many node pairs as it has positives
     (`pos_edge_label_index`), uniform within the graph, not self loops and not in `known`
     (edge keys i * N + j of the visible edges). Draws from torch's global generator (the
-    caller seeds it per step)."""
-    ptr = batch.ptr.tolist()
+    caller seeds it per step). Drawn on the CPU, whatever the batch's device, so a seed gives
+    the same negatives on every device; returned on the batch's device."""
+    bounds = batch.ptr.cpu()
+    ptr = bounds.tolist()
     pos = batch.pos_edge_label_index
-    owner = torch.bucketize(pos[0], batch.ptr[1:], right=True)
+    owner = torch.bucketize(pos[0].cpu(), bounds[1:], right=True)
+    known = known.cpu()
     total = int(batch.num_nodes)
     out = []
     for g in range(len(ptr) - 1):
