@@ -41,13 +41,13 @@ def device_setup(dry_run: bool) -> tuple[torch.device, torch.dtype | None, str]:
 
 
 def measure(store: astrobio.Store, device: torch.device, amp: torch.dtype | None, *, steps: int, batch: int,
-            workers: int, batch_dtype: str = "float32") -> dict[str, Any]:
+            workers: int, batch_dtype: str = "float32", readahead: bool = True) -> dict[str, Any]:
     """Train `steps` steps; time the wait for each batch and the whole step."""
     cuda = device.type == "cuda"
     train = store.samples("train")
     sampler = BatchIndexSampler(train, batch, shuffle=True, seed=0, pad=True)
     loader = make_loader(CubeBatchDataset(store.path, "per_variable", dtype=batch_dtype), sampler,
-                         num_workers=workers, pin_memory=cuda)
+                         num_workers=workers, pin_memory=cuda, readahead=readahead)
     model = DatacubeEmulator(len(store.params), store.sample_shape).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler(enabled=amp is torch.float16)
@@ -85,7 +85,7 @@ def measure(store: astrobio.Store, device: torch.device, amp: torch.dtype | None
                 samples += len(y)
             done += 1
         epoch += 1
-    return {"workers": workers, "steps": steps, "batch": batch, "batch_dtype": first_dtype,
+    return {"workers": workers, "readahead": readahead if workers == 0 else None, "steps": steps, "batch": batch, "batch_dtype": first_dtype,
             "samples_per_s": samples / total if total else float("nan"),
             "loader_share": wait / total if total else float("nan"),
             "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None}
@@ -98,24 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", default="0,2", help="comma-separated DataLoader worker counts to compare")
     ap.add_argument("--batch-dtypes", default="float32,bfloat16",
                     help="batch dtypes the core writes (bfloat16: narrowed by the core, half the bytes to copy)")
+    ap.add_argument("--readahead", default="on,off",
+                    help="without workers: read the next batch on a background thread into pinned memory (on), or not")
     ap.add_argument("--store", type=Path, default=None, help="climate store (default: the default dataset's)")
     ap.add_argument("--dry-run", action="store_true", help="CPU smoke run: 6 steps, batch 4, workers 0")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.dry_run:
-        args.steps, args.batch, args.workers = 6, 4, "0"
+        args.steps, args.batch, args.workers = 6, 4, "0"  # both read-ahead settings still run
     device, amp, name = device_setup(args.dry_run)
     store = astrobio.open_store(args.store or default_part("climate"))
     torch.manual_seed(0)
-    rows = [measure(store, device, amp, steps=args.steps, batch=args.batch, workers=int(w), batch_dtype=d)
-            for d in args.batch_dtypes.split(",") for w in args.workers.split(",")]
+    settings = [(d, int(w), r == "on") for d in args.batch_dtypes.split(",") for w in args.workers.split(",")
+                for r in (args.readahead.split(",") if int(w) == 0 else ["off"])]
+    rows = [measure(store, device, amp, steps=args.steps, batch=args.batch, workers=w, batch_dtype=d, readahead=r)
+            for d, w, r in settings]
     doc = {"device": name, "autocast": str(amp) if amp else "off (float32)", "torch": torch.__version__,
            "store": str(store.path), "sample_shape": list(store.sample_shape), "rows": rows,
            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(f"device {name}, autocast {doc['autocast']}")
-    print(f"{'workers':>7} {'batch dtype':>14} {'samples/s':>10} {'loader share':>13}")
+    print(f"{'workers':>7} {'read-ahead':>10} {'batch dtype':>14} {'samples/s':>10} {'loader share':>13}")
     for r in rows:
-        print(f"{r['workers']:>7} {r['batch_dtype']:>14} {r['samples_per_s']:>10.1f} {r['loader_share']:>12.1%}")
+        ahead = "-" if r["readahead"] is None else ("on" if r["readahead"] else "off")
+        print(f"{r['workers']:>7} {ahead:>10} {r['batch_dtype']:>14} {r['samples_per_s']:>10.1f} {r['loader_share']:>12.1%}")
         if not np.isfinite(r["samples_per_s"]) or not 0.0 <= r["loader_share"] <= 1.0:
             print("implausible measurement", file=sys.stderr)
             return 1

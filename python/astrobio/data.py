@@ -10,11 +10,18 @@ otherwise make of a private batch (about 42 MB per default batch), and the worke
 buffer once the main process has let go of it (`astrobio._shm`). With `pin_memory` (on by
 default when CUDA is present) torch's pin thread then copies it once into page-locked memory,
 as for any batch.
+
+Without workers the loader reads one batch ahead while the current one is consumed: an s3://
+store fetches the next batch's chunk objects; a local store, when the model runs on a GPU, has
+the next batch read on a background thread (the core releases the GIL), straight into
+page-locked memory, so the GPU step and the read overlap and torch's pinning copy is skipped.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +46,65 @@ class CubeBatchDataset(Dataset):
             raise ConfigError(f"dtype must be float32 or bfloat16, not {dtype!r}")
         self.reader = CubeReader(path, normalize=normalize, threads=threads)
         self.dtype = dtype  # bfloat16: the core writes the narrowed batch (half the bytes to move)
+        self.pin_ahead = False  # local read-ahead writes into page-locked memory (set by make_loader)
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: OrderedDict[tuple[int, ...], Future[dict[str, Any]]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.reader)
 
+    def __getstate__(self) -> dict[str, Any]:  # a worker gets the dataset without this process's read-ahead
+        state = self.__dict__.copy()
+        state["_pool"], state["_ahead"] = None, OrderedDict()
+        return state
+
+    @property
+    def remote(self) -> bool:
+        """True for an s3:// store."""
+        return isinstance(self.reader.path, str)
+
     def prefetch(self, indices: Sequence[int]) -> bool:
-        """Start fetching a later batch in the background (s3:// stores); see CubeReader.prefetch."""
-        return self.reader.prefetch(indices)
+        """Start reading a later batch in the background: an s3:// store fetches its chunk objects
+        (CubeReader.prefetch); a local store reads the whole batch on a background thread, which
+        the next `__getitem__` of the same indices picks up. At most two batches are in flight;
+        an error of a read ahead is raised when its batch is asked for."""
+        if self.remote:
+            return self.reader.prefetch(indices)
+        if get_worker_info() is not None:  # workers read ahead through torch's prefetch_factor
+            return False
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="astrobio-readahead")
+        key = tuple(int(i) for i in indices)
+        if key not in self._ahead:
+            self._ahead[key] = self._pool.submit(self._read_in_process, key, self.pin_ahead)
+            while len(self._ahead) > 2:  # a batch the sampler skipped: its result is dropped
+                self._ahead.popitem(last=False)
+        return True
+
+    def _read_in_process(self, indices: Sequence[int], pinned: bool = False) -> dict[str, Any]:
+        bf16 = self.dtype == "bfloat16"
+        out = None
+        if pinned:
+            out = torch.empty((len(indices), *self.reader.sample_shape), dtype=torch.int16 if bf16 else torch.float32,
+                              pin_memory=True)
+            target = out.numpy().view(np.uint16) if bf16 else out.numpy()
+            batch = self.reader.read(indices, out=target, dtype=self.dtype)
+        else:  # a private numpy batch, zero-copy into torch
+            batch = self.reader.read(indices, dtype=self.dtype)
+            out = torch.from_numpy(batch.cubes)
+        cubes = out.view(torch.bfloat16) if bf16 else out  # the same bits, reinterpreted
+        return {"cubes": cubes, "params": torch.from_numpy(batch.params), "index": torch.from_numpy(batch.indices)}
 
     def __getitem__(self, indices: Sequence[int]) -> dict[str, Any]:
+        if get_worker_info() is None:  # main process
+            ahead = self._ahead.pop(tuple(int(i) for i in indices), None) if self._ahead else None
+            return ahead.result() if ahead is not None else self._read_in_process(indices)
+        # worker: the core writes into a pooled shared buffer, which reaches the main process as
+        # a plain tensor, by handle (the Leased wrapper only exists in the worker)
         bf16 = self.dtype == "bfloat16"
-        if get_worker_info() is None:  # main process: a private numpy batch, zero-copy into torch
-            batch = self.reader.read(indices, dtype=self.dtype)
-            cubes: Any = torch.from_numpy(batch.cubes)
-            if bf16:
-                cubes = cubes.view(torch.bfloat16)  # the same bits, reinterpreted
-        else:  # worker: the core writes into a pooled shared buffer, which reaches the main
-            # process as a plain tensor, by handle (the Leased wrapper only exists in the worker)
-            out, cubes = worker_batch((len(indices), *self.reader.sample_shape),
-                                      torch.bfloat16 if bf16 else torch.float32)
-            target = out.view(torch.int16).numpy().view(np.uint16) if bf16 else out.numpy()
-            batch = self.reader.read(indices, out=target, dtype=self.dtype)
+        out, cubes = worker_batch((len(indices), *self.reader.sample_shape), torch.bfloat16 if bf16 else torch.float32)
+        target = out.view(torch.int16).numpy().view(np.uint16) if bf16 else out.numpy()
+        batch = self.reader.read(indices, out=target, dtype=self.dtype)
         return {"cubes": cubes, "params": torch.from_numpy(batch.params), "index": torch.from_numpy(batch.indices)}
 
 
@@ -181,15 +226,23 @@ class StatefulLoader(DataLoader):
 
 def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: int = 0,
                 multiprocessing_context: str | None = None, pin_memory: bool | None = None,
-                timeout: float = 0.0, stateful: bool = False, **kwargs: Any) -> DataLoader:
+                timeout: float = 0.0, stateful: bool = False, readahead: bool | None = None,
+                **kwargs: Any) -> DataLoader:
     """A DataLoader that asks the dataset for whole batches. Pinned memory is on by default
-    when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch)."""
+    when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch).
+
+    `readahead` (no workers, a `CubeBatchDataset`): read the next batch while the current one
+    is consumed. Default: on for s3:// stores, and for local ones when CUDA is present (the
+    model then computes on the GPU while the core reads; on a CPU-only machine both would
+    share the same cores). With workers, torch's prefetch_factor reads ahead."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
-    if num_workers == 0 and isinstance(dataset, CubeBatchDataset) and isinstance(dataset.reader.path, str):
-        # Batches are read in this process from object storage: fetch the next one while the
-        # current one is consumed. (With workers, torch's prefetch_factor reads ahead.)
-        sampler.readahead = dataset.prefetch
+    if num_workers == 0 and isinstance(dataset, CubeBatchDataset):
+        if readahead is None:
+            readahead = dataset.remote or torch.cuda.is_available()
+        if readahead:
+            sampler.readahead = dataset.prefetch
+            dataset.pin_ahead = bool(pin_memory) and torch.cuda.is_available()
     cls = StatefulLoader if stateful else DataLoader
     return cls(
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
