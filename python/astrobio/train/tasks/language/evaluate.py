@@ -63,13 +63,15 @@ def evaluate_language(model: EncoderClassifier | None, data: ReactionSubsystems,
 
 def save_reproducible_adapter(model: EncoderClassifier, path: Path, data: ReactionSubsystems, tokenizer: Any, *,
                               settings: LoraSettings, predictions: dict[str, list[int]], extra: dict[str, Any],
-                              splits: Sequence[str] = ("val", "test")) -> Path:
+                              splits: Sequence[str] = ("val", "test"), device: str | torch.device = "cpu") -> Path:
     """Save the adapter (LoRA + head) of `model` to `path`, reload it, and check that the reloaded
-    adapter predicts exactly `predictions` (split -> classes of the trained model) on `splits`;
+    adapter predicts exactly `predictions` (split -> classes of the trained model, computed on
+    `device`) on `splits`, on the same device (a CPU and a GPU may break a near tie differently);
     IntegrityError if not. Returns the adapter folder."""
     adapter = save_adapter(model.cpu(), path, classes=list(data.classes), settings=settings, extra=extra)
     reloaded, _ = load_adapter(adapter)
-    again = evaluate_language(reloaded, data, tokenizer, splits=splits, max_length=settings.max_length, baselines=False)
+    again = evaluate_language(reloaded, data, tokenizer, splits=splits, max_length=settings.max_length, baselines=False,
+                              device=device)
     if any(again[s]["predictions"]["model"] != predictions[s] for s in splits):
         raise IntegrityError("the reloaded adapter does not reproduce the trained model's predictions", path=str(adapter))
     return adapter

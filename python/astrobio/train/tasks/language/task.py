@@ -83,10 +83,11 @@ class LanguageTask:
     def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
         data, o = self.data, cfg.model.options
         model = module.model.eval()
-        metrics = evaluate_language(model, data, self.tokenizer, max_length=o.max_length, device=module.device)
+        device = module.device
+        metrics = evaluate_language(model, data, self.tokenizer, max_length=o.max_length, device=device)
         preds = {s: metrics[s].pop("predictions") for s in ("val", "test")}
         adapter = save_reproducible_adapter(
-            model, run_dir / "adapter", data, self.tokenizer, settings=self._settings(cfg),
+            model, run_dir / "adapter", data, self.tokenizer, settings=self._settings(cfg), device=device,
             predictions={s: preds[s]["model"] for s in ("val", "test")},
             extra={"config": cfg.to_dict(), "metrics": {s: metrics[s] for s in ("val", "test")}})
         adapter_bytes = sum(p.stat().st_size for p in adapter.iterdir())
