@@ -54,6 +54,7 @@ def build_fixture(
     run_lengths: tuple[int, ...] = (4, 3, 5),
     seed: int = 0,
     n_params: int = 2,
+    **store_kwargs,
 ) -> Fixture:
     rng = np.random.default_rng(seed)
     v = shape[0]
@@ -69,7 +70,7 @@ def build_fixture(
     split = {"train": ids[:-1], "test": ids[-1:]} if len(ids) > 1 else None
     astrobio.write_store(
         path, [(k, runs[k], prm[k]) for k in ids], variables=variables, params=params, split=split,
-        provenance={"source": "test fixture", "kind": "generated"},
+        provenance={"source": "test fixture", "kind": "generated"}, **store_kwargs,
     )
     return Fixture(path, runs, prm, variables)
 

@@ -97,6 +97,12 @@ class CubeReader:
     def sample_shape(self) -> tuple[int, int, int, int]:
         return tuple(self.native.sample_shape)  # type: ignore[return-value]
 
+    @property
+    def shard_samples(self) -> int | None:
+        """Samples per shard of a sharded store (consecutive samples in one object); None: one
+        object per sample."""
+        return self.native.shard_samples
+
     def normalization(self) -> Normalization:
         """The cube normalization this reader applies (mean, scale [V, L], float64)."""
         mean, scale = self.native.normalization()

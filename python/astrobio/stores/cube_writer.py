@@ -56,7 +56,8 @@ class StoreWriter:
     ...     w.commit(split={"train": ["earth-like"]})
 
     `compression` picks the chunk codec ("blosc-lz4", the default; "blosc-zstd"; "zstd"), each
-    followed by crc32c; `compression_level` overrides its level.
+    followed by crc32c; `compression_level` overrides its level. `shard_samples` packs that many
+    consecutive samples into one object (for stores of small samples on object storage).
 
     Leaving the block on an exception removes the partial build; the previous store at `path`
     (if any) is untouched until the new one is complete.
@@ -74,8 +75,11 @@ class StoreWriter:
         provenance: Mapping[str, Any] | None = None,
         compression: str = DEFAULT_COMPRESSION,
         compression_level: int | None = None,
+        shard_samples: int | None = None,
     ) -> None:
         self.path = store_location(path)
+        if shard_samples is not None and shard_samples < 1:
+            raise ConfigError(f"shard_samples must be a positive number of samples, not {shard_samples}")
         if compression not in COMPRESSIONS:
             raise ConfigError(f"unknown compression {compression!r}; choose one of {sorted(COMPRESSIONS)}")
         if len(variables) != sample_shape[0]:
@@ -93,10 +97,14 @@ class StoreWriter:
         self._n = 0
         self._group = GroupWriter(self.path)
         v, lv, h, w = self.sample_shape
+        # One chunk per sample; with `shard_samples`, that many consecutive samples' chunks are
+        # packed into one object (zarr v3 sharding, index at the end with its own crc32c), so
+        # stores of small samples make fewer, larger objects (docs/object-storage.md).
+        shards = {"shards": (shard_samples, v, lv, h, w)} if shard_samples else {}
         self._cubes = self._group.create_array(
             "cubes", shape=(0, v, lv, h, w), chunks=(1, v, lv, h, w), dtype="float32",
             fill_value=float("nan"), dimension_names=("sample", "variable", "level", "lat", "lon"),
-            **_codecs(compression, compression_level),
+            **_codecs(compression, compression_level), **shards,
         )
         self._params = None
         if self.params:

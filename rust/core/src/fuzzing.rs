@@ -213,3 +213,44 @@ fn write_fixture(root: &std::path::Path, codec: FixtureCodec) -> Result<(), Box<
     GroupBuilder::new().attributes(attrs).build(storage, "/")?.store_metadata()?;
     Ok(())
 }
+
+/// Fuzzing entry for the shard index (untrusted bytes at a shard's end or start): the first byte
+/// sets the samples per shard (1-16), the second whether the index has a crc32c (bit 0) and
+/// where it lies (bit 1: start); the rest is the shard object. Invariants: no panic; a parsed
+/// index gives every inner chunk either "absent" or a range inside the shard that does not
+/// overlap the index; with a crc32c, an index whose entries were not checksummed is refused.
+pub fn shard_index(data: &[u8]) {
+    use crate::chunk::{Compressor, FastChain};
+    use crate::shard::Sharding;
+
+    let (Some(&n), Some(&flags)) = (data.first(), data.get(1)) else { return };
+    let sharding = Sharding {
+        samples: u64::from(n % 16) + 1,
+        index_crc32c: flags & 1 == 1,
+        index_at_end: flags & 2 == 0,
+        inner: FastChain { compressor: Compressor::None, crc32c: true },
+    };
+    let shard = &data[2..];
+    let len = shard.len() as u64;
+    let Ok(at) = sharding.index_range(len) else {
+        assert!(len < sharding.index_len(), "a shard holding its index must have an index range");
+        return;
+    };
+    assert_eq!(at.end - at.start, sharding.index_len());
+    let Ok(index) = sharding.parse_index(&shard[at.start as usize..at.end as usize], len) else { return };
+    if sharding.index_crc32c {
+        let body = &shard[at.start as usize..at.end as usize - 4];
+        let stored = u32::from_le_bytes(shard[at.end as usize - 4..at.end as usize].try_into().unwrap());
+        assert_eq!(crc32c::crc32c(body), stored, "an index with a wrong checksum was accepted");
+    }
+    for j in 0..sharding.samples as usize {
+        match sharding.inner_range(&index, j) {
+            Ok(Some(r)) => {
+                assert!(r.start <= r.end && r.end <= len, "inner chunk {j} at {r:?} beyond a shard of {len}");
+                assert!(r.end <= at.start || r.start >= at.end || r.start == r.end, "inner chunk {j} overlaps the index");
+            }
+            Ok(None) => {}
+            Err(e) => panic!("a parsed index refused entry {j}: {e}"),
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod reader;
 pub mod regular;
 pub mod remote;
 pub mod runtime;
+pub mod shard;
 pub mod store;
 pub mod verify;
 

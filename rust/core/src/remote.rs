@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, ObjectStore, PutPayload, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
 
 use crate::error::{CoreError, CoreResult, Location, StorageFault};
 use crate::runtime;
@@ -221,6 +221,46 @@ impl RemoteStore {
     /// results in the order of `keys`.
     pub fn get_many(&self, keys: &[String], max_len: u64) -> CoreResult<Vec<CoreResult<Option<Bytes>>>> {
         let fut = futures::stream::iter(keys.iter().map(|k| self.get_async(k, max_len)))
+            .buffered(self.settings.concurrency)
+            .collect::<Vec<_>>();
+        block_on(&self.url, fut)
+    }
+
+    /// Part of the object at `key`: `(the bytes of range, the object's whole size)`; `None` when
+    /// it does not exist; refusing a range over `max_len` bytes. The bytes received must be
+    /// exactly the range the server says it sent.
+    async fn get_range_async(&self, key: &str, range: GetRange, max_len: u64) -> CoreResult<Option<(Bytes, u64)>> {
+        let fetch = async {
+            let opts = GetOptions { range: Some(range), ..GetOptions::default() };
+            let got = match self.client.get_opts(&self.path(key), opts).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(storage_error(&self.key_url(key), e)),
+            };
+            let (size, expected) = (got.meta.size, got.range.end.saturating_sub(got.range.start));
+            if expected > max_len {
+                return Err(CoreError::integrity(
+                    Location { chunk: Some(key.to_string()), ..Default::default() },
+                    format!("range holds {expected} bytes, more than it may hold ({max_len})"),
+                ));
+            }
+            let bytes = got.bytes().await.map_err(|e| storage_error(&self.key_url(key), e))?;
+            if bytes.len() as u64 != expected {
+                return Err(storage_error_text(
+                    &self.key_url(key),
+                    StorageFault::Unreachable,
+                    format!("received {} of {expected} bytes", bytes.len()),
+                ));
+            }
+            Ok(Some((bytes, size)))
+        };
+        self.guard(&self.key_url(key), fetch).await
+    }
+
+    /// [`Self::get_range_async`] for each `(key, range)`, concurrently (at most
+    /// `settings.concurrency` in flight), results in order.
+    pub fn get_ranges(&self, requests: &[(String, GetRange)], max_len: u64) -> CoreResult<Vec<CoreResult<Option<(Bytes, u64)>>>> {
+        let fut = futures::stream::iter(requests.iter().map(|(k, r)| self.get_range_async(k, r.clone(), max_len)))
             .buffered(self.settings.concurrency)
             .collect::<Vec<_>>();
         block_on(&self.url, fut)

@@ -9,8 +9,12 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use object_store::GetRange;
 
 use zarrs::array::codec::{Crc32cCodec, ZstdCodec};
 use zarrs::array::{
@@ -25,8 +29,9 @@ use crate::chunk::{as_bytes_mut, check_zstd_bound, ChunkError, Compressor, FastC
 use crate::error::{CoreError, CoreResult, Location};
 use crate::kernel::{normalize_in_place, planes_normalize_into, planes_unshuffle_into, Affine, SampleLayout, ValidRange};
 use crate::manifest::Manifest;
-use crate::regular::{check_regular, read_regular, real_root, FileFault};
+use crate::regular::{check_regular, open_regular, read_regular, real_root, FileFault};
 use crate::remote::{self, RemoteStore};
+use crate::shard::{ShardIndex, Sharding};
 
 /// The array metadata documents a store open reads (`params` only when the store has some).
 const METADATA_KEYS: [&str; 3] = ["zarr.json", "cubes/zarr.json", "params/zarr.json"];
@@ -37,6 +42,11 @@ const MAX_METADATA_BYTES: u64 = 256 << 20;
 pub const CUBES: &str = "cubes";
 pub const PARAMS: &str = "params";
 pub const MANIFEST_KEY: &str = "astrobio";
+/// Largest single range request for neighbouring inner chunks of a shard.
+const MAX_RANGE_GROUP: u64 = 64 << 20;
+/// Inner chunks of a shard this close are fetched in one request, the gap read through (a
+/// request costs more than a megabyte on every server measured; object_store's own rule too).
+const MAX_RANGE_GAP: u64 = 1 << 20;
 
 /// An opened store: manifest, the cube array handle, and the (small) parameter table,
 /// verified in full at open time.
@@ -55,6 +65,10 @@ pub struct CubeStore {
     fast: Option<FastChain>,
     /// The object store the chunks live in (`None`: a local directory, read by path).
     remote: Option<RemoteStore>,
+    /// Consecutive samples packed into shards (`None`: one chunk object per sample).
+    sharding: Option<Sharding>,
+    /// Object storage: each shard's checked index, fetched once (a committed store never changes).
+    shard_indexes: Mutex<HashMap<u64, Arc<ShardIndex>>>,
 }
 
 thread_local! {
@@ -150,19 +164,41 @@ impl CubeStore {
             .chunk_shape(&[0; 5])
             .map_err(|e| integrity(Some(format!("{CUBES}/zarr.json")), e.to_string()))?;
         let chunk: Vec<u64> = chunk.iter().map(|c| c.get()).collect();
-        if chunk != [1, v as u64, l as u64, h as u64, w as u64] {
+        let sample_chunk = [1, v as u64, l as u64, h as u64, w as u64];
+        let codecs = array_codecs(&storage, &root, real_root.as_deref(), CUBES);
+        let sharding = match &codecs {
+            Some(codecs) => Sharding::from_codecs(codecs, &sample_chunk, &chunk)
+                .map_err(|why| integrity(Some(format!("{CUBES}/zarr.json")), format!("sharded cubes: {why}")))?,
+            None => None,
+        };
+        if sharding.is_none() && chunk != sample_chunk {
             return Err(integrity(
                 Some(format!("{CUBES}/zarr.json")),
-                format!("cubes must be chunked one sample per chunk, found chunk shape {chunk:?}"),
+                format!("cubes must be chunked one sample per chunk (or sharded), found chunk shape {chunk:?}"),
             ));
         }
         let layout = SampleLayout { variables: v, levels: l, plane: h * w };
         let ranges = manifest.variables.iter().map(|f| f.range()).collect();
         // We parallelize across samples; codecs inside one chunk run single-threaded.
         let options = CodecOptions::default().with_concurrent_target(1).with_validate_checksums(true);
-        let fast = fast_chain(&storage, &root, real_root.as_deref(), CUBES);
-        let mut store =
-            CubeStore { root, real_root, manifest, cubes, layout, ranges, params: Vec::new(), options, fast, remote };
+        let fast = match sharding {
+            Some(sharding) => Some(sharding.inner),
+            None => codecs.as_ref().and_then(FastChain::from_codecs),
+        };
+        let mut store = CubeStore {
+            root,
+            real_root,
+            manifest,
+            cubes,
+            layout,
+            ranges,
+            params: Vec::new(),
+            options,
+            fast,
+            remote,
+            sharding,
+            shard_indexes: Mutex::new(HashMap::new()),
+        };
         if !store.manifest.params.is_empty() {
             let params = open_array(&storage, &store.root, store.real_root.as_deref(), PARAMS)?;
             store.params = store.load_params(&params)?;
@@ -195,9 +231,147 @@ impl CubeStore {
         let Some(remote) = &self.remote else {
             return Err(CoreError::InvalidArgument("fetch_chunks: a local store is read by path".into()));
         };
+        if let Some(sharding) = self.sharding {
+            return self.fetch_inner_chunks(remote, sharding, samples);
+        }
         let keys: Vec<String> = samples.iter().map(|&s| self.chunk_key(s)).collect();
         let got = remote.get_many(&keys, self.max_chunk_len())?;
         Ok(samples.iter().zip(got).map(|(&s, g)| self.fetched(s, g)).collect())
+    }
+
+    /// [`Self::fetch_chunks`] of a sharded store: each shard's index (fetched once, a suffix or
+    /// prefix range), then one range GET per run of neighbouring inner chunks of a shard.
+    fn fetch_inner_chunks(&self, remote: &RemoteStore, sharding: Sharding, samples: &[u64]) -> CoreResult<Vec<CoreResult<bytes::Bytes>>> {
+        let mut shards: Vec<u64> = samples.iter().map(|&s| sharding.locate(s).0).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let indexes = self.remote_shard_indexes(remote, sharding, &shards)?;
+        // Each sample's inner range, or why it has none; then ranges grouped per shard.
+        let mut wanted: Vec<Result<(u64, Range<u64>), String>> = Vec::with_capacity(samples.len());
+        for &sample in samples {
+            let (shard, j) = sharding.locate(sample);
+            wanted.push(match &indexes[&shard] {
+                Ok(index) => self.inner_range(sharding, index, j).map(|r| (shard, r)),
+                Err(why) => Err(why.clone()),
+            });
+        }
+        let mut by_shard: Vec<(u64, Vec<Range<u64>>)> = Vec::new();
+        for (shard, range) in wanted.iter().filter_map(|w| w.as_ref().ok()) {
+            match by_shard.iter_mut().find(|(s, _)| s == shard) {
+                Some((_, ranges)) => ranges.push(range.clone()),
+                None => by_shard.push((*shard, vec![range.clone()])),
+            }
+        }
+        let mut requests: Vec<(String, GetRange)> = Vec::new();
+        let mut groups: Vec<(u64, Range<u64>)> = Vec::new();
+        for (shard, mut ranges) in by_shard {
+            ranges.sort_by_key(|r| r.start);
+            for r in ranges {
+                match groups.last_mut() {
+                    // neighbours in the same shard (or a repeat): one request, a small gap read through
+                    Some((s, g)) if *s == shard && r.start <= g.end + MAX_RANGE_GAP && r.end.max(g.end) - g.start <= MAX_RANGE_GROUP => {
+                        g.end = g.end.max(r.end)
+                    }
+                    _ => groups.push((shard, r)),
+                }
+            }
+        }
+        for (shard, g) in &groups {
+            requests.push((self.shard_key(*shard), GetRange::Bounded(g.clone())));
+        }
+        let fetched = remote.get_ranges(&requests, MAX_RANGE_GROUP.max(self.max_chunk_len()))?;
+        let mut got: Vec<(u64, Range<u64>, Result<bytes::Bytes, String>)> = Vec::with_capacity(groups.len());
+        for ((shard, g), result) in groups.into_iter().zip(fetched) {
+            let bytes = match result {
+                Ok(Some((bytes, _))) => Ok(bytes),
+                Ok(None) => Err("chunk missing (the shard object is gone)".into()),
+                Err(CoreError::Integrity { reason, .. }) => Err(reason),
+                Err(other) => return Err(other),
+            };
+            got.push((shard, g, bytes));
+        }
+        Ok(samples
+            .iter()
+            .zip(wanted)
+            .map(|(&sample, want)| {
+                let fail = |why: String| CoreError::integrity(self.location(sample), why);
+                let (shard, range) = want.map_err(fail)?;
+                let (_, group, bytes) = got
+                    .iter()
+                    .find(|(s, g, _)| *s == shard && g.start <= range.start && range.end <= g.end)
+                    .expect("every wanted range was requested in a group");
+                let at = (range.start - group.start) as usize..(range.end - group.start) as usize;
+                bytes.as_ref().map(|b| b.slice(at)).map_err(|why| fail(why.clone()))
+            })
+            .collect())
+    }
+
+    /// The checked indexes of `shards` (from the cache, else fetched concurrently); a shard whose
+    /// index is missing or bad maps to the reason.
+    fn remote_shard_indexes(&self, remote: &RemoteStore, sharding: Sharding, shards: &[u64])
+                            -> CoreResult<HashMap<u64, Result<Arc<ShardIndex>, String>>> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.shard_indexes.lock().unwrap_or_else(|p| p.into_inner());
+            for &shard in shards {
+                match cache.get(&shard) {
+                    Some(index) => {
+                        out.insert(shard, Ok(index.clone()));
+                    }
+                    None => missing.push(shard),
+                }
+            }
+        }
+        let len = sharding.index_len();
+        let range = if sharding.index_at_end { GetRange::Suffix(len) } else { GetRange::Bounded(0..len) };
+        let requests: Vec<(String, GetRange)> = missing.iter().map(|&s| (self.shard_key(s), range.clone())).collect();
+        let fetched = remote.get_ranges(&requests, len)?;
+        for (&shard, result) in missing.iter().zip(fetched) {
+            let index = match result {
+                Ok(Some((bytes, size))) => sharding
+                    .index_range(size)
+                    .and_then(|_| sharding.parse_index(&bytes, size))
+                    .map(Arc::new),
+                Ok(None) => Err("chunk missing (no shard object)".into()),
+                Err(CoreError::Integrity { reason, .. }) => Err(reason),
+                Err(other) => return Err(other),
+            };
+            if let Ok(index) = &index {
+                self.shard_indexes.lock().unwrap_or_else(|p| p.into_inner()).insert(shard, index.clone());
+            }
+            out.insert(shard, index);
+        }
+        Ok(out)
+    }
+
+    /// An inner chunk's byte range in its shard, refusing an absent chunk or one larger than any
+    /// encoding of a sample.
+    fn inner_range(&self, sharding: Sharding, index: &ShardIndex, j: usize) -> Result<Range<u64>, String> {
+        let range = sharding.inner_range(index, j)?.ok_or("chunk missing")?;
+        if range.end - range.start > self.max_chunk_len() {
+            return Err(format!("chunk holds {} bytes, more than any encoding of the sample may take", range.end - range.start));
+        }
+        Ok(range)
+    }
+
+    /// Read a local sample's inner chunk out of its shard file (two positioned reads: the index,
+    /// then the chunk) and hand its bytes to `f`.
+    fn with_local_inner<R>(&self, sample: u64, sharding: Sharding, f: impl FnOnce(&[u8]) -> CoreResult<R>) -> CoreResult<R> {
+        use std::os::unix::fs::FileExt;
+        let path = self.root.join(self.chunk_key(sample));
+        let io = |source: std::io::Error| CoreError::Io { path: path.clone(), source };
+        let file = open_regular(self.local_root(), &path).map_err(|e| self.chunk_error(sample, path.clone(), ChunkError::from(e)))?;
+        let bad = |why: String| CoreError::integrity(self.location(sample), why);
+        let size = file.metadata().map_err(io)?.len();
+        let at = sharding.index_range(size).map_err(bad)?;
+        let mut encoded = vec![0u8; (at.end - at.start) as usize];
+        file.read_exact_at(&mut encoded, at.start).map_err(io)?;
+        let index = sharding.parse_index(&encoded, size).map_err(bad)?;
+        let range = self.inner_range(sharding, &index, sharding.locate(sample).1).map_err(bad)?;
+        let mut data = vec![0u8; (range.end - range.start) as usize];
+        file.read_exact_at(&mut data, range.start).map_err(io)?;
+        f(&data)
     }
 
     /// Fetch the encoded chunks of `samples` from object storage, delivered as they arrive
@@ -206,6 +380,14 @@ impl CubeStore {
         let Some(remote) = &self.remote else {
             return Err(CoreError::InvalidArgument("stream_chunks: a local store is read by path".into()));
         };
+        if self.sharding.is_some() {
+            // Shards: fetched together (neighbours share requests), then handed over at once.
+            let (tx, rx) = std::sync::mpsc::channel();
+            for (i, got) in self.fetch_chunks(samples)?.into_iter().enumerate() {
+                let _ = tx.send((i, got.map(Some)));
+            }
+            return Ok(rx);
+        }
         remote.stream_many(samples.iter().map(|&s| self.chunk_key(s)).collect(), self.max_chunk_len())
     }
 
@@ -213,6 +395,9 @@ impl CubeStore {
     /// a local store or when the batch's largest possible size exceeds the read-ahead budget.
     pub fn spawn_fetch(&self, samples: &[u64]) -> CoreResult<Option<remote::Pending>> {
         let Some(remote) = &self.remote else { return Ok(None) };
+        if self.sharding.is_some() {
+            return Ok(None); // a sharded store's batch is fetched when it is read
+        }
         if samples.len() as u64 * self.max_chunk_len() > remote.settings().readahead_bytes {
             return Ok(None);
         }
@@ -237,6 +422,9 @@ impl CubeStore {
     }
 
     fn fetch_chunk(&self, remote: &RemoteStore, sample: u64) -> CoreResult<bytes::Bytes> {
+        if self.sharding.is_some() {
+            return self.fetch_chunks(&[sample])?.pop().expect("one sample asked, one result");
+        }
         self.fetched(sample, remote.get(&self.chunk_key(sample), self.max_chunk_len()))
     }
     pub fn manifest(&self) -> &Manifest {
@@ -260,17 +448,43 @@ impl CubeStore {
         &self.params[sample as usize * p..(sample as usize + 1) * p]
     }
 
-    /// Where a sample lives, for error messages.
+    /// Where a sample lives, for error messages (a sharded sample: `shard key[position]`).
     pub fn location(&self, sample: u64) -> Location {
-        Location {
-            run: self.manifest.run_of(sample).map(|r| r.id.clone()),
-            sample: Some(sample),
-            chunk: Some(self.chunk_key(sample)),
+        let chunk = match self.sharding {
+            Some(sharding) => format!("{}[{}]", self.chunk_key(sample), sharding.locate(sample).1),
+            None => self.chunk_key(sample),
+        };
+        Location { run: self.manifest.run_of(sample).map(|r| r.id.clone()), sample: Some(sample), chunk: Some(chunk) }
+    }
+
+    /// The key of the object holding a sample's chunk (its shard's, in a sharded store).
+    pub fn chunk_key(&self, sample: u64) -> String {
+        match self.sharding {
+            Some(sharding) => self.shard_key(sharding.locate(sample).0),
+            None => self.grid_key(sample),
         }
     }
 
-    pub fn chunk_key(&self, sample: u64) -> String {
-        format!("{CUBES}/{}", self.cubes.chunk_key(&[sample, 0, 0, 0, 0]).as_str().trim_start_matches(&format!("{CUBES}/")))
+    fn shard_key(&self, shard: u64) -> String {
+        self.grid_key(shard)
+    }
+
+    /// The key of chunk-grid cell `first` along the sample axis.
+    fn grid_key(&self, first: u64) -> String {
+        format!("{CUBES}/{}", self.cubes.chunk_key(&[first, 0, 0, 0, 0]).as_str().trim_start_matches(&format!("{CUBES}/")))
+    }
+
+    /// Samples per shard (`None`: one object per sample).
+    pub fn shard_samples(&self) -> Option<u64> {
+        self.sharding.map(|s| s.samples)
+    }
+
+    /// How many chunk objects the store has: one per sample, or one per shard.
+    pub fn n_chunk_objects(&self) -> u64 {
+        match self.sharding {
+            Some(sharding) => self.n_samples().div_ceil(sharding.samples),
+            None => self.n_samples(),
+        }
     }
 
     pub fn check_index(&self, index: i64) -> CoreResult<u64> {
@@ -294,6 +508,9 @@ impl CubeStore {
         if let Some(remote) = &self.remote {
             let bytes = self.fetch_chunk(remote, sample)?;
             return self.decode_bytes_into(sample, &bytes, dst);
+        }
+        if let Some(sharding) = self.sharding {
+            return self.with_local_inner(sample, sharding, |data| self.decode_bytes_into(sample, data, dst));
         }
         if let Some(chain) = self.fast {
             let path = self.root.join(self.chunk_key(sample));
@@ -362,6 +579,9 @@ impl CubeStore {
         if let Some(remote) = &self.remote {
             let bytes = self.fetch_chunk(remote, sample)?;
             return self.read_normalized_bytes(sample, &bytes, dst, affine);
+        }
+        if let Some(sharding) = self.sharding {
+            return self.with_local_inner(sample, sharding, |data| self.read_normalized_bytes(sample, data, dst, affine));
         }
         if let Some(chain @ FastChain { compressor: Compressor::Blosc, .. }) = self.fast {
             if dst.len() == self.layout.len() {
@@ -525,9 +745,9 @@ fn open_array(
         .map_err(|e| integrity(Some(format!("{name}/zarr.json")), format!("array metadata unreadable: {e}")))
 }
 
-/// The fast chain of an array's codecs, read from its zarr.json (already parsed by zarrs, so
-/// a failure here only means "not fast-pathed").
-fn fast_chain(storage: &ReadableStorage, root: &Path, real_root: Option<&Path>, name: &str) -> Option<FastChain> {
+/// The `codecs` list of an array's zarr.json (already parsed by zarrs, so a failure here only
+/// means "not fast-pathed"); `None` with storage transformers too.
+fn array_codecs(storage: &ReadableStorage, root: &Path, real_root: Option<&Path>, name: &str) -> Option<serde_json::Value> {
     let text = match real_root {
         Some(real_root) => read_regular(real_root, &root.join(name).join("zarr.json")).ok()?,
         None => storage.get(&StoreKey::new(format!("{name}/zarr.json")).ok()?).ok()??.to_vec(),
@@ -536,7 +756,7 @@ fn fast_chain(storage: &ReadableStorage, root: &Path, real_root: Option<&Path>, 
     if meta.get("storage_transformers").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return None;
     }
-    FastChain::from_codecs(meta.get("codecs")?)
+    meta.get("codecs").cloned()
 }
 
 fn check_float32(array: &Array<dyn zarrs::storage::ReadableStorageTraits>, name: &str) -> CoreResult<()> {

@@ -139,7 +139,7 @@ fn unexpected_chunk_objects(store: &CubeStore, remote: &crate::remote::RemoteSto
 /// A failure when the chunk key parts (below `cubes/c/`) are not a sample's chunk.
 fn stray(store: &CubeStore, parts: &[&str]) -> Option<Failure> {
     let idx: Option<Vec<u64>> = parts.iter().map(|p| p.parse().ok()).collect();
-    let valid = matches!(&idx, Some(i) if i.len() == 5 && i[0] < store.n_samples() && i[1..].iter().all(|&x| x == 0));
+    let valid = matches!(&idx, Some(i) if i.len() == 5 && i[0] < store.n_chunk_objects() && i[1..].iter().all(|&x| x == 0));
     (!valid).then(|| Failure {
         location: Location { chunk: Some(format!("{CUBES}/c/{}", parts.join("/"))), ..Default::default() },
         reason: "unexpected file in the chunk directory (belongs to no sample)".into(),

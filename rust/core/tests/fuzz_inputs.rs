@@ -187,3 +187,47 @@ fn blosc_header_declaring_a_huge_size_is_refused_not_allocated() {
     let why = reason(fx.run(&[&[4u8][..], &header(96, 4096)].concat()));
     assert!(why.contains("not a valid blosc buffer"), "{why}");
 }
+
+/// A valid shard of `n` samples (index at the end with its crc32c), chunks of 3 bytes each.
+fn valid_shard(n: u8) -> Vec<u8> {
+    let mut data: Vec<u8> = (0..n as usize * 3).map(|i| i as u8).collect();
+    let mut index: Vec<u8> = Vec::new();
+    for j in 0..n as u64 {
+        index.extend((j * 3).to_le_bytes());
+        index.extend(3u64.to_le_bytes());
+    }
+    let sum = crc32c::crc32c(&index);
+    data.extend(index);
+    data.extend(sum.to_le_bytes());
+    [vec![n - 1, 1], data].concat()
+}
+
+#[test]
+fn shard_indexes_from_mutated_and_random_bytes_never_panic_or_escape_the_shard() {
+    let mut rng = Rng(0x5EED_5AAD);
+    let seeds: Vec<Vec<u8>> = (1..=6).map(valid_shard).collect();
+    for seed in &seeds {
+        astrobio_core::fuzzing::shard_index(seed);
+    }
+    for i in 0..20_000 {
+        let input = if i % 4 == 0 {
+            (0..rng.below(200)).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut d = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..1 + rng.below(3) {
+                let at = 2 + rng.below(d.len() - 2);
+                match rng.below(4) {
+                    0 => d[at] ^= 1 << rng.below(8),
+                    1 => d.truncate(at),
+                    2 => d[1] = rng.next() as u8,
+                    _ => d.splice(at..at, (0..1 + rng.below(8)).map(|_| rng.next() as u8)).for_each(drop),
+                }
+                if d.len() < 3 {
+                    break;
+                }
+            }
+            d
+        };
+        astrobio_core::fuzzing::shard_index(&input);
+    }
+}

@@ -157,6 +157,11 @@ impl PyBatchReader {
     fn n_params(&self) -> usize {
         self.inner.store().n_params()
     }
+    /// Samples per shard of a sharded store; None: one chunk object per sample.
+    #[getter]
+    fn shard_samples(&self) -> Option<u64> {
+        self.inner.store().shard_samples()
+    }
     #[getter]
     fn sample_shape(&self) -> (usize, usize, usize, usize) {
         let [v, l, h, w] = self.inner.store().manifest().sample_shape;
