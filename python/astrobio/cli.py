@@ -114,7 +114,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if stray:
                 raise ConfigError(f"{flag} names {', '.join(stray)}, not among the variables ingested (--var {' --var '.join(args.var)})")
         out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=units,
-                             valid_ranges=ranges, kind=args.kind, grid=Grid(), caller="cli")
+                             valid_ranges=ranges, kind=args.kind, grid=Grid(), caller="cli", shard_samples=args.shard_samples)
+    elif args.shard_samples:
+        raise ConfigError("--shard-samples applies to climate stores (cubes) only")
     elif args.format == "catalogue":
         if len(args.sources) != 1:
             raise ConfigError("catalogue ingest takes one source file")
@@ -215,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the CF default for the variable's standard_name and units applies (docs/store-format.md)")
     i.add_argument("--kind", default="simulation", choices=["simulation", "observation"])
     i.add_argument("--split", action="append", default=[], help="climate: SPLIT=run,run (repeatable)")
+    i.add_argument("--shard-samples", type=int, default=None, metavar="N",
+                   help="climate: pack N consecutive samples into one object (for samples well under 1 MB on object storage)")
     i.add_argument("--schema", default="nasa", choices=["nasa", "exoplanet.eu"], help="catalogue column schema")
     i.set_defaults(func=cmd_ingest)
 

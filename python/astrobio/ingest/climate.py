@@ -231,6 +231,7 @@ def ingest_climate(
     provenance: Mapping[str, Any] | None = None,
     name: str = "",
     caller: Caller = "api",
+    shard_samples: int | None = None,
 ) -> Path | str:
     """Ingest climate runs (run id -> NetCDF file, folder of NetCDF files, or zarr group) into
     the store at `out` (a directory or an s3:// URL).
@@ -239,6 +240,8 @@ def ingest_climate(
     others get the CF default for their standard name and units, or the name default, or none
     (each recorded as the variable's `range_source`). `kind` is "simulation" or "observation"
     and is recorded. `caller` ("api" or "cli") only sets the syntax of hints in errors.
+    `shard_samples` packs that many consecutive samples into one object (StoreWriter; for
+    small samples on object storage, docs/object-storage.md).
     Re-running on unchanged inputs returns the existing store untouched. Returns the store path.
     """
     if kind not in ("simulation", "observation"):
@@ -257,6 +260,8 @@ def ingest_climate(
     options = {"variables": list(variables), "grid": [grid.levels, grid.lat, grid.lon], "split": split,
                "units": units, "ranges": {v: given.get(v) for v in variables},
                "range_defaults": {"cf": CF_RANGES, "names": DEFAULT_RANGES}, "kind": kind, "runs": {k: str(v) for k, v in runs.items()}}
+    if shard_samples:  # only when set, so the digest of an unsharded ingest is unchanged
+        options["shard_samples"] = int(shard_samples)
     digest = inputs_digest(sources, options, __version__)
     if up_to_date(out, digest):
         log.info("%s is up to date with its inputs; nothing to do", out)
@@ -276,6 +281,7 @@ def ingest_climate(
                     vs.append(Variable(n, u, rng, str(ds[n].attrs.get("long_name", "")), range_source=source))
                 coords0 = {k: v for k, v in coords.items() if k != "time"}
                 writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or name_of(out),
+                                     shard_samples=shard_samples,
                                      provenance={"kind": kind, "sources": sources, "command": command_line(), "inputs_digest": digest,
                                                  "tools": tool_versions("xarray", "netCDF4", "numpy"), **dict(provenance or {})})
             elif {k: v for k, v in coords.items() if k != "time"} != coords0:
