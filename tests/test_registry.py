@@ -127,13 +127,15 @@ def test_drift_against_the_previous_version_is_flagged_over_the_threshold(backen
     assert all(r["observed_value"]["mean_shift"] > 0.5 for r in flagged)
 
 
-def test_leakage_and_duplicate_samples_are_reported(backend, tmp_path):
+@pytest.mark.parametrize("shard_samples", [None, 3], ids=["one-object-per-sample", "sharded"])
+def test_leakage_and_duplicate_samples_are_reported(backend, tmp_path, shard_samples):
+    """Sharded stores share objects between samples: their samples are compared by value."""
     fx = build_fixture(tmp_path / "a.zarr")
     cubes = fx.runs["run-0"]
     prm = fx.params["run-0"]
     astrobio.write_store(tmp_path / "leak.zarr", [("a", cubes, prm), ("b", cubes, prm), ("c", fx.runs["run-1"], fx.params["run-1"])],
                          variables=fx.variables, params=[astrobio.Variable("p0", "1"), astrobio.Variable("p1", "1")],
-                         split={"train": ["a", "c"], "test": ["b"]})
+                         split={"train": ["a", "c"], "test": ["b"]}, shard_samples=shard_samples)
     reg = backend.registry()
     reg.register(tmp_path / "leak.zarr", "leaky")
     q = reg.quality("leaky@v1")
