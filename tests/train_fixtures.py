@@ -49,9 +49,9 @@ def planet_cubes(spec: dict[str, float], sigma: np.ndarray, lat: np.ndarray, lon
 
 def build_climate_fixture(path: Path, *, planets: int = 8, shape: tuple[int, int, int] = (4, 8, 16),
                           split: tuple[int, int, int] = (6, 1, 1), seed: int = 0, noise: float = 0.3,
-                          names: tuple[str, ...] | None = None) -> Path:
+                          names: tuple[str, ...] | None = None, **store_kwargs) -> Path:
     """A store at `path` with `planets` runs of 12 months; `split` = (train, val, test) planet counts;
-    `names` renames the five variables."""
+    `names` renames the five variables; `store_kwargs` go to the writer (e.g. shard_samples)."""
     assert sum(split) == planets
     rng = np.random.default_rng(seed)
     lv, h, w = shape
@@ -72,7 +72,7 @@ def build_climate_fixture(path: Path, *, planets: int = 8, shape: tuple[int, int
               "lat": {"values": lat.tolist(), "units": "degrees_north"}, "lon": {"values": lon.tolist(), "units": "degrees_east"}}
     variables = VARIABLES if names is None else [dataclasses.replace(v, name=n) for v, n in zip(VARIABLES, names)]
     return astrobio.write_store(path, runs, variables=variables, params=PARAMS, split=splits, coords=coords,
-                                provenance={"source": "trainer test fixture", "kind": "generated"})
+                                provenance={"source": "trainer test fixture", "kind": "generated"}, **store_kwargs)
 
 
 def real_climate_slice(path: Path, work: Path, split: dict[str, list[str]] | None = None) -> Path:

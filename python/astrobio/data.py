@@ -111,6 +111,10 @@ class CubeBatchDataset(Dataset):
 class BatchIndexSampler(Sampler[list[int]]):
     """Yields batches (lists) of the given sample indices, shuffled per epoch with a seed.
 
+    `shuffle_block` > 1 shuffles blocks of that many consecutive sample indices (index //
+    block), then the samples within each block, so a batch reads few shards of a sharded
+    store (one range request per shard instead of one per sample); 1 shuffles samples freely.
+
     Under DDP each of `num_replicas` ranks takes every `num_replicas`-th batch of the same
     epoch order (rank `rank` first); with `pad` (training) the epoch's batch list is extended
     by wrapping around so every rank gets the same number of batches, like torch's
@@ -120,9 +124,11 @@ class BatchIndexSampler(Sampler[list[int]]):
 
     def __init__(self, indices: Sequence[int] | np.ndarray, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False, num_replicas: int = 1, rank: int = 0,
-                 pad: bool = True) -> None:
+                 pad: bool = True, shuffle_block: int = 1) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, not {batch_size}")
+        if shuffle_block < 1:
+            raise ConfigError(f"shuffle_block must be >= 1, not {shuffle_block}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ConfigError(f"rank {rank} is not within num_replicas {num_replicas}")
         self.indices = np.asarray(indices, dtype=np.int64)
@@ -133,6 +139,7 @@ class BatchIndexSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.pad = pad
+        self.shuffle_block = shuffle_block
         self.epoch = 0
         self.start = 0  # batches of this rank's epoch to skip (set when resuming mid-epoch)
         # Called with the next batch as each batch is handed out (read-ahead from object
@@ -158,7 +165,13 @@ class BatchIndexSampler(Sampler[list[int]]):
         order = self.indices
         if self.shuffle:
             rng = np.random.default_rng((self.seed, self.epoch))  # real-data-ok: seeded shuffle of real sample indices
-            order = order[rng.permutation(len(order))]
+            if self.shuffle_block > 1:
+                blocks, member = np.unique(order // self.shuffle_block, return_inverse=True)
+                place = np.empty(len(blocks), dtype=np.int64)
+                place[rng.permutation(len(blocks))] = np.arange(len(blocks))
+                order = order[np.lexsort((rng.random(len(order)), place[member]))]
+            else:
+                order = order[rng.permutation(len(order))]
         batches = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(self._n_global())]
         if self.num_replicas > 1:
             if self.pad and batches:

@@ -64,6 +64,7 @@ class DataConfig:
     batch_size: int = 8               # per device
     num_workers: int = 0              # DataLoader workers (0: read in the training process)
     threads: int | None = None        # native reader threads (None: all cores, 1 inside workers)
+    shuffle_block: int | None = None  # shuffle blocks of this many consecutive samples (None: a sharded store's shard size, else 1)
     verify: bool = True               # full integrity scan + digest check of the store before training
     timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
     split: dict[str, list[str]] | None = None  # runs per split (train/val/test), replacing the store's (k-fold)
@@ -133,6 +134,7 @@ class TrainConfig:
         checks = [
             (self.data.batch_size >= 1, "data.batch_size must be >= 1"),
             (self.data.num_workers >= 0, "data.num_workers must be >= 0"),
+            (self.data.shuffle_block is None or self.data.shuffle_block >= 1, "data.shuffle_block must be >= 1 (or null)"),
             (self.data.normalize in ("per_variable", "per_level"), "data.normalize must be per_variable or per_level"),
             (self.optim.lr > 0, "optim.lr must be > 0"),
             (0 <= self.optim.warmup_fraction < 1, "optim.warmup_fraction must be in [0, 1)"),
