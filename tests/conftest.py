@@ -75,6 +75,11 @@ def build_fixture(
     return Fixture(path, runs, prm, variables)
 
 
+def shard_file(fx: Fixture, shard: int) -> Path:
+    """The object of shard `shard` of a sharded fixture store (`shard_samples=`)."""
+    return Path(fx.path) / "cubes" / "c" / str(shard) / "0" / "0" / "0" / "0"
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Fixture:
     return build_fixture(tmp_path / "fixture.zarr")
