@@ -65,10 +65,10 @@ class CubeBatchDataset(Dataset):
 
     def prefetch(self, indices: Sequence[int]) -> bool:
         """Start reading a later batch in the background: an s3:// store fetches its chunk objects
-        (CubeReader.prefetch); a local store reads the whole batch on a background thread, which
-        the next `__getitem__` of the same indices picks up. At most two batches are in flight;
-        an error of a read ahead is raised when its batch is asked for."""
-        if self.remote:
+        (CubeReader.prefetch); a local or sharded store reads the whole batch on a background
+        thread, which the next `__getitem__` of the same indices picks up. At most two batches are
+        in flight; an error of a read ahead is raised when its batch is asked for."""
+        if self.remote and not self.reader.shard_samples:
             return self.reader.prefetch(indices)
         if get_worker_info() is not None:  # workers read ahead through torch's prefetch_factor
             return False

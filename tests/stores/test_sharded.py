@@ -78,3 +78,23 @@ def test_sharded_batches_from_s3_equal_the_local_store(s3_sharded):
     assert remote.prefetch([1, 2]) is False  # fetched when read: neighbours share range requests
     report = astrobio.open_store(sharded.url).verify()
     assert report["ok"] and report["chunks_checked"] == 12
+
+
+def test_a_loader_without_workers_reads_a_sharded_s3_store_ahead(s3_sharded):
+    import threading
+
+    from astrobio.data import BatchIndexSampler, CubeBatchDataset, make_loader
+
+    plain, sharded = s3_sharded
+    seen: list[str] = []
+
+    class Recorder(CubeBatchDataset):
+        def _read_in_process(self, indices, pinned=False):
+            seen.append(threading.current_thread().name)
+            return super()._read_in_process(indices, pinned)
+
+    sampler = BatchIndexSampler(np.arange(12), 4, shuffle=True, seed=3, shuffle_block=SHARD)
+    got = [b["cubes"].numpy().copy() for b in make_loader(Recorder(sharded.url), sampler)]
+    want = [b["cubes"].numpy() for b in make_loader(CubeBatchDataset(plain.local.path), sampler, readahead=False)]
+    assert all(np.array_equal(bits(a), bits(b)) for a, b in zip(got, want)) and len(got) == len(want) == 3
+    assert seen.count("astrobio-readahead_0") >= 2  # every batch after the first was read ahead
