@@ -26,15 +26,22 @@ SHAPE = (5, 32, 64, 64)
 
 
 @functools.lru_cache(maxsize=4)
-def base_fields(count: int = 132) -> np.ndarray:
-    """The first `count` (at most 132) pack samples regridded to SHAPE: float32 [count, 5, 32, 64, 64]."""
-    from scipy.ndimage import zoom
-
+def pack_fields(count: int = 132) -> np.ndarray:
+    """The first `count` (at most 132) samples of the shipped pack on its own grid: float32
+    [count, 5, 10, 32, 64] (the default dataset's sample shape, 410 KB each)."""
     npz, js = pack_path()
     doc = json.loads(js.read_text())
     with np.load(npz) as z:
         raw = np.frombuffer(_PACK_CODEC.decode(z["cubes_blosc"].tobytes()), np.float16).reshape(doc["shape"])
-    raw = raw.reshape(-1, *raw.shape[2:])[:count].astype(np.float32)  # [count, 5, 10, 32, 64]
+    return raw.reshape(-1, *raw.shape[2:])[:count].astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def base_fields(count: int = 132) -> np.ndarray:
+    """The first `count` (at most 132) pack samples regridded to SHAPE: float32 [count, 5, 32, 64, 64]."""
+    from scipy.ndimage import zoom
+
+    raw = pack_fields(count)
     _, lv, h, w = SHAPE
     factors = (1, lv / raw.shape[2], h / raw.shape[3], w / raw.shape[4])
     # order=1: linear interpolation stays inside the source's range (hus stays >= 0).
@@ -46,7 +53,7 @@ def tiled(n: int, base: np.ndarray, block: int = 32) -> Iterator[np.ndarray]:
     lo = np.array([v.valid_range[0] for v in VARIABLES], np.float32)[:, None, None, None]
     hi = np.array([v.valid_range[1] for v in VARIABLES], np.float32)[:, None, None, None]
     for start in range(0, n, block):
-        out = np.empty((min(block, n - start), *SHAPE), np.float32)
+        out = np.empty((min(block, n - start), *base.shape[1:]), np.float32)
         for j in range(len(out)):
             i = start + j
             k = i // len(base)
@@ -55,10 +62,11 @@ def tiled(n: int, base: np.ndarray, block: int = 32) -> Iterator[np.ndarray]:
         yield out
 
 
-def build_store(path: Path, n: int, **writer_kwargs) -> None:
-    """Write `n` tiled samples as a store at `path` (runs of 32 samples)."""
-    base = base_fields(min(n, 132))
-    with astrobio.StoreWriter(path, variables=VARIABLES, sample_shape=SHAPE, name="bench (regridded ExoPlaSim)",
+def build_store(path: Path, n: int, base: np.ndarray | None = None, **writer_kwargs) -> None:
+    """Write `n` tiled samples of `base` (default: the regridded pack, SHAPE) as a store at
+    `path` (runs of 32 samples)."""
+    base = base_fields(min(n, 132)) if base is None else base
+    with astrobio.StoreWriter(path, variables=VARIABLES, sample_shape=base.shape[1:], name="bench (ExoPlaSim fields)",
                               **writer_kwargs) as w:
         for b, cubes in enumerate(tiled(n, base)):
             w.add_run(f"tile-{b:04d}", cubes)
