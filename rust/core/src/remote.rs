@@ -172,29 +172,36 @@ impl RemoteStore {
     }
 
     async fn get_async(&self, key: &str, max_len: u64) -> CoreResult<Option<Bytes>> {
+        Ok(self.get_part_async(key, None, max_len).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// The object at `key`, or the `range` of it: `(the bytes, the object's whole size)`; `None`
+    /// when it does not exist. A part over `max_len` bytes is refused before its body is read,
+    /// and the bytes received must be exactly the part the server says it sent.
+    async fn get_part_async(&self, key: &str, range: Option<GetRange>, max_len: u64) -> CoreResult<Option<(Bytes, u64)>> {
+        let what = if range.is_some() { "range" } else { "object" };
         let fetch = async {
-            let got = match self.client.get_opts(&self.path(key), GetOptions::default()).await {
+            let got = match self.client.get_opts(&self.path(key), GetOptions { range, ..GetOptions::default() }).await {
                 Ok(got) => got,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(storage_error(&self.key_url(key), e)),
             };
-            // Refuse an object larger than anything it may hold before reading its body.
-            if got.meta.size > max_len {
+            let (size, expected) = (got.meta.size, got.range.end.saturating_sub(got.range.start));
+            if expected > max_len {
                 return Err(CoreError::integrity(
                     Location { chunk: Some(key.to_string()), ..Default::default() },
-                    format!("object holds {} bytes, more than it may hold ({max_len})", got.meta.size),
+                    format!("{what} holds {expected} bytes, more than it may hold ({max_len})"),
                 ));
             }
-            let size = got.meta.size;
             let bytes = got.bytes().await.map_err(|e| storage_error(&self.key_url(key), e))?;
-            if bytes.len() as u64 != size {
+            if bytes.len() as u64 != expected {
                 return Err(storage_error_text(
                     &self.key_url(key),
                     StorageFault::Unreachable,
-                    format!("received {} of {size} bytes", bytes.len()),
+                    format!("received {} of {expected} bytes", bytes.len()),
                 ));
             }
-            Ok(Some(bytes))
+            Ok(Some((bytes, size)))
         };
         self.guard(&self.key_url(key), fetch).await
     }
@@ -226,41 +233,10 @@ impl RemoteStore {
         block_on(&self.url, fut)
     }
 
-    /// Part of the object at `key`: `(the bytes of range, the object's whole size)`; `None` when
-    /// it does not exist; refusing a range over `max_len` bytes. The bytes received must be
-    /// exactly the range the server says it sent.
-    async fn get_range_async(&self, key: &str, range: GetRange, max_len: u64) -> CoreResult<Option<(Bytes, u64)>> {
-        let fetch = async {
-            let opts = GetOptions { range: Some(range), ..GetOptions::default() };
-            let got = match self.client.get_opts(&self.path(key), opts).await {
-                Ok(got) => got,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(storage_error(&self.key_url(key), e)),
-            };
-            let (size, expected) = (got.meta.size, got.range.end.saturating_sub(got.range.start));
-            if expected > max_len {
-                return Err(CoreError::integrity(
-                    Location { chunk: Some(key.to_string()), ..Default::default() },
-                    format!("range holds {expected} bytes, more than it may hold ({max_len})"),
-                ));
-            }
-            let bytes = got.bytes().await.map_err(|e| storage_error(&self.key_url(key), e))?;
-            if bytes.len() as u64 != expected {
-                return Err(storage_error_text(
-                    &self.key_url(key),
-                    StorageFault::Unreachable,
-                    format!("received {} of {expected} bytes", bytes.len()),
-                ));
-            }
-            Ok(Some((bytes, size)))
-        };
-        self.guard(&self.key_url(key), fetch).await
-    }
-
-    /// [`Self::get_range_async`] for each `(key, range)`, concurrently (at most
+    /// [`Self::get_part_async`] of each `(key, range)`, concurrently (at most
     /// `settings.concurrency` in flight), results in order.
     pub fn get_ranges(&self, requests: &[(String, GetRange)], max_len: u64) -> CoreResult<Vec<CoreResult<Option<(Bytes, u64)>>>> {
-        let fut = futures::stream::iter(requests.iter().map(|(k, r)| self.get_range_async(k, r.clone(), max_len)))
+        let fut = futures::stream::iter(requests.iter().map(|(k, r)| self.get_part_async(k, Some(r.clone()), max_len)))
             .buffered(self.settings.concurrency)
             .collect::<Vec<_>>();
         block_on(&self.url, fut)

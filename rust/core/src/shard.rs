@@ -22,6 +22,9 @@ pub type IndexEntry = [u64; 2];
 /// The index entry of an inner chunk that was never written.
 const ABSENT: IndexEntry = [u64::MAX, u64::MAX];
 
+/// Most samples per shard this reader takes (an index of 16 MB; the metadata is untrusted too).
+pub const MAX_SHARD_SAMPLES: u64 = 1 << 20;
+
 /// How a sharded cube array lays out its samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sharding {
@@ -61,6 +64,9 @@ impl Sharding {
         }
         if grid.len() != sample.len() || grid[1..] != sample[1..] || grid[0] == 0 {
             return Err(format!("shards must hold whole consecutive samples [S, ...{:?}], found {grid:?}", &sample[1..]));
+        }
+        if grid[0] > MAX_SHARD_SAMPLES {
+            return Err(format!("shards of {} samples; at most {MAX_SHARD_SAMPLES} are read", grid[0]));
         }
         let inner = conf
             .get("codecs")
@@ -190,6 +196,7 @@ mod tests {
         assert_eq!((s.samples, s.index_at_end, s.index_crc32c, s.index_len()), (8, true, true, 132));
         assert!(Sharding::from_codecs(&meta, &[1, 2, 3, 4, 5], &[8, 2, 3, 4, 10]).unwrap_err().contains("whole consecutive"));
         assert!(Sharding::from_codecs(&meta, &[1, 2, 3, 4, 6], &[8, 2, 3, 4, 6]).unwrap_err().contains("one sample"));
+        assert!(Sharding::from_codecs(&meta, &[1, 2, 3, 4, 5], &[1 << 40, 2, 3, 4, 5]).unwrap_err().contains("at most"));
         let plain: Value = serde_json::from_str(r#"[{"name":"bytes"},{"name":"crc32c"}]"#).unwrap();
         assert_eq!(Sharding::from_codecs(&plain, &[1, 2, 3, 4, 5], &[1, 2, 3, 4, 5]), Ok(None));
         let mut odd = meta.clone();
