@@ -96,6 +96,39 @@ def start_server(kind: str, workdir: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"{kind} server did not start")
 
 
+def s3_peers(endpoint: str, prefix: str, norm: Callable[[np.ndarray], np.ndarray]
+             ) -> tuple[dict[str, Callable[[list[int]], np.ndarray]], dict[str, str]]:
+    """The peers' readers of the cube store at s3://BUCKET/prefix, each giving a batch
+    normalized by `norm`: zarr-python 3 over an obstore S3Store (one orthogonal selection) and
+    tensorstore's zarr3 driver over its s3 kvstore (one index-array read); a peer whose library
+    is missing is in the second dict, with the reason."""
+    runs: dict[str, Callable[[list[int]], np.ndarray]] = {}
+    skipped: dict[str, str] = {}
+    try:
+        import obstore
+        import zarr
+        from zarr.storage import ObjectStore
+
+        ob = obstore.store.S3Store(BUCKET, prefix=prefix, endpoint=endpoint, region="us-east-1",
+                                   access_key_id=CREDS["AWS_ACCESS_KEY_ID"], secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"],
+                                   client_options={"allow_http": True})
+        zarr_arr = zarr.open_array(store=ObjectStore(ob, read_only=True), path="cubes", mode="r")
+        runs["zarr+obstore"] = lambda idx: norm(zarr_arr.oindex[np.asarray(idx)])
+    except ImportError as e:
+        skipped["zarr+obstore"] = str(e)
+    try:
+        import tensorstore as ts
+
+        spec = {"driver": "zarr3", "kvstore": {"driver": "s3", "bucket": BUCKET, "path": f"{prefix}/cubes/",
+                                               "endpoint": endpoint, "aws_region": "us-east-1",
+                                               "aws_credentials": {"type": "environment"}}}
+        ts_arr = ts.open(spec, read=True).result()
+        runs["tensorstore s3"] = lambda idx: norm(ts_arr.oindex[np.asarray(idx)].read().result())
+    except ImportError as e:
+        skipped["tensorstore s3"] = str(e)
+    return runs, skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", choices=["moto", "seaweedfs"], default="moto")
@@ -111,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update({**CREDS, "AWS_ENDPOINT_URL": endpoint})
     print(f"server: {args.server} at {endpoint}", file=sys.stderr)
     results: dict[str, list[float]] = {}
-    skipped: dict[str, str] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "bench.zarr"
@@ -131,28 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 "astrobio s3 2t": s3_reader.read_batch,
                 "astrobio local 2t": ref_reader.read_batch,
             }
-            try:
-                import obstore
-                import zarr
-                from zarr.storage import ObjectStore
-
-                ob = obstore.store.S3Store(BUCKET, prefix="bench/bench.zarr", endpoint=endpoint, region="us-east-1",
-                                           access_key_id=CREDS["AWS_ACCESS_KEY_ID"], secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"],
-                                           client_options={"allow_http": True})
-                zarr_arr = zarr.open_array(store=ObjectStore(ob, read_only=True), path="cubes", mode="r")
-                runs["zarr+obstore"] = lambda idx: norm(zarr_arr.oindex[np.asarray(idx)])
-            except ImportError as e:
-                skipped["zarr+obstore"] = str(e)
-            try:
-                import tensorstore as ts
-
-                spec = {"driver": "zarr3", "kvstore": {"driver": "s3", "bucket": BUCKET, "path": "bench/bench.zarr/cubes/",
-                                                       "endpoint": endpoint, "aws_region": "us-east-1",
-                                                       "aws_credentials": {"type": "environment"}}}
-                ts_arr = ts.open(spec, read=True).result()
-                runs["tensorstore s3"] = lambda idx: norm(ts_arr.oindex[np.asarray(idx)].read().result())
-            except ImportError as e:
-                skipped["tensorstore s3"] = str(e)
+            peer_runs, skipped = s3_peers(endpoint, "bench/bench.zarr", norm)
+            runs.update(peer_runs)
 
             # Outputs first: astrobio over s3 bit-exact with local; peers to the reference's rounding.
             first = batches[0]

@@ -13,6 +13,8 @@ round reads one epoch in batches of 32 with astrobio's s3:// reader, for each of
                              their inner chunks fetched in one range GET per shard
   plain, shard-shuffled      the same batches from the plain store (separates the sampler's part)
   local plain / sharded      the two stores on local disk, shuffled, for scale
+  zarr+obstore, tensorstore  the peers of benches/s3_loader.py on the sharded store, shard-shuffled
+                             (both read zarr v3 shards with range requests), numpy check + normalize
 
 Rounds interleave the contenders; medians are reported. Before timing, every batch of the sharded
 store is checked equal, bit for bit, to the plain store's.
@@ -35,7 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gcm_fields  # noqa: E402
-from s3_loader import BUCKET, CREDS, start_server  # noqa: E402
+import peers  # noqa: E402
+from s3_loader import BUCKET, CREDS, s3_peers, start_server  # noqa: E402
 
 from astrobio import _core  # noqa: E402
 from astrobio.data import BatchIndexSampler  # noqa: E402
@@ -95,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
                 "local plain, shuffled": (local["plain"].read_batch, 1),
                 "local sharded, shuffled": (local["sharded"].read_batch, 1),
             }
+            peer_runs, skipped = s3_peers(endpoint, "bench/sharded.zarr", peers.Normalizer(paths["plain"]))
+            check = epoch(args.shard, 0)[0]
+            for name, read in peer_runs.items():  # to the reference's rounding
+                np.testing.assert_allclose(read(check), local["plain"].read_batch(check), rtol=1e-6, atol=1e-6, err_msg=name)
+                contenders[f"{name} sharded, shard-shuffled"] = (read, args.shard)
+            for name, why in skipped.items():
+                print(f"skipped {name}: {why}", file=sys.stderr)
             sample_bytes = int(np.prod(base.shape[1:])) * 4
             results: dict[str, list[float]] = {k: [] for k in contenders}
             for r in range(1, rounds + 1):  # round 0 was the check (indexes cached, connections warm)
@@ -110,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait()
         server_dir.cleanup()
     base_rate = med["s3 plain, shuffled"]
-    print(f"\n{'contender':<28} {'GB/s':>6} {'vs s3 plain':>11}")
+    print(f"\n{'contender':<44} {'GB/s':>6} {'vs s3 plain':>11}")
     for k, v in med.items():
-        print(f"{k:<28} {v:>6.2f} {v / base_rate:>10.2f}x")
+        print(f"{k:<44} {v:>6.2f} {v / base_rate:>10.2f}x")
     if args.json:
         doc = {"server": args.server, "samples": n, "sample_shape": list(base.shape[1:]), "shard_samples": args.shard,
                "batch": BATCH, "rounds": rounds, "objects": {k: c for k, (c, _) in sizes.items()},
