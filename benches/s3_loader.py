@@ -28,6 +28,7 @@ library is missing. The store is built from real ExoPlaSim fields (benches/gcm_f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,20 @@ def start_server(kind: str, workdir: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"{kind} server did not start")
 
 
+@contextlib.contextmanager
+def serving(kind: str) -> Iterator[str]:
+    """A local S3 server of `kind` holding the bench bucket, with astrobio's environment pointed
+    at it; yields its endpoint and stops it (its data removed) on the way out."""
+    with tempfile.TemporaryDirectory() as workdir:
+        proc, endpoint = start_server(kind, workdir)
+        os.environ.update({**CREDS, "AWS_ENDPOINT_URL": endpoint})
+        try:
+            yield endpoint
+        finally:
+            proc.kill()
+            proc.wait()
+
+
 def s3_peers(endpoint: str, prefix: str, norm: Callable[[np.ndarray], np.ndarray]
              ) -> tuple[dict[str, Callable[[list[int]], np.ndarray]], dict[str, str]]:
     """The peers' readers of the cube store at s3://BUCKET/prefix, each giving a batch
@@ -139,12 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n = args.samples or (32 if args.quick else 192)
     rounds = args.rounds or (1 if args.quick else 5)
-    server_dir = tempfile.TemporaryDirectory()
-    proc, endpoint = start_server(args.server, server_dir.name)
-    os.environ.update({**CREDS, "AWS_ENDPOINT_URL": endpoint})
-    print(f"server: {args.server} at {endpoint}", file=sys.stderr)
     results: dict[str, list[float]] = {}
-    try:
+    with serving(args.server) as endpoint:
+        print(f"server: {args.server} at {endpoint}", file=sys.stderr)
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "bench.zarr"
             gcm_fields.build_store(local, n)
@@ -242,10 +254,6 @@ def main(argv: list[str] | None = None) -> int:
                         nbytes += b["cubes"].numel() * 4
                         time.sleep(STEP_S)
                     results.setdefault(name, []).append(nbytes / (time.perf_counter() - t0) / 1e9)
-    finally:
-        proc.kill()
-        proc.wait()
-        server_dir.cleanup()
 
     table = {k: {"gb_per_s": statistics.median(v), "samples_per_s": statistics.median(v) * 1e9 / sample_bytes, "rounds": v}
              for k, v in results.items()}

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gcm_fields  # noqa: E402
 import peers  # noqa: E402
-from s3_loader import BUCKET, CREDS, s3_peers, start_server  # noqa: E402
+from s3_loader import BUCKET, s3_peers, serving  # noqa: E402
 
 from astrobio import _core  # noqa: E402
 from astrobio.data import BatchIndexSampler  # noqa: E402
@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n = args.samples or (128 if args.quick else 1024)
     rounds = args.rounds or (1 if args.quick else 5)
-    server_dir = tempfile.TemporaryDirectory()
-    proc, endpoint = start_server(args.server, server_dir.name)
-    os.environ.update({**CREDS, "AWS_ENDPOINT_URL": endpoint})
-    try:
+    with serving(args.server) as endpoint:
         with tempfile.TemporaryDirectory() as tmp:
             base = gcm_fields.pack_fields(min(n, 132))
             paths = {"plain": Path(tmp) / "plain.zarr", "sharded": Path(tmp) / "sharded.zarr"}
@@ -115,10 +112,6 @@ def main(argv: list[str] | None = None) -> int:
                         read(b)
                     results[name].append(n * sample_bytes / (time.perf_counter() - t0) / 1e9)
             med = {k: statistics.median(v) for k, v in results.items()}
-    finally:
-        proc.kill()
-        proc.wait()
-        server_dir.cleanup()
     base_rate = med["s3 plain, shuffled"]
     print(f"\n{'contender':<44} {'GB/s':>6} {'vs s3 plain':>11}")
     for k, v in med.items():
