@@ -45,7 +45,8 @@ pub const MANIFEST_KEY: &str = "astrobio";
 /// Largest single range request for neighbouring inner chunks of a shard.
 const MAX_RANGE_GROUP: u64 = 64 << 20;
 /// Inner chunks of a shard this close are fetched in one request, the gap read through (a
-/// request costs more than a megabyte on every server measured; object_store's own rule too).
+/// request costs as much as reading 0.25-2 MB on the servers measured, docs/object-storage.md;
+/// object_store coalesces ranges within 1 MB too).
 const MAX_RANGE_GAP: u64 = 1 << 20;
 
 /// An opened store: manifest, the cube array handle, and the (small) parameter table,
