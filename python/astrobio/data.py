@@ -14,7 +14,8 @@ as for any batch.
 Without workers the loader reads one batch ahead while the current one is consumed: an s3://
 store fetches the next batch's chunk objects; a local store, when the model runs on a GPU, has
 the next batch read on a background thread (the core releases the GIL), straight into
-page-locked memory, so the GPU step and the read overlap and torch's pinning copy is skipped.
+page-locked memory, so the GPU step and the read overlap and torch's pinning copy is skipped;
+a sharded s3:// store is read ahead on that thread too (its shards' ranges are fetched together).
 """
 
 from __future__ import annotations
