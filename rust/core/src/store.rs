@@ -283,12 +283,7 @@ impl CubeStore {
         let fetched = remote.get_ranges(&requests, MAX_RANGE_GROUP.max(self.max_chunk_len()))?;
         let mut got: Vec<(u64, Range<u64>, Result<bytes::Bytes, String>)> = Vec::with_capacity(groups.len());
         for ((shard, g), result) in groups.into_iter().zip(fetched) {
-            let bytes = match result {
-                Ok(Some((bytes, _))) => Ok(bytes),
-                Ok(None) => Err("chunk missing (the shard object is gone)".into()),
-                Err(CoreError::Integrity { reason, .. }) => Err(reason),
-                Err(other) => return Err(other),
-            };
+            let bytes = shard_outcome(result, "chunk missing (the shard object is gone)")?.map(|(bytes, _)| bytes);
             got.push((shard, g, bytes));
         }
         Ok(samples
@@ -329,15 +324,9 @@ impl CubeStore {
         let requests: Vec<(String, GetRange)> = missing.iter().map(|&s| (self.shard_key(s), range.clone())).collect();
         let fetched = remote.get_ranges(&requests, len)?;
         for (&shard, result) in missing.iter().zip(fetched) {
-            let index = match result {
-                Ok(Some((bytes, size))) => sharding
-                    .index_range(size)
-                    .and_then(|_| sharding.parse_index(&bytes, size))
-                    .map(Arc::new),
-                Ok(None) => Err("chunk missing (no shard object)".into()),
-                Err(CoreError::Integrity { reason, .. }) => Err(reason),
-                Err(other) => return Err(other),
-            };
+            let index = shard_outcome(result, "chunk missing (no shard object)")?.and_then(|(bytes, size)| {
+                sharding.index_range(size).and_then(|_| sharding.parse_index(&bytes, size)).map(Arc::new)
+            });
             if let Ok(index) = &index {
                 self.shard_indexes.lock().unwrap_or_else(|p| p.into_inner()).insert(shard, index.clone());
             }
@@ -711,6 +700,18 @@ impl CubeStore {
             })?;
         }
         Ok(out)
+    }
+}
+
+/// A shard request's result as the sample's outcome: the part, or the reason its samples fail
+/// (`missing` when the object is absent, an integrity reason as is); any other error (the
+/// store unreachable, denied) fails the whole batch.
+fn shard_outcome<T>(got: CoreResult<Option<T>>, missing: &str) -> CoreResult<Result<T, String>> {
+    match got {
+        Ok(Some(part)) => Ok(Ok(part)),
+        Ok(None) => Ok(Err(missing.to_string())),
+        Err(CoreError::Integrity { reason, .. }) => Ok(Err(reason)),
+        Err(other) => Err(other),
     }
 }
 
