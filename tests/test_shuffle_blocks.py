@@ -62,9 +62,10 @@ def test_training_on_a_sharded_store_shuffles_by_shard(tmp_path):
     path = build_climate_fixture(tmp_path / "c.zarr", shard_samples=6)
     store = astrobio.open_store(path)
     cfg = TrainConfig()
-    assert StoreDataModule(store, cfg.data, 0).shuffle_block() == 6
+    module = StoreDataModule(store, cfg.data, 0)
+    assert module.shuffle_block(module._dataset()) == 6
     cfg.data.shuffle_block = 1
-    assert StoreDataModule(store, cfg.data, 0).shuffle_block() == 1
+    assert module.shuffle_block(module._dataset()) == 1
     out = tmp_path / "run"
     assert main(["--store", str(path), "--output-dir", str(out), "--max-epochs", "1", "--set", "model.options.channels=[8, 8]",
                  "--set", "model.options.hidden=16", "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none",

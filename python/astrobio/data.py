@@ -83,18 +83,19 @@ class CubeBatchDataset(Dataset):
         return True
 
     def _read_in_process(self, indices: Sequence[int], pinned: bool = False) -> dict[str, Any]:
-        bf16 = self.dtype == "bfloat16"
-        out = None
-        if pinned:
-            out = torch.empty((len(indices), *self.reader.sample_shape), dtype=torch.int16 if bf16 else torch.float32,
-                              pin_memory=True)
-            target = out.numpy().view(np.uint16) if bf16 else out.numpy()
-            batch = self.reader.read(indices, out=target, dtype=self.dtype)
-        else:  # a private numpy batch, zero-copy into torch
-            batch = self.reader.read(indices, dtype=self.dtype)
-            out = torch.from_numpy(batch.cubes)
-        cubes = out.view(torch.bfloat16) if bf16 else out  # the same bits, reinterpreted
-        return {"cubes": cubes, "params": torch.from_numpy(batch.params), "index": torch.from_numpy(batch.indices)}
+        if pinned:  # straight into page-locked memory
+            dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+            out = torch.empty((len(indices), *self.reader.sample_shape), dtype=dtype, pin_memory=True)
+            return self._read_into(indices, out, out)
+        batch = self.reader.read(indices, dtype=self.dtype)  # a private numpy batch, zero-copy into torch
+        cubes = torch.from_numpy(batch.cubes)
+        return _as_item(cubes.view(torch.bfloat16) if self.dtype == "bfloat16" else cubes, batch)
+
+    def _read_into(self, indices: Sequence[int], out: torch.Tensor, cubes: Any) -> dict[str, Any]:
+        """Have the core write the batch into `out` (float32 or bfloat16); `cubes` is what the
+        item hands on for it (the tensor itself, or a worker's shared-buffer handle)."""
+        target = out.view(torch.int16).numpy().view(np.uint16) if self.dtype == "bfloat16" else out.numpy()
+        return _as_item(cubes, self.reader.read(indices, out=target, dtype=self.dtype))
 
     def __getitem__(self, indices: Sequence[int]) -> dict[str, Any]:
         if get_worker_info() is None:  # main process
@@ -102,11 +103,14 @@ class CubeBatchDataset(Dataset):
             return ahead.result() if ahead is not None else self._read_in_process(indices)
         # worker: the core writes into a pooled shared buffer, which reaches the main process as
         # a plain tensor, by handle (the Leased wrapper only exists in the worker)
-        bf16 = self.dtype == "bfloat16"
-        out, cubes = worker_batch((len(indices), *self.reader.sample_shape), torch.bfloat16 if bf16 else torch.float32)
-        target = out.view(torch.int16).numpy().view(np.uint16) if bf16 else out.numpy()
-        batch = self.reader.read(indices, out=target, dtype=self.dtype)
-        return {"cubes": cubes, "params": torch.from_numpy(batch.params), "index": torch.from_numpy(batch.indices)}
+        dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        out, cubes = worker_batch((len(indices), *self.reader.sample_shape), dtype)
+        return self._read_into(indices, out, cubes)
+
+
+def _as_item(cubes: Any, batch: Any) -> dict[str, Any]:
+    """A dataset item: the batch's cubes, its normalized parameters and sample indices."""
+    return {"cubes": cubes, "params": torch.from_numpy(batch.params), "index": torch.from_numpy(batch.indices)}
 
 
 class BatchIndexSampler(Sampler[list[int]]):

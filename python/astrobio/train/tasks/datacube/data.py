@@ -138,17 +138,19 @@ class StoreDataModule(L.LightningDataModule):
         """Training batches per epoch on each of `world` ranks."""
         return len(BatchIndexSampler(self.train_indices, self.cfg.batch_size, num_replicas=world))
 
-    def shuffle_block(self) -> int:
-        """`data.shuffle_block`, or the store's shard size (1 when it is not sharded)."""
+    def shuffle_block(self, dataset: CubeBatchDataset) -> int:
+        """`data.shuffle_block`, or the shard size of the store `dataset` reads (1 when it is not
+        sharded)."""
         if self.cfg.shuffle_block is not None:
             return self.cfg.shuffle_block
-        return CubeReader(self.store.path).shard_samples or 1
+        return dataset.reader.shard_samples or 1
 
     def train_dataloader(self) -> Any:
         rank, world = self._rank()
+        dataset = self._dataset()
         sampler = BatchIndexSampler(self.train_indices, self.cfg.batch_size, shuffle=True, seed=self.seed,
-                                    num_replicas=world, rank=rank, pad=True, shuffle_block=self.shuffle_block())
-        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout, stateful=True)
+                                    num_replicas=world, rank=rank, pad=True, shuffle_block=self.shuffle_block(dataset))
+        return make_loader(dataset, sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout, stateful=True)
 
     def val_dataloader(self) -> Any:
         rank, world = self._rank()
