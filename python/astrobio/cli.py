@@ -133,9 +133,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.extend and not args.campaign:
         raise ConfigError("--extend continues the campaign's unsettled runs: use it with --campaign --out DIR")
     if args.campaign:
-        from .simulate.campaign import campaign_specs, extend_campaign, run_campaign
+        from .simulate.campaign import campaign_specs, extend_campaign, run_campaign, untouched_specs
 
-        specs = campaign_specs()
+        specs = untouched_specs() if args.untouched else campaign_specs()
         if args.list:
             for spec in specs:
                 print(f"{spec.slug:<20} {'synchronous' if spec.synchronous else 'fast':<11} S={spec.instellation_earth:.2f} "
@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "  astrobio simulate --planet trappist-1_e --years 2 --out gcm_runs")
     s.add_argument("--campaign", action="store_true",
                    help="the default dataset's designed campaign (catalogue planets + Latin hypercube; resumable)")
+    s.add_argument("--untouched", action="store_true",
+                   help="--campaign: the untouched evaluation planets (own seed, 8 per regime; never used for any choice)")
     s.add_argument("--extend", type=int, default=0, metavar="YEARS",
                    help="--campaign: continue the unsettled runs from their restart files by up to YEARS model years")
     s.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--campaign: runs at once, one per core")
