@@ -176,6 +176,7 @@ def _run_one(spec: PlanetSpec, out: str) -> dict[str, Any]:
                                          "settled": abs(drift) <= SETTLED_DRIFT_K, "failed_attempts": attempts}
         save_result(result, run_dir)
         return {"run": spec.slug, "ok": True, "drift": drift, "wall_s": time.time() - started}
+    run_dir.mkdir(parents=True, exist_ok=True)  # a run that failed before ExoPlaSim made its folder
     with atomic_write(run_dir / "failed.json", "w") as f:
         json.dump({"planet": spec.to_dict(), "attempts": attempts, "traceback": traceback.format_exc()[-2000:]}, f, indent=1)
     return {"run": spec.slug, "ok": False, "error": attempts[-1]["error"], "wall_s": time.time() - started}
