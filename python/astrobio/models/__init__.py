@@ -2,7 +2,7 @@
 
 `DatacubeEmulator` and `FusionModel` need only torch. `GraphVAE` needs torch_geometric and the
 language model transformers + peft: their modules import those libraries only when a model is
-built (through `_optional.require`), so `import astrobio.models` works without them (the model
+built (through the optional-dependency door, `astrobio._optional.require`), so `import astrobio.models` works without them (the model
 then raises astrobio.DependencyError naming the pip extra: `graph` or `llm`).
 """
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any, Sequence
 
-from ..errors import AstrobioError, ConfigError
+from .._cli import log_to_console, run_command
+from ..errors import ConfigError
 from ._stack import lightning_module
 from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, migrate_model_section, model_name, parse_set
 from .tasks import task_names
@@ -121,67 +121,36 @@ def _migrate_saved_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
             setattr(cfg.model.options, name, False)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to the current sys.stderr, not the one at creation (which may be closed since:
-    pytest's capture, an embedding application)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _log_to_console(level: int) -> None:
-    """astrobio's messages (accelerator, precision) on stderr; Lightning keeps its own handler."""
-    logger = logging.getLogger("astrobio")
-    logger.setLevel(level)
-    for h in list(logger.handlers):  # an older handler bound to a fixed stream: replace it
-        if getattr(h, "_astrobio_console", False) and not isinstance(h, _StderrHandler):
-            logger.removeHandler(h)
-    if not any(getattr(h, "_astrobio_console", False) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler._astrobio_console = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
 def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:
     args = build_parser(prog).parse_args(argv)
-    _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
-    try:
-        if args.kfold is not None or args.ensemble is not None:  # several runs, each kept on a rerun
-            flag, what, other = ("kfold", "folds", "ensemble") if args.kfold is not None else ("ensemble", "members", "kfold")
-            if args.mode == "full" or args.resume or getattr(args, other) is not None:
-                raise ConfigError(f"--{flag} runs its own {what} (rerun the same command to continue); drop --mode full, "
-                                  f"--resume and --{other}")
-            if args.kfold is not None:
-                kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
-                print(kfold.table)
-                print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
-            else:
-                ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
-                print(ensemble.table)
-                print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
-            return 0
-        if args.mode == "full":
-            result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
-            print(result.table)
-            print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
-            return 0
-        train = lightning_module("trainer").train
-        result = train(build_config(args), resume=args.resume)
-        if result.table:
-            print(result.table)
-            print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, plots, checkpoints/, tensorboard/)")
+    log_to_console(logging.DEBUG if args.verbose else logging.INFO)
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command the flags ask for; its exit status."""
+    if args.kfold is not None or args.ensemble is not None:  # several runs, each kept on a rerun
+        flag, what, other = ("kfold", "folds", "ensemble") if args.kfold is not None else ("ensemble", "members", "kfold")
+        if args.mode == "full" or args.resume or getattr(args, other) is not None:
+            raise ConfigError(f"--{flag} runs its own {what} (rerun the same command to continue); drop --mode full, "
+                              f"--resume and --{other}")
+        if args.kfold is not None:
+            kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
+            print(kfold.table)
+            print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
+        else:
+            ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
+            print(ensemble.table)
+            print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
         return 0
-    except AstrobioError as e:
-        message = " ".join(str(e).split())
-        print(f"astrobio: error: {type(e).__name__}: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("astrobio: interrupted", file=sys.stderr)
-        return 130
+    if args.mode == "full":
+        result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
+        print(result.table)
+        print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
+        return 0
+    train = lightning_module("trainer").train
+    result = train(build_config(args), resume=args.resume)
+    if result.table:
+        print(result.table)
+        print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, plots, checkpoints/, tensorboard/)")
+    return 0

@@ -32,7 +32,8 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from .._fsutil import atomic_write
-from ..errors import ConfigError, DataNotFoundError, DependencyError
+from .._optional import require
+from ..errors import ConfigError, DataNotFoundError
 from ..registry import require_extra as require_registry
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
 from .config import TrainConfig, migrate_model_section
@@ -144,11 +145,7 @@ def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
         return CSVLogger(save_dir=str(run_dir), name="csv", version="")
     if kind == "mlflow":
         return _mlflow_logger(cfg, run_dir)
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise DependencyError("TensorBoard logging needs the tensorboard package: pip install tensorboard "
-                              "(or choose --set trainer.logger=csv / none)") from None
+    require("tensorboard", alternative="or choose --set trainer.logger=csv / none")
     return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
 
 
@@ -156,11 +153,7 @@ def _mlflow_logger(cfg: TrainConfig, run_dir: Path) -> Any:
     """MLflow tracking, offline by default: a file store inside the run folder (`mlruns/`), no
     server. `MLFLOW_TRACKING_URI` points it at a server instead; credentials stay in MLflow's own
     environment variables and never reach the config, the logs or the checkpoints."""
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        raise DependencyError('MLflow logging needs mlflow: pip install "astrobio[track]" '
-                              "(or choose --set trainer.logger=tensorboard / csv / none)") from None
+    require("mlflow", alternative="or choose --set trainer.logger=tensorboard / csv / none")
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         uri = (run_dir / "mlruns").resolve().as_uri()

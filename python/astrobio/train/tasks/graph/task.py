@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ....errors import ConfigError
-from ....models._optional import require
+from ...._optional import require
 from ....models.graph import GraphVAE
 from ...config import TrainConfig
 from ...metrics import average_precision, roc_auc

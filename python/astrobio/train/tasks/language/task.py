@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ....datasets.reactions import load_reaction_subsystems
-from ....models._optional import require
+from ...._optional import require
 from ....models.language import LoraSettings, build_language_model, check_llm_stack, load_tokenizer
 from ...config import TrainConfig
 from ...optim import optimizer_steps
