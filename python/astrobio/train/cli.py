@@ -10,7 +10,8 @@ from typing import Any, Sequence
 from .._cli import log_to_console, run_command
 from ..errors import ConfigError
 from ._stack import lightning_module
-from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, migrate_model_section, model_name, parse_set
+from .config import TrainConfig, load_yaml, nest_dotted, parse_set
+from .resolve import resolve
 from .tasks import task_names
 
 __all__ = ["build_parser", "build_config", "main"]
@@ -43,7 +44,7 @@ FLAGS = {
     "model": "model.name", "max_epochs": "trainer.max_epochs", "batch_size": "data.batch_size",
     "devices": "trainer.devices", "num_nodes": "trainer.num_nodes", "output_dir": "trainer.output_dir",
     "seed": "trainer.seed", "store": "data.store", "data": "data.ref", "precision": "trainer.precision",
-    "accelerator": "trainer.accelerator", "physics_constraints": "physics.enabled",
+    "accelerator": "trainer.accelerator", "physics_constraints": "model.options.physics.enabled",
 }
 
 
@@ -70,7 +71,8 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
     p.add_argument("--resume", metavar="PATH", help="checkpoint file or run folder to continue exactly")
     p.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<model>-<timestamp>)")
     p.add_argument("--physics-constraints", action="store_const", const=True, default=None,
-                   help="add the physics loss terms (non-negative humidity, dry static stability)")
+                   help="datacube: add the physics loss terms (non-negative humidity, dry static stability; "
+                        "model.options.physics)")
     p.add_argument("--seed", type=int)
     p.add_argument("--store", metavar="PATH", help="store to train on (default: the default dataset's climate part)")
     p.add_argument("--data", metavar="NAME@vN", help="train on a registered dataset version (astrobio registry list)")
@@ -90,35 +92,14 @@ def override_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name, path in FLAGS.items():
         value = getattr(args, name, None)
         if value is not None:
-            section, key = path.split(".")
-            flags.setdefault(section, {})[key] = value
-    layers.append(flags)
+            flags[path] = value
+    layers.append(nest_dotted(flags))
     return layers
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The model's defaults (or the resumed checkpoint's config) < --config < --set < flags."""
-    layers = override_layers(args)
-    if args.resume:
-        path = lightning_module("trainer").resolve_checkpoint(args.resume)
-        saved = lightning_module("checkpoint").load_checkpoint(path)["astrobio"]["config"]
-        cfg = config_from_dict(saved)
-        _migrate_saved_options(cfg, saved)
-    else:
-        cfg = TrainConfig.for_model(model_name(*layers))
-    for layer in layers:
-        apply_overrides(cfg, layer)
-    return cfg.validate()
-
-
-def _migrate_saved_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
-    """Options added since a checkpoint was written take the value that reproduces the run:
-    the datacube emulator predicted departures from the climatology before `physics_baseline`,
-    and had no linear stage before `linear_departure`."""
-    options = migrate_model_section(saved.get("model") or {}, cfg.model.name)["options"]
-    for name in ("physics_baseline", "linear_departure"):
-        if hasattr(cfg.model.options, name) and name not in options:
-            setattr(cfg.model.options, name, False)
+    return resolve(override_layers(args), resume=args.resume)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:

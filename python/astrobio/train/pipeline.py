@@ -31,7 +31,8 @@ from typing import Any
 
 from .._fsutil import atomic_write
 from ..errors import ConfigError
-from .config import TrainConfig, apply_overrides, model_name
+from .config import TrainConfig
+from .resolve import model_name, resolve
 from .report import rows_table, write_json
 from .tasks import get_task
 from .trainer import train
@@ -98,15 +99,15 @@ def _output_dir(layers: list[dict[str, Any]]) -> str | None:
 def phase_config(phase: Phase, layers: list[dict[str, Any]], run_dir: Path, done: dict[str, dict[str, Any]]) -> TrainConfig:
     """The phase model's defaults < the user's layers < the phase's own settings. The user's
     model options are per model (`model.<name>`), so each phase takes its own model's."""
-    cfg = TrainConfig.for_model(phase.model)
+    user = []
     for layer in layers:
-        apply_overrides(cfg, {k: v for k, v in layer.items() if k != "model"})
         if isinstance(layer.get("model"), dict):
             if "options" in layer["model"]:
                 raise ConfigError("--mode full trains several models: give options per model (model.<name>.<option>, "
                                   "e.g. --set model.graph.hidden=16), not model.options")
-            apply_overrides(cfg, {"model": {k: v for k, v in layer["model"].items() if k != "name"}})
-    apply_overrides(cfg, phase.overrides)
+            layer = {**layer, "model": {k: v for k, v in layer["model"].items() if k != "name"}}
+        user.append(layer)
+    cfg = resolve([*user, phase.overrides], model=phase.model)
     for option, source in phase.init_from.items():
         best = (done.get(source) or {}).get("checkpoints", {}).get("best")
         if best:

@@ -36,12 +36,13 @@ from .._optional import require
 from ..errors import ConfigError, DataNotFoundError
 from ..registry import require_extra as require_registry
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
-from .config import TrainConfig, migrate_model_section
+from .config import TrainConfig
 from .guards import GradientGuard, loader_failures
 from .history import RunHistory
 from .report import write_summary
+from .resolve import config_from_dict, migrate_saved_options, model_name
 from .resources import ResourceMonitor, format_block, mlflow_metrics
-from .tasks import DEFAULT_MODEL, BuildContext, get_task
+from .tasks import BuildContext, get_task
 
 __all__ = ["RunResult", "train", "resolve_checkpoint", "resolve_hardware"]
 
@@ -122,15 +123,19 @@ def _run_dir(cfg: TrainConfig, resume: Path | None) -> Path:
 
 
 def _check_resumable(ckpt_path: Path, ckpt: dict[str, Any], cfg: TrainConfig) -> None:
-    """The checkpoint was trained with the same model and the same model options."""
-    saved = ckpt["astrobio"]["config"].get("model", {})
-    trained = saved.get("name", DEFAULT_MODEL)
+    """The checkpoint was trained with the same model and the same model options (but those its
+    options class lets a resumed run change, `RESUMABLE`). Options its config predates first take
+    the values that reproduce its run (`resolve.migrate_saved_options`), also from Python."""
+    saved = ckpt["astrobio"]["config"]
+    trained = model_name(saved)
     if trained != cfg.model.name:
         raise ConfigError(f"{ckpt_path} was trained with --model {trained}, not --model {cfg.model.name}; "
                           f"resume it with --model {trained} (or without --model)")
-    before = migrate_model_section(saved, trained)["options"]
+    migrate_saved_options(cfg, saved)
+    before = asdict(migrate_saved_options(config_from_dict(saved), saved).model.options)
     now = asdict(cfg.model.options)
-    changed = sorted(k for k in before.keys() & now.keys() if before[k] != now[k])
+    free = getattr(type(cfg.model.options), "RESUMABLE", frozenset())
+    changed = sorted(k for k in before.keys() & now.keys() if before[k] != now[k] and k not in free)
     if changed:
         raise ConfigError(f"{ckpt_path} holds a {trained!r} model with "
                           f"{', '.join(f'{k}={before[k]}' for k in changed)}; this run asks for "

@@ -33,7 +33,8 @@ from .._optional import require
 from .._redact import redact
 from ..datasets import data_home
 from ..errors import AstrobioError, ConfigError, first_line
-from ..train.config import TrainConfig, apply_overrides
+from ..train.config import TrainConfig
+from ..train.resolve import apply_overrides, resolve
 from ..train.resources import ResourceMonitor
 from .report import TuneResult, finish, held_out
 from .space import suggest, tunable
@@ -117,10 +118,7 @@ def _open_study(optuna: Any, name: str, storage: Any, url: str, direction: str, 
 
 def base_config(model: str, overrides: Sequence[Mapping[str, Any]] = ()) -> TrainConfig:
     """The model's defaults, quiet trials (no progress bars, no plots), then `overrides` in order."""
-    cfg = TrainConfig.for_model(model)
-    cfg.trainer.progress_bar, cfg.trainer.plots = False, False
-    for layer in overrides:
-        apply_overrides(cfg, layer)
+    cfg = resolve([{"trainer": {"progress_bar": False, "plots": False}}, *overrides], model=model)
     if cfg.trainer.devices * cfg.trainer.num_nodes != 1:
         raise ConfigError("tune runs single-process trials (devices 1, num_nodes 1); run several tune processes "
                           "on one --study instead")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ...errors import ConfigError
+from ..config import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import lightning as L
@@ -37,11 +38,8 @@ if TYPE_CHECKING:
     from ..history import RunHistory
 
 __all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "Tunable", "check_name",
-           "get_task", "register_task", "task_names", "unregister_task"]
+           "get_task", "options_type", "register_task", "task_names", "unregister_task"]
 
-#: the model trained when none is named; its options were the top level of `model` in configs
-#: written before the other models existed (see `astrobio.train.config.migrate_model_section`)
-DEFAULT_MODEL = "datacube"
 ENTRY_POINT_GROUP = "astrobio.tasks"
 
 
@@ -123,6 +121,14 @@ _BUILTIN: dict[str, str] = {
     "multimodal": "astrobio.train.tasks.multimodal:MultimodalTask",
 }
 _REGISTRY: dict[str, TaskFactory | str] = dict(_BUILTIN)
+#: the built-in tasks' options types: importing one loads no task (no Lightning, no data), so a
+#: config of a built-in model is made and checked before (and without) its task
+_BUILTIN_OPTIONS: dict[str, str] = {
+    "datacube": "astrobio.train.tasks.datacube.options:DatacubeOptions",
+    "graph": "astrobio.train.tasks.graph.options:GraphOptions",
+    "language": "astrobio.train.tasks.language.options:LanguageOptions",
+    "multimodal": "astrobio.train.tasks.multimodal.options:MultimodalOptions",
+}
 
 
 def register_task(name: str, factory: TaskFactory | str) -> None:
@@ -168,6 +174,27 @@ def _resolve(factory: TaskFactory | str) -> TaskFactory:
     for part in attr.split("."):
         target = getattr(target, part)
     return target
+
+
+def lazy_exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module `__getattr__` that imports each public name from its submodule
+    (`where`: name -> submodule) on first use."""
+
+    def __getattr__(name: str) -> Any:
+        if name in where:
+            return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+def options_type(name: str) -> type:
+    """The options dataclass of model `name` (`Task.options_type`), without importing a
+    built-in task (a registered task is made to ask it)."""
+    check_name(name)
+    if _REGISTRY[name] == _BUILTIN.get(name):
+        return _resolve(_BUILTIN_OPTIONS[name])  # type: ignore[return-value]
+    return get_task(name).options_type
 
 
 def get_task(name: str) -> Task:

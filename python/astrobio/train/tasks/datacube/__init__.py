@@ -1,10 +1,11 @@
 """`--model datacube`: the climate emulator (options, data, LightningModule, evaluation, report, task)."""
 
-from .data import Normalization, StoreDataModule, climatology, default_climate_store, open_climate_store, param_columns, store_normalization
-from .evaluate import evaluate
-from .module import EmulatorModule, physics_loss
-from .options import DEFAULTS, DatacubeOptions
-from .task import DatacubeTask
+from .. import lazy_exports
 
-__all__ = ["DEFAULTS", "DatacubeOptions", "DatacubeTask", "EmulatorModule", "Normalization", "store_normalization", "StoreDataModule",
-           "climatology", "default_climate_store", "evaluate", "open_climate_store", "param_columns", "physics_loss"]
+#: public name -> its module here; loaded on first use, so the options module imports alone
+_WHERE = {"DEFAULTS": "options", "DatacubeOptions": "options", "DatacubeTask": "task", "EmulatorModule": "module",
+          "Normalization": "data", "StoreDataModule": "data", "climatology": "data", "default_climate_store":
+          "data", "evaluate": "evaluate", "open_climate_store": "data", "param_columns": "data", "physics_loss":
+          "module", "store_normalization": "data"}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)
