@@ -17,7 +17,8 @@ from typing import Any
 
 from ._stack import lightning_module
 from .config import DEFAULT_MODEL, DataConfig, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
-from .tasks import Built, BuildContext, Task, TaskOptions, get_task, register_task, task_names, unregister_task
+from .evaluation import Evaluation
+from .tasks import Built, BuildContext, Task, TaskOptions, TrainedModule, get_task, register_task, task_names, unregister_task
 
 #: Lightning-backed name -> its module in this package
 _LIGHTNING = {
@@ -30,8 +31,8 @@ _LIGHTNING = {
 #: config layering (`resolve`): imports the task registry only
 _RESOLVE = ("resolve", "apply_overrides", "config_from_dict", "migrate_model_section")
 
-__all__ = sorted(["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "TrainerConfig", "DEFAULT_MODEL", "Built",
-                  "BuildContext", "Task", "TaskOptions", "get_task", "register_task", "task_names", "unregister_task",
+__all__ = sorted(["DataConfig", "Evaluation", "ModelConfig", "OptimConfig", "TrainConfig", "TrainerConfig", "DEFAULT_MODEL", "Built",
+                  "BuildContext", "Task", "TaskOptions", "TrainedModule", "get_task", "register_task", "task_names", "unregister_task",
                   *_RESOLVE, *_LIGHTNING])
 
 

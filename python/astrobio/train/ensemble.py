@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 from ..errors import ConfigError
 from .checkpoint import load_checkpoint, restore_weights
 from .config import TrainConfig
+from .evaluation import Evaluation
 from .history import RunHistory
 from .report import write_summary
 from .subruns import kept_or_trained
@@ -49,7 +49,6 @@ class MeanPrediction(nn.Module):
         if not members:
             raise ConfigError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
-        self.trainer = SimpleNamespace(checkpoint_callback=None)  # no single best score
 
     @property
     def device(self) -> torch.device:
@@ -58,6 +57,12 @@ class MeanPrediction(nn.Module):
     @torch.no_grad()
     def predict(self, params: torch.Tensor) -> torch.Tensor:
         return torch.stack([m.predict(params) for m in self.members]).mean(dim=0)  # type: ignore[operator]
+
+
+def evaluate_members(task: Any, cfg: TrainConfig, members: Sequence[nn.Module], run_dir: Path) -> Evaluation:
+    """The ensemble's held-out result: the task's evaluation of the members' mean prediction
+    (the one place that turns member predictions into the ensemble's metrics)."""
+    return task.evaluate(cfg, MeanPrediction(members).eval(), run_dir)
 
 
 def _member(cfg: TrainConfig, run_dir: Path, i: int) -> dict[str, Any]:
@@ -100,8 +105,9 @@ def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
         modules.append(module.eval())
     summary: dict[str, Any] = {"run_dir": str(run_dir), "model": cfg.model.name, "store": str(identity.get("path")),
                                "store_digest": identity.get("content_digest")}
-    summary.update(task.evaluate(ens_cfg, MeanPrediction(modules).eval(), run_dir))
-    held_out = summary["held_out_split"]
+    evaluation = evaluate_members(task, ens_cfg, modules, run_dir)
+    summary.update(evaluation.summary_entries())
+    held_out = evaluation.held_out_split
     summary["ensemble"] = {"members": [
         {"member": m["member"], "seed": m["seed"], "run_dir": m["run_dir"], "best_epoch": m["summary"].get("best_epoch"),
          "rmse": m["summary"]["evaluation"][held_out]["model"]["rmse"],

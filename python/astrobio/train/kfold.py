@@ -26,6 +26,7 @@ from .._fsutil import atomic_write
 from ..errors import ConfigError
 from ..stores.cube import Store, open_store
 from .config import TrainConfig
+from .evaluation import Evaluation
 from .report import fmt, rows_table
 from .subruns import kept_or_trained
 from .tasks.datacube.evaluate import BASELINES, baseline_label
@@ -87,7 +88,8 @@ def planet_folds(store: Store, k: int) -> list[dict[str, list[str]]]:
 
 
 def _fold_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    res = summary["evaluation"]["test"]
+    evaluation = Evaluation.from_summary(summary)
+    res = evaluation.evaluation[evaluation.held_out_split]
     out: dict[str, Any] = {"n_samples": res["n_samples"], "rmse": {}, "rmse_physical": {}, "skill": {}}
     for name in ("model", *BASELINES):
         if name in res:

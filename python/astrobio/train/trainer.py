@@ -37,12 +37,13 @@ from ..errors import ConfigError, DataNotFoundError
 from ..registry import require_extra as require_registry
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
 from .config import TrainConfig
+from .evaluation import Evaluation
 from .guards import GradientGuard, loader_failures
 from .history import RunHistory
 from .report import write_summary
 from .resolve import config_from_dict, migrate_saved_options, model_name
 from .resources import ResourceMonitor, format_block, mlflow_metrics
-from .tasks import BuildContext, get_task
+from .tasks import BuildContext, TrainedModule, get_task
 
 __all__ = ["RunResult", "train", "resolve_checkpoint", "resolve_hardware"]
 
@@ -60,6 +61,7 @@ class RunResult:
     history: dict[str, Any]
     summary: dict[str, Any] | None  # rank 0 only
     table: str | None               # the printed summary table (rank 0 only)
+    evaluation: Evaluation | None = None  # the task's typed held-out result (rank 0 only)
 
     @property
     def metrics(self) -> dict[str, Any] | None:
@@ -276,12 +278,12 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     best = checkpoints.best_path if checkpoints.best_path.is_file() else None
     last = checkpoints.last_path if checkpoints.last_path.is_file() else None
     if not trainer.is_global_zero:
-        return RunResult(run_dir, best, last, history.to_dict(), None, None)
+        return RunResult(run_dir, best, last, history.to_dict(), None, None, None)
 
     chosen = best or last
     if chosen is not None:
         restore_weights(module, load_checkpoint(chosen)["state_dict"])
-    model = cast(torch.nn.Module, module.model)
+    model = cast(TrainedModule, module).model
     model.to(module.device)
     model.eval()
     summary: dict[str, Any] = {
@@ -291,7 +293,8 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
         "monitor": task.monitor, "mode": task.mode, "best_score": checkpoints.best_score,
         "stopped_early": bool(early.stopped_epoch), "wall_time_s": time.perf_counter() - started,
     }
-    summary.update(task.evaluate(cfg, module, run_dir))
+    evaluation = task.evaluate(cfg, module, run_dir)
+    summary.update(evaluation.summary_entries())
     summary["checkpoints"] = {"best": str(best) if best else None, "last": str(last) if last else None}
     summary["config"] = cfg.to_dict()
     if cfg.trainer.plots and history.epochs:
@@ -308,7 +311,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     write_summary(run_dir, summary, table)
     if registered is not None:
         _lineage().record_run(cfg.data.ref, str(run_dir), summary)
-    return RunResult(run_dir, best, last, history.to_dict(), summary, table)
+    return RunResult(run_dir, best, last, history.to_dict(), summary, table, evaluation)
 
 
 def lineage_mlflow(logger: MLFlowLogger, registered: dict[str, Any], summary: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import yaml
 
 from .._fsutil import atomic_write
 from ..errors import AstrobioError, first_line
+from ..train.evaluation import Evaluation
 from ..train.report import rows_table
 
 __all__ = ["TuneResult", "finish", "held_out"]
@@ -40,13 +41,12 @@ class TuneResult:
 
 
 def held_out(task: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The held-out result of one run: the task's headline rows (metric, model, baseline name,
-    baseline value) and, where the task reports it, the skill over the baseline."""
-    rows = [list(r) for r in task.headline(summary)] if hasattr(task, "headline") else []
-    split = summary.get("held_out_split")
-    res = summary.get("evaluation", {}).get(split, {}) if split else {}
-    skill = res.get("skill") if isinstance(res, Mapping) else None
-    return {"split": split, "rows": rows, "skill": skill}
+    """The held-out result of one run (its typed `Evaluation`): the task's headline rows
+    (metric, model, baseline name, baseline value), the split, and the skill over the reference
+    baseline (error metrics only)."""
+    evaluation = Evaluation.from_summary(summary)
+    return {"split": evaluation.held_out_split, "rows": [list(r) for r in task.headline(dict(summary))],
+            "skill": evaluation.skill()}
 
 
 def _counts(study: Any) -> dict[str, int]:

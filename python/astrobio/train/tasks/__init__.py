@@ -33,12 +33,14 @@ from ..config import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import lightning as L
+    import torch
 
     from ..config import TrainConfig
+    from ..evaluation import Evaluation
     from ..history import RunHistory
 
 __all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "Tunable", "check_name",
-           "get_task", "options_type", "register_task", "task_names", "unregister_task"]
+           "TrainedModule", "get_task", "lazy_exports", "options_type", "register_task", "task_names", "unregister_task"]
 
 ENTRY_POINT_GROUP = "astrobio.tasks"
 
@@ -61,10 +63,22 @@ class BuildContext:
     history: "RunHistory"
 
 
+class TrainedModule(Protocol):
+    """What the runner and a task's `evaluate` rely on in the LightningModule a task builds: after
+    fitting, the runner restores the chosen checkpoint's weights into it, moves `model` to
+    `device` and sets it to eval mode before `Task.evaluate`."""
+
+    model: "torch.nn.Module"          # the trained network (what a checkpoint's weights are restored into)
+
+    @property
+    def device(self) -> "torch.device": ...
+
+
 @dataclass
 class Built:
-    """A task's data and model for one run. `module.model` is the trained nn.Module; `meta`
-    (plain values: store identity, names, ...) is saved in every checkpoint."""
+    """A task's data and model for one run. `module` is a LightningModule that is a
+    `TrainedModule` (its `model` attribute is the trained nn.Module); `meta` (plain values: store
+    identity, names, ...) is saved in every checkpoint."""
 
     data: "L.LightningDataModule"
     module: "L.LightningModule"
@@ -89,8 +103,10 @@ class Task(Protocol):
     def build(self, cfg: "TrainConfig", ctx: BuildContext) -> Built:
         """The data module, the LightningModule (with its model and baseline) and the checkpoint meta."""
 
-    def evaluate(self, cfg: "TrainConfig", module: Any, run_dir: Path) -> dict[str, Any]:
-        """Held-out metrics of the trained `module` beside the baseline(s): summary entries."""
+    def evaluate(self, cfg: "TrainConfig", module: TrainedModule, run_dir: Path) -> "Evaluation":
+        """Held-out metrics of the trained `module` beside the baseline(s) (`astrobio.train.evaluation`).
+        It reads nothing of the Lightning trainer: what the runner knows (best score, epochs) is in
+        the summary the runner writes around it."""
 
     def table(self, summary: dict[str, Any]) -> str:
         """The printed summary table (summary.txt)."""

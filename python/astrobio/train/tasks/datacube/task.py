@@ -13,6 +13,7 @@ import torch
 from ....errors import ConfigError
 from ....models import build_model
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt
 from .. import BuildContext, Built
@@ -85,7 +86,7 @@ class DatacubeTask:
                                 baseline=residual_of, linear=linear)
         return Built(data, module, per_rank, meta)
 
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         """RMSE (normalized, per variable in physical units), skill vs the climatology, per split
         and per run (planet); keeps a few held-out cubes for fields.png."""
         store, data, norm, clim = self.store, self.data, self.norm, self.clim
@@ -118,11 +119,11 @@ class DatacubeTask:
                                        "physics_baseline": one["physics_baseline"]["rmse"], "skill": one["skill"],
                                        "skill_physics_baseline": one["skill_physics_baseline"]}
             evaluation[name] = res
-        best = module.trainer.checkpoint_callback
-        return {"best_val_rmse": getattr(best, "best_score", None), "held_out_split": held_out,
-                "units": {v.name: v.units for v in store.variables}, "evaluation": evaluation,
-                "metric": "rmse", "baseline": "climatology", "baselines": list(BASELINES),
-                "split": data.split}
+        res = evaluation[held_out]
+        return Evaluation(
+            held_out_split=held_out, metric="rmse", direction="min", model=res["model"]["rmse"],
+            baselines={b: res[b]["rmse"] for b in BASELINES if b in res}, evaluation=evaluation,
+            details={"units": {v.name: v.units for v in store.variables}, "split": data.split})
 
     def _physics_for_report(self, cfg: TrainConfig) -> Any:
         """The physics terms as diagnostics (also when they were not trained with), if they apply."""

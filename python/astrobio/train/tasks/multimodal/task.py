@@ -30,6 +30,7 @@ from ....data import BatchIndexSampler
 from ....errors import ConfigError
 from ....models.multimodal import FusionModel
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt, plot_metric_curves, rows_table
 from .. import BuildContext, Built
@@ -81,7 +82,7 @@ class MultimodalTask:
         return Built(data, module, per_rank, meta)
 
     @torch.no_grad()
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         model = module.model.eval()
         heads = model.heads
         evaluation: dict[str, Any] = {}
@@ -102,8 +103,10 @@ class MultimodalTask:
                 res["fusion_beats"] = {m: res["standardized"]["fusion"] < res["standardized"][m] for m in ("params", "cube")}
             evaluation[split] = res
         held_out = "test" if "test" in evaluation else "val"
-        return {"held_out_split": held_out, "metric": "rmse", "baseline": "train mean", "heads": heads,
-                "targets": TARGETS, "evaluation": evaluation}
+        standardized = evaluation[held_out]["standardized"]
+        return Evaluation(held_out_split=held_out, metric="rmse", direction="min", model=standardized[heads[-1]],
+                          baselines={"train_mean": standardized["baseline"]}, evaluation=evaluation,
+                          details={"heads": heads, "targets": TARGETS})
 
     def table(self, summary: dict[str, Any]) -> str:
         heads = summary["heads"]
