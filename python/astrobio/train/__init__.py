@@ -26,7 +26,7 @@ _LIGHTNING = {
     "load_checkpoint": "checkpoint", "CHECKPOINT_FORMAT": "checkpoint",
     "NonFiniteLossError": "guards", "DataLoaderError": "guards", "ExplodingGradientError": "guards",
     "GradientGuard": "guards", "preflight": "guards", "RunHistory": "history",
-    "run_full": "pipeline", "PHASES": "pipeline", "RunResult": "trainer", "train": "trainer",
+    "run_full": "pipeline", "RunResult": "trainer", "train": "trainer",
 }
 #: config layering (`resolve`): imports the task registry only
 _RESOLVE = ("resolve", "apply_overrides", "config_from_dict", "migrate_model_section")

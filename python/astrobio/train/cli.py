@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ._stack import lightning_module
 from .config import TrainConfig, load_yaml, nest_dotted, parse_set
 from .resolve import resolve
-from .tasks import task_names
+from .tasks import Ensembles, Folds, RunsOutcome, get_task, task_names
 
 __all__ = ["build_parser", "build_config", "main"]
 
@@ -58,10 +58,12 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
                    help="train: one model; full: every component in phases (each encoder, then fusion) into "
                         "<output-dir>/phases/<name>/, resumable at phase boundaries")
     p.add_argument("--kfold", type=int, metavar="K",
-                   help="datacube: evaluate by k-fold over planets (each planet tested once; K runs in <output-dir>/fold-<i>, "
+                   help="models whose task has run_kfold (datacube): evaluate by k-fold over planets (each planet tested "
+                        "once; K runs in <output-dir>/fold-<i>, "
                         "rerun to continue) and report the mean and spread of the skill over both baselines")
     p.add_argument("--ensemble", type=int, metavar="N",
-                   help="datacube: train N seeds (<output-dir>/member-<i>, rerun to continue) and evaluate their mean "
+                   help="models whose task has run_ensemble (datacube): train N seeds (<output-dir>/member-<i>, rerun to "
+                        "continue) and evaluate their mean "
                         "prediction beside both baselines and each member")
     p.add_argument("--config", metavar="FILE", help="YAML config file")
     p.add_argument("--max-epochs", type=int)
@@ -108,6 +110,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.trai
     return run_command(lambda: _run(args))
 
 
+def _run_of_runs(cfg: TrainConfig, flag: str, n: int) -> RunsOutcome:
+    """`--kfold K` / `--ensemble N` through the model's task, when its task opts in (`Folds`, `Ensembles`)."""
+    lightning_module("trainer")  # Lightning through its one door before the task imports it
+    task = get_task(cfg.model.name)
+    if flag == "kfold":
+        if not isinstance(task, Folds):
+            raise ConfigError(f"--kfold: model {cfg.model.name!r} has no k-fold evaluation (its task has no run_kfold; "
+                              "see docs/add-a-model.md)")
+        return task.run_kfold(cfg, n)
+    if not isinstance(task, Ensembles):
+        raise ConfigError(f"--ensemble: model {cfg.model.name!r} has no seed ensembles (its task has no run_ensemble; "
+                          "see docs/add-a-model.md)")
+    return task.run_ensemble(cfg, n)
+
+
 def _run(args: argparse.Namespace) -> int:
     """The command the flags ask for; its exit status."""
     if args.kfold is not None or args.ensemble is not None:  # several runs, each kept on a rerun
@@ -115,14 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.mode == "full" or args.resume or getattr(args, other) is not None:
             raise ConfigError(f"--{flag} runs its own {what} (rerun the same command to continue); drop --mode full, "
                               f"--resume and --{other}")
-        if args.kfold is not None:
-            kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
-            print(kfold.table)
-            print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
-        else:
-            ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
-            print(ensemble.table)
-            print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
+        outcome = _run_of_runs(build_config(args), "kfold" if args.kfold is not None else "ensemble",
+                               args.kfold if args.kfold is not None else args.ensemble)
+        print(outcome.table)
+        print(f"outputs: {outcome.run_dir} ({outcome.outputs})")
         return 0
     if args.mode == "full":
         result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)

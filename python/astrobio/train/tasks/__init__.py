@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -39,8 +39,9 @@ if TYPE_CHECKING:
     from ..evaluation import Evaluation
     from ..history import RunHistory
 
-__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "Tunable", "check_name",
-           "TrainedModule", "get_task", "lazy_exports", "options_type", "register_task", "task_names", "unregister_task"]
+__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Ensembles", "Folds", "Phase", "Phased",
+           "RunsOutcome", "Task", "TaskOptions", "TrainedModule", "Tunable", "check_name", "get_task", "lazy_exports",
+           "options_type", "register_task", "task_names", "unregister_task"]
 
 ENTRY_POINT_GROUP = "astrobio.tasks"
 
@@ -119,6 +120,48 @@ class Task(Protocol):
 
 
 TaskFactory = Callable[[], Task]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of `--mode full`: a normal run of `model` into `<run>/phases/<name>/`, with
+    `overrides` (YAML layout) on top of the user's settings; `init_from` maps an option of the
+    model to the phase whose best checkpoint fills it (that phase runs first)."""
+
+    name: str
+    model: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    init_from: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Phased(Protocol):
+    """A task that `--mode full` trains: its phases, in order (`astrobio.train.pipeline`)."""
+
+    phases: "Sequence[Phase]"
+
+
+class RunsOutcome(Protocol):
+    """What a run of runs (k-fold, ensemble) hands the CLI: its folder, its table, and what the
+    folder holds (the CLI's last line)."""
+
+    run_dir: Path
+    table: str
+    outputs: str
+
+
+@runtime_checkable
+class Folds(Protocol):
+    """A task that evaluates by k-fold (`--kfold K`): each fold one normal run, rerunnable."""
+
+    def run_kfold(self, cfg: "TrainConfig", k: int) -> RunsOutcome: ...
+
+
+@runtime_checkable
+class Ensembles(Protocol):
+    """A task that trains seed ensembles (`--ensemble N`): each member one normal run, rerunnable."""
+
+    def run_ensemble(self, cfg: "TrainConfig", n: int) -> RunsOutcome: ...
 
 @runtime_checkable
 class Tunable(Protocol):

@@ -16,10 +16,12 @@ from ...config import TrainConfig
 from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from .data import StoreDataModule, climatology, open_climate_store, param_columns, store_normalization
 from .baseline import fit_indices, fit_store_baseline, fit_store_linear, read_departures
+from .ensemble import EnsembleResult, run_ensemble
 from .evaluate import BASELINES, evaluate
+from .kfold import KFoldResult, run_kfold
 from .module import EmulatorModule, physics_loss
 from .options import DEFAULTS, DatacubeOptions, search_space
 from .report import coordinate, plot_choice, plot_fields, plot_loss_curves, summary_table
@@ -38,6 +40,7 @@ class DatacubeTask:
     options_type = DatacubeOptions
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
+    phases = (Phase("datacube", "datacube"),)  # its --mode full phase
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
@@ -124,6 +127,14 @@ class DatacubeTask:
             held_out_split=held_out, metric="rmse", direction="min", model=res["model"]["rmse"],
             baselines={b: res[b]["rmse"] for b in BASELINES if b in res}, evaluation=evaluation,
             details={"units": {v.name: v.units for v in store.variables}, "split": data.split})
+
+    def run_kfold(self, cfg: TrainConfig, k: int) -> KFoldResult:
+        """`--kfold K` (`Folds`): k-fold by planet, each fold a normal run."""
+        return run_kfold(cfg, k)
+
+    def run_ensemble(self, cfg: TrainConfig, n: int) -> EnsembleResult:
+        """`--ensemble N` (`Ensembles`): N seeds, evaluated by their mean prediction."""
+        return run_ensemble(type(self)(), cfg, n)
 
     def _physics_for_report(self, cfg: TrainConfig) -> Any:
         """The physics terms as diagnostics (also when they were not trained with), if they apply."""

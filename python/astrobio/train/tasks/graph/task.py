@@ -37,7 +37,7 @@ from ...evaluation import Evaluation
 from ...metrics import average_precision, roc_auc
 from ...optim import optimizer_steps
 from ...report import fmt, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from .data import BASELINES, GraphDataModule, heuristic_scores, link_split, node_features
 from .module import GraphModule
 from .options import DEFAULTS, GraphOptions, search_space
@@ -53,6 +53,7 @@ class GraphTask:
     monitor = "val/auc"
     mode = "max"
     options_type = GraphOptions
+    phases = (Phase("graph", "graph"),)  # its --mode full phase
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
 

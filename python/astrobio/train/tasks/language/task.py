@@ -27,7 +27,7 @@ from ...config import TrainConfig
 from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt, jsonable, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from ..graph.store import open_metabolic
 from .data import ReactionDataModule, class_weights
 from .evaluate import evaluate_language, save_reproducible_adapter
@@ -44,6 +44,7 @@ class LanguageTask:
     monitor = "val/f1"
     mode = "max"
     options_type = LanguageOptions
+    phases = (Phase("language", "language"),)  # its --mode full phase
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
 

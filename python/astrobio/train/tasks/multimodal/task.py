@@ -33,7 +33,7 @@ from ...config import TrainConfig
 from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from ..datacube.data import open_climate_store
 from .data import TARGETS, MultimodalDataModule, check_variables, load_samples
 from .module import FusionModule, init_from
@@ -49,6 +49,13 @@ class MultimodalTask:
     monitor = "val/rmse"
     mode = "min"
     options_type = MultimodalOptions
+    #: --mode full: each encoder alone, then fusion starting from their best checkpoints
+    phases = (
+        Phase("multimodal-params", "multimodal", {"model": {"options": {"modalities": ["params"]}}}),
+        Phase("multimodal-cube", "multimodal", {"model": {"options": {"modalities": ["cube"]}}}),
+        Phase("multimodal", "multimodal", {"model": {"options": {"modalities": ["params", "cube"]}}},
+              {"init_params": "multimodal-params", "init_cube": "multimodal-cube"}),
+    )
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
 
