@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ....errors import ConfigError
-from ....models import build_model
+from ....models import DatacubeEmulator
 from ...config import TrainConfig
 from ...evaluation import Evaluation
 from ...optim import optimizer_steps
@@ -56,7 +56,10 @@ class DatacubeTask:
         self.param_index = param_columns(store, cfg.data.params)
         param_names = [p.name for p in store.params]
         n_inputs = len(self.param_index) if self.param_index is not None else len(param_names)
-        model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **cfg.model.options.network_options())
+        try:
+            model = DatacubeEmulator(n_inputs, store.sample_shape, **cfg.model.options.network_options())
+        except (TypeError, ValueError) as e:  # widths the network cannot take
+            raise ConfigError(f"model {cfg.model.name!r}: {e}") from None
         fit_idx = fit_indices(store, data.train_indices)  # all of them unless memory says otherwise
         self.baseline = fit_store_baseline(store, fit_idx, cfg.data.normalize)
         residual_of = self.baseline if cfg.model.options.physics_baseline else None
@@ -64,14 +67,14 @@ class DatacubeTask:
         if residual_of is not None and cfg.model.options.linear_departure:
             linear = fit_store_linear(residual_of, store, fit_idx, cfg.data.normalize, self.param_index)
             meta_linear = {"penalty": dict(zip(self.variables, linear.penalty.tolist())), "rule": "leave one training planet out"}
-        if hasattr(model, "init_base"):
-            if residual_of is None:
-                start = self.clim
-            elif linear is not None:
-                start = np.zeros(store.sample_shape)  # the linear stage's intercept is the mean departure
-            else:
-                start = read_departures(residual_of, store, fit_idx, cfg.data.normalize)[1].mean(axis=0)
-            model.init_base(torch.as_tensor(start, dtype=torch.float32))
+        # the network starts at the mean of what it predicts, its head at zero
+        if residual_of is None:
+            start = self.clim
+        elif linear is not None:
+            start = np.zeros(store.sample_shape)  # the linear stage's intercept is the mean departure
+        else:
+            start = read_departures(residual_of, store, fit_idx, cfg.data.normalize)[1].mean(axis=0)
+        model.init_base(torch.as_tensor(start, dtype=torch.float32))
         self.physics = physics_loss(cfg, store, norm)
         meta = {
             "store": {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
