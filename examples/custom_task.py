@@ -4,7 +4,7 @@
 
 The task here predicts one planet parameter (surface gravity) from the others with a small MLP,
 beside the train-mean baseline, on the default climate store's planets (or your own cube store).
-It is the recipe of docs/architecture.md ("Add a model"), step by step: options, a
+It is the recipe of docs/add-a-model.md, step by step: options, a
 LightningModule, the task class, registration. Everything else (checkpoints, exact resume, early
 stopping, logging, the summary table and plots) comes from astrobio's one trainer. In your own
 package, register it with an entry point instead:
@@ -29,7 +29,7 @@ from torch import nn
 
 from astrobio import ConfigError
 from astrobio.reader import CubeReader
-from astrobio.train import BuildContext, Built, TrainConfig, register_task
+from astrobio.train import BuildContext, Built, Evaluation, TrainConfig, register_task
 from astrobio.train.cli import main as train_main
 from astrobio.train.guards import check_finite
 from astrobio.train.history import RunHistory
@@ -127,7 +127,7 @@ class ParamFitTask:
         return Built(data, module, per_rank, {"target": o.target, **ctx.hardware})
 
     @torch.no_grad()
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         mean = float(self.y[self.splits["train"]].mean())
         evaluation = {}
         for split in ("val", "test"):
@@ -135,7 +135,9 @@ class ParamFitTask:
             pred = module.model(torch.from_numpy(self.x[idx]).to(module.device)).squeeze(-1).double().cpu().numpy()
             evaluation[split] = {"n": int(len(idx)), "model": float(np.sqrt(np.mean((pred - self.y[idx]) ** 2))),
                                  "train_mean": float(np.sqrt(np.mean((mean - self.y[idx]) ** 2)))}
-        return {"held_out_split": "test", "metric": "rmse", "baseline": "train mean", "evaluation": evaluation}
+        test = evaluation["test"]  # the typed result the runner, the --mode full table and astrobio tune read
+        return Evaluation(held_out_split="test", metric="rmse", direction="min", model=test["model"],
+                          baselines={"train_mean": test["train_mean"]}, evaluation=evaluation)
 
     def table(self, summary: dict[str, Any]) -> str:
         rows = [("split", "metric", "MLP", "train mean")]

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 from . import simulate
+from ._cli import run_command
 from .datasets import PARTS, build_default, data_home
 from .registry.cli import add_commands as add_registry_commands
 from .serve.cli import add_command as add_serve_command
-from .errors import AstrobioError, ConfigError
+from .errors import ConfigError
 from .ingest.catalogue import ingest_catalogue
 from .ingest.climate import Grid, ingest_climate
 from .ingest.metabolic import ingest_metabolic
@@ -263,19 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return train_main(argv[1:], prog="astrobio train")
     if argv[:1] == ["tune"]:
-        from .train.tune_cli import main as tune_main  # same reason: torch/Lightning load only here
+        from .tune.cli import main as tune_main  # same reason: torch/Lightning load only here
 
         return tune_main(argv[1:], prog="astrobio tune")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args))
-    except AstrobioError as e:
-        print(f"astrobio: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("astrobio: interrupted", file=sys.stderr)
-        return 130
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

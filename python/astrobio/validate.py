@@ -9,30 +9,20 @@ scan and the digests for cube stores, the manifest and digest checks for tables 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .datasets.sources import text_encoder_dir
-from .errors import AstrobioError, first_line
+from ._optional import probe
+from .errors import AstrobioError
 from .stores import KINDS, format_of
 from .stores._remote import name_of
 
 __all__ = ["Check", "check_components", "check_store", "COMPONENTS"]
 
-#: import name -> (what it enables, how to install it)
-COMPONENTS: dict[str, tuple[str, str]] = {
-    "astrobio._core": ("Rust data core", "reinstall astrobio: pip install ."),
-    "torch": ("training", "pip install torch"),
-    "zarr": ("stores", "pip install zarr"),
-    "xarray": ("NetCDF ingest", "pip install xarray netCDF4"),
-    "netCDF4": ("NetCDF ingest", "pip install netCDF4"),
-    "cobra": ("metabolic ingest", "pip install cobra"),
-    "torch_geometric": ("graph model", 'pip install "astrobio[graph]"'),
-    "transformers": ("language model", 'pip install "astrobio[llm]"'),
-    "peft": ("language model (LoRA)", 'pip install "astrobio[llm]"'),
-    "exoplasim": ("regenerating climate runs", "apt-get install gfortran && pip install exoplasim meson ninja netCDF4"),
-}
+#: the components checked, by import name (what each enables and its fix: `astrobio._optional.NEEDS`)
+COMPONENTS: tuple[str, ...] = ("astrobio._core", "torch", "zarr", "xarray", "netCDF4", "cobra", "torch_geometric",
+                               "transformers", "peft", "exoplasim")
 
 
 @dataclass(frozen=True)
@@ -45,13 +35,9 @@ class Check:
 
 def check_components() -> list[Check]:
     out = []
-    for module, (what, fix) in COMPONENTS.items():
-        required = module in ("astrobio._core", "torch", "zarr")
-        try:
-            mod = importlib.import_module(module)
-            out.append(Check(f"component {module}", True, f"{what}: {getattr(mod, '__version__', 'ok')}", required))
-        except Exception as e:  # a broken optional install raises more than ImportError
-            out.append(Check(f"component {module}", False, f"{what} unavailable ({first_line(e)}); fix: {fix}", required))
+    for module in COMPONENTS:
+        ok, detail = probe(module)  # a broken install is reported, not raised
+        out.append(Check(f"component {module}", ok, detail, module in ("astrobio._core", "torch", "zarr")))
     try:
         out.append(Check("text encoder all-MiniLM-L6-v2", True, str(text_encoder_dir()), required=False))
     except AstrobioError as e:
