@@ -153,7 +153,7 @@ def test_validate_finds_tables_and_graphs_at_urls_through_the_kinds_registry(s3:
     assert cli_main(["validate", "--store", table, "--store", graphs]) == 0
     out = capsys.readouterr().out
     assert "table planets.zarr" in out and "4 rows x 12 columns" in out
-    assert "graphs metabolic.zarr" in out and "e_coli_core: 72 nodes" in out
+    assert "graph metabolic.zarr" in out and "e_coli_core: 72 nodes" in out
     _flip_a_byte(s3, _chunk_key(s3, "validate/planets.zarr", "pl_orbper"))
     assert cli_main(["validate", "--store", table]) == 1
     assert "IntegrityError" in capsys.readouterr().out
