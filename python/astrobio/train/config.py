@@ -5,7 +5,7 @@ dict in every checkpoint and as `config.yaml` in the run folder.
 YAML layout (every key optional):
 
     model:   {name: datacube, options: {hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8}}
-    data:    {store: null, graphs: null, normalize: per_variable, batch_size: 8, num_workers: 0,
+    data:    {location: null, normalize: per_variable, batch_size: 8, num_workers: 0,
               verify: true, timeout: 600}
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
               grad_clip: 1.0, accumulate: 1}
@@ -29,7 +29,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -37,7 +37,8 @@ from ..errors import ConfigError
 from .tasks import DEFAULT_MODEL, check_name, get_task, task_names
 
 __all__ = ["ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
-           "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "nest_dotted", "options_for", "migrate_model_section"]
+           "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "nest_dotted", "options_for", "migrate_model_section",
+           "migrate_data_section", "LEGACY_LOCATION_KEYS"]
 
 
 def options_for(name: str) -> Any:
@@ -54,11 +55,16 @@ class ModelConfig:
     options: Any = field(default_factory=lambda: options_for(DEFAULT_MODEL))
 
 
+#: keys older configs and checkpoints named a store with, and the store kind each named: read by
+#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
+LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
+
+
 @dataclass
 class DataConfig:
-    store: str | None = None          # climate store (datacube, multimodal); None: the default dataset's
-    graphs: str | None = None         # metabolic graph store (graph, language); None: the default dataset's
-    ref: str | None = None            # a registered dataset version name@vN (sets store or graphs; astrobio[serve])
+    # the store the model trains on: a path, an s3:// URL or a registered version name@vN
+    # (astrobio[serve]), of the model's data kind (`Task.data_kind`); None: the default dataset's
+    location: str | None = None
     params: list[str] | None = None   # model inputs by name (None: every parameter of the store)
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
@@ -68,6 +74,37 @@ class DataConfig:
     verify: bool = True               # full integrity scan + digest check of the store before training
     timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
     split: dict[str, list[str]] | None = None  # runs per split (train/val/test), replacing the store's (k-fold)
+
+    # The older names, for Python code that sets them (`cfg.data.store = path`): each is the location.
+    @property
+    def store(self) -> str | None:
+        return self.location
+
+    @store.setter
+    def store(self, value: str | None) -> None:
+        self.location = value
+
+    graphs = ref = store
+
+
+def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
+    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
+    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        elif len(given) == 1:
+            out["location"] = next(iter(given.values()))
+        else:
+            kind = data_kind()
+            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+    return out
 
 
 @dataclass
@@ -160,7 +197,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         self.model.options.validate()
-        for name, value in (("data.store", self.data.store), ("trainer.output_dir", self.trainer.output_dir)):
+        for name, value in (("data.location", self.data.location), ("trainer.output_dir", self.trainer.output_dir)):
             if value is not None and "\0" in value:  # the OS would refuse it later, with a traceback
                 raise ConfigError(f"{name} contains a NUL character: {value!r}")
         return self
@@ -280,7 +317,10 @@ def apply_overrides(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
         raise ConfigError(f"a config must be a mapping of sections, got {values!r}")
     if "model" in values:
         _fill_model(cfg, values["model"])
-    _fill(cfg, {k: v for k, v in values.items() if k != "model"}, "")
+    rest = {k: v for k, v in values.items() if k != "model"}
+    if "data" in rest:
+        rest["data"] = migrate_data_section(rest["data"], lambda: getattr(get_task(cfg.model.name), "data_kind", None))
+    _fill(cfg, rest, "")
     return cfg
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .location import store_identity
 from ..errors import ConfigError
 from .checkpoint import load_checkpoint, restore_weights
 from .config import TrainConfig
@@ -90,7 +91,7 @@ def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
     ens_cfg.trainer.output_dir = str(run_dir)
     ens_cfg.data.verify = False  # scanned by the first member
     task = get_task(cfg.model.name)
-    identity = task.open(ens_cfg)
+    identity = store_identity(ens_cfg, task, task.open(ens_cfg))
     built = task.build(ens_cfg, BuildContext(hardware={"accelerator": "cpu", "precision": "32-true"}, history=RunHistory()))
     modules = []
     for m in members:
