@@ -170,6 +170,6 @@ def test_the_graph_model_trains_on_a_graph_store_at_a_url(s3: S3, ecoli_graphs: 
                        "--set", "model.options.networks=[e_coli_core]", "--set", "model.options.hidden=16",
                        "--set", "model.options.latent=8"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["data"]["graphs"] == url
+    assert summary["config"]["data"]["location"] == url
     assert summary["networks"]["e_coli_core"]["edges"] == 80
     assert s3.secret not in json.dumps(summary)
