@@ -102,6 +102,7 @@ class ParamFitTask:
     """One normalized store parameter from the others; baseline: the train mean."""
 
     name = "paramfit"
+    data_kind = "cube"                # data.location is resolved through this kind (astrobio.stores.kinds)
     monitor = "val/rmse"
     mode = "min"
     options_type = ParamFitOptions
@@ -112,7 +113,7 @@ class ParamFitTask:
         names = [p.name for p in self.store.params]
         if cfg.model.options.target not in names:
             raise ConfigError(f"model.options.target must be one of {names}")
-        return {"path": str(self.store.path), "content_digest": self.store.manifest.get("content_digest")}
+        return {}  # the runner records the store's kind, path and content digest itself
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
         store, o = self.store, cfg.model.options

@@ -17,44 +17,12 @@ from .datasets import PARTS, build_default, data_home
 from .registry.cli import add_commands as add_registry_commands
 from .serve.cli import add_command as add_serve_command
 from .errors import ConfigError
-from .ingest.catalogue import ingest_catalogue
-from .ingest.climate import Grid, ingest_climate
-from .ingest.metabolic import ingest_metabolic
+from .ingest.cli import add_command as add_ingest_command
+from .ingest.climate_format import split_arg
 from .stores._remote import store_location
 from .validate import check_components, check_store
 
 __all__ = ["main"]
-
-
-def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise ConfigError(f"{what} must look like NAME=VALUE, got {item!r}")
-        out[key] = value
-    return out
-
-
-def _ranges(items: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
-    """--range VAR=LO:HI (either side may be empty: open-ended) -> {VAR: (lo, hi)}."""
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for var, spec in _pairs(items, "--range").items():
-        lo_s, sep, hi_s = spec.partition(":")
-        try:
-            if not sep:
-                raise ValueError
-            lo = float(lo_s) if lo_s.strip() else None
-            hi = float(hi_s) if hi_s.strip() else None
-        except ValueError:
-            raise ConfigError(f"--range must look like VAR=LO:HI (a side may be empty, e.g. ta=10:1500 or hus=0:), "
-                              f"got {var}={spec}") from None
-        out[var] = (lo, hi)
-    return out
-
-
-def _split(items: Sequence[str]) -> dict[str, list[str]] | None:
-    return {k: [r for r in v.split(",") if r] for k, v in _pairs(items, "--split").items()} or None
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -73,7 +41,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 print(f"{part:<11} {p}")
         return 0
     if args.action == "pack-climate":
-        split = _split(args.split)  # None: the campaign's documented held-out rule
+        split = split_arg(args.split)  # None: the campaign's documented held-out rule
         npz, js = simulate.pack_results(Path(args.name), Path(args.out) if args.out else _pack_dir(), split)
         print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
         return 0
@@ -102,30 +70,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     optional_missing = sum(1 for c in checks if not c.ok and not c.required)
     print(f"\n{sum(c.ok for c in checks)} ok, {optional_missing} optional missing, {failed} failed")
     return 1 if failed else 0
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    if args.format == "climate":
-        runs = _pairs(args.sources, "a run")
-        if not args.var:
-            raise ConfigError("name the variables to ingest with --var (repeatable)")
-        units, ranges = _pairs(args.units, "--units"), _ranges(args.range)
-        for flag, given in (("--units", units), ("--range", ranges)):
-            stray = sorted(set(given) - set(args.var))
-            if stray:
-                raise ConfigError(f"{flag} names {', '.join(stray)}, not among the variables ingested (--var {' --var '.join(args.var)})")
-        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=units,
-                             valid_ranges=ranges, kind=args.kind, grid=Grid(), caller="cli", shard_samples=args.shard_samples)
-    elif args.shard_samples:
-        raise ConfigError("--shard-samples applies to climate stores (cubes) only")
-    elif args.format == "catalogue":
-        if len(args.sources) != 1:
-            raise ConfigError("catalogue ingest takes one source file")
-        out = ingest_catalogue(Path(args.sources[0]), args.out, schema=args.schema)
-    else:
-        out = ingest_metabolic({k: Path(v) for k, v in _pairs(args.sources, "a model").items()}, args.out)
-    print(out)
-    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -200,28 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--store", action="append", default=[], help="store to scan (repeatable; default: the default dataset, built first on a fresh machine)")
     v.set_defaults(func=cmd_validate)
 
-    i = sub.add_parser("ingest", help="ingest NetCDF or zarr runs, a planet catalogue or metabolic models into a store",
-                       formatter_class=fmt,
-                       epilog="examples:\n  astrobio ingest climate --out runs.zarr --var ta --var ua run-a=run_a.nc run-b=runs/b/\n"
-                              "  astrobio ingest climate --out era.zarr --var t --range t=150:350 --units rh=% --var rh era=era5.zarr\n"
-                              "  astrobio ingest climate --out s3://bucket/runs.zarr --var ta run-a=run_a.nc\n"
-                              "  astrobio ingest catalogue --schema nasa --out planets.zarr planets.csv\n"
-                              "  astrobio ingest metabolic --out nets.zarr iJO1366=iJO1366.xml.gz")
-    i.add_argument("format", choices=["climate", "catalogue", "metabolic"])
-    i.add_argument("sources", nargs="+",
-                   help="climate: RUN_ID=PATH (a .nc file, a folder of .nc files, or a zarr group); metabolic: NAME=PATH; catalogue: FILE")
-    i.add_argument("--out", required=True)
-    i.add_argument("--var", action="append", default=[], help="climate: variable to ingest (repeatable)")
-    i.add_argument("--units", action="append", default=[], help="climate: VAR=UNITS where the source lacks them (repeatable)")
-    i.add_argument("--range", action="append", default=[], metavar="VAR=LO:HI",
-                   help="climate: physical valid range of VAR, inclusive; a side may be empty (repeatable). Without it, "
-                        "the CF default for the variable's standard_name and units applies (docs/store-format.md)")
-    i.add_argument("--kind", default="simulation", choices=["simulation", "observation"])
-    i.add_argument("--split", action="append", default=[], help="climate: SPLIT=run,run (repeatable)")
-    i.add_argument("--shard-samples", type=int, default=None, metavar="N",
-                   help="climate: pack N consecutive samples into one object (for samples well under 1 MB on object storage)")
-    i.add_argument("--schema", default="nasa", choices=["nasa", "exoplanet.eu"], help="catalogue column schema")
-    i.set_defaults(func=cmd_ingest)
+    add_ingest_command(sub)  # one subcommand per registered source format (astrobio.ingest.formats)
 
     s = sub.add_parser("simulate", help="run the ExoPlaSim GCM for catalogue planets (hours)", formatter_class=fmt,
                        epilog="examples:\n  astrobio simulate --campaign --out gcm_campaign --jobs 2   # the default dataset's runs\n"

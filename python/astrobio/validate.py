@@ -2,9 +2,9 @@
 
 Components are the optional pieces (each disables only its own feature when broken); they are
 imported by name here, on purpose, so that a broken one is reported instead of breaking the
-command. Data checks find each store's kind in the registry `astrobio.stores.KINDS` (by the
-format its manifest declares) and run that kind's full verification: the Rust core's chunk
-scan and the digests for cube stores, the manifest and digest checks for tables and graphs.
+command. Data checks find each store's kind in the kinds' registry (`astrobio.stores.kinds`, by
+the format its manifest declares) and run that kind's full verification (`StoreKind.verify`);
+a store of a format no registered kind opens is refused in one line.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .datasets.sources import text_encoder_dir
 from ._optional import probe
-from .errors import AstrobioError
-from .stores import KINDS, format_of
+from .errors import AstrobioError, first_line
+from .stores import kind_of_format, format_of
 from .stores._remote import name_of
 
 __all__ = ["Check", "check_components", "check_store", "COMPONENTS"]
@@ -46,18 +46,19 @@ def check_components() -> list[Check]:
 
 
 def check_store(path: Path | str) -> Check:
-    """Full check of one store of any astrobio format (any kind in `astrobio.stores.KINDS`), in
-    a directory or at an s3:// URL."""
+    """Full check of one store of any registered kind (`astrobio.stores.kinds`), in a
+    directory or at an s3:// URL."""
     name = name_of(path)
     try:
         fmt = format_of(path)
     except AstrobioError as e:  # object storage unreachable or access denied
         return Check(f"store {name}", False, f"{type(e).__name__}: {e}")
-    kind = KINDS.get(fmt)
-    if kind is None:
-        return Check(f"store {name}", False, f"unknown format {fmt!r}")
     try:
-        ok, detail = kind.verify(path)  # type: ignore[arg-type]
+        kind = kind_of_format(fmt)
     except AstrobioError as e:
-        return Check(f"store {name}", False, f"{type(e).__name__}: {e}")
-    return Check(f"{kind.label} {name}", ok, detail)
+        return Check(f"store {name}", False, str(e))
+    try:
+        ok, detail = kind.verify(path)
+    except AstrobioError as e:
+        return Check(f"{kind.name} {name}", False, f"{type(e).__name__}: {e}")
+    return Check(f"{kind.name} {name}", ok, detail)

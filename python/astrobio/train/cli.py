@@ -43,7 +43,7 @@ config file (YAML; every key optional, see astrobio/train/config.py):
 FLAGS = {
     "model": "model.name", "max_epochs": "trainer.max_epochs", "batch_size": "data.batch_size",
     "devices": "trainer.devices", "num_nodes": "trainer.num_nodes", "output_dir": "trainer.output_dir",
-    "seed": "trainer.seed", "store": "data.store", "data": "data.ref", "precision": "trainer.precision",
+    "seed": "trainer.seed", "store": "data.location", "data": "data.location", "precision": "trainer.precision",
     "accelerator": "trainer.accelerator", "physics_constraints": "model.options.physics.enabled",
 }
 
@@ -76,8 +76,9 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
                    help="datacube: add the physics loss terms (non-negative humidity, dry static stability; "
                         "model.options.physics)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--store", metavar="PATH", help="store to train on (default: the default dataset's climate part)")
-    p.add_argument("--data", metavar="NAME@vN", help="train on a registered dataset version (astrobio registry list)")
+    p.add_argument("--data", metavar="LOCATION", help="store to train on: a path, an s3:// URL or a registered version NAME@vN "
+                   "(astrobio registry list), of the model's data kind (default: the default dataset's)")
+    p.add_argument("--store", metavar="PATH", help="the same as --data (its older name)")
     p.add_argument("--precision", choices=["auto", "32-true", "bf16-mixed", "16-mixed"])
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -6,7 +6,7 @@ YAML layout (every key optional):
 
     model:   {name: datacube, options: {hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8,
               physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}}}
-    data:    {store: null, graphs: null, normalize: per_variable, batch_size: 8, num_workers: 0,
+    data:    {location: null, normalize: per_variable, batch_size: 8, num_workers: 0,
               verify: true, timeout: 600}
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
               grad_clip: 1.0, accumulate: 1}
@@ -26,14 +26,14 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from ..errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "ModelConfig", "DataConfig", "OptimConfig", "TrainerConfig", "TrainConfig", "fill", "load_yaml",
-           "parse_set", "nest_dotted"]
+           "parse_set", "nest_dotted", "migrate_data_section", "LEGACY_LOCATION_KEYS"]
 
 #: the model trained when none is named; its options were the top level of `model` in configs
 #: written before the other models existed (see `astrobio.train.resolve.migrate_model_section`)
@@ -58,11 +58,16 @@ class ModelConfig:
     options: Any = field(default_factory=_default_options)
 
 
+#: keys older configs and checkpoints named a store with, and the store kind each named: read by
+#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
+LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
+
+
 @dataclass
 class DataConfig:
-    store: str | None = None          # climate store (datacube, multimodal); None: the default dataset's
-    graphs: str | None = None         # metabolic graph store (graph, language); None: the default dataset's
-    ref: str | None = None            # a registered dataset version name@vN (sets store or graphs; astrobio[serve])
+    # the store the model trains on: a path, an s3:// URL or a registered version name@vN
+    # (astrobio[serve]), of the model's data kind (`Task.data_kind`); None: the default dataset's
+    location: str | None = None
     params: list[str] | None = None   # model inputs by name (None: every parameter of the store)
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
@@ -72,6 +77,57 @@ class DataConfig:
     verify: bool = True               # full integrity scan + digest check of the store before training
     timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
     split: dict[str, list[str]] | None = None  # runs per split (train/val/test), replacing the store's (k-fold)
+
+    # The older names, for Python code that sets them (`cfg.data.store = path`): each is the location.
+    @property
+    def store(self) -> str | None:
+        return self.location
+
+    @store.setter
+    def store(self, value: str | None) -> None:
+        self.location = value
+
+    graphs = ref = store
+
+
+def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
+    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
+    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        elif len(given) == 1:
+            out["location"] = next(iter(given.values()))
+        else:
+            kind = data_kind()
+            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+    return out
+
+
+def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
+    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
+    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        elif len(given) == 1:
+            out["location"] = next(iter(given.values()))
+        else:
+            kind = data_kind()
+            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+    return out
 
 
 @dataclass
@@ -155,7 +211,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         self.model.options.validate()
-        for name, value in (("data.store", self.data.store), ("trainer.output_dir", self.trainer.output_dir)):
+        for name, value in (("data.location", self.data.location), ("trainer.output_dir", self.trainer.output_dir)):
             if value is not None and "\0" in value:  # the OS would refuse it later, with a traceback
                 raise ConfigError(f"{name} contains a NUL character: {value!r}")
         return self

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._stack import lightning_module
-from .config import DEFAULT_MODEL, ModelConfig, TrainConfig, fill
+from .config import DEFAULT_MODEL, ModelConfig, TrainConfig, fill, migrate_data_section
 from .tasks import check_name, get_task, options_type, task_names
 
 __all__ = ["defaults", "resolve", "apply_overrides", "config_from_dict", "saved_config", "migrate_layer",
@@ -76,6 +76,8 @@ def migrate_layer(layer: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(layer, Mapping):
         raise ConfigError(f"a config must be a mapping of sections, got {layer!r}")
     out = {k: v for k, v in layer.items() if k not in _RETIRED_SECTIONS}
+    if "data" in out:  # data.store / graphs / ref of older configs -> data.location
+        out["data"] = migrate_data_section(out["data"], lambda: get_task(model_name(layer, default=name)).data_kind)
     retired = {k: layer[k] for k in _RETIRED_SECTIONS if k in layer}
     if "model" not in layer and not retired:
         return out

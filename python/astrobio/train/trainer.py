@@ -35,6 +35,7 @@ from .._fsutil import atomic_write
 from .._optional import require
 from ..errors import ConfigError, DataNotFoundError
 from ..registry import require_extra as require_registry
+from .location import Registered, resolve_location, store_identity
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
 from .config import TrainConfig
 from .evaluation import Evaluation
@@ -204,23 +205,6 @@ def _lineage() -> Any:
     return importlib.import_module("astrobio.registry.lineage")
 
 
-def _registered_data(cfg: TrainConfig) -> dict[str, Any] | None:
-    """With `data.ref` (name@vN): the registered version's store becomes `data.store` (cubes) or
-    `data.graphs` (graphs), after the registry checked it is still the one registered."""
-    if not cfg.data.ref:
-        return None
-    lineage = _lineage()
-    info = lineage.load_info(cfg.data.ref)
-    if info["kind"] == "cube":
-        cfg.data.store = info["uri"]
-    elif info["kind"] == "graph":
-        cfg.data.graphs = info["uri"]
-    else:
-        raise ConfigError(f"{cfg.data.ref} is a {info['kind']} store; a model trains on a cube or graph store")
-    info["lineage"] = lineage.lineage_record(cfg.data.ref, info["digest"], info["uri"])
-    return info
-
-
 def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any], resources: ResourceMonitor) -> RunResult:
     started = time.perf_counter()
     cfg.validate()
@@ -228,9 +212,9 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if ckpt is not None:
         _check_resumable(ckpt_path, ckpt, cfg)  # type: ignore[arg-type]
-    registered = _registered_data(cfg)
     task = get_task(cfg.model.name)
-    identity = task.open(cfg)
+    registered = resolve_location(cfg, task)  # name@vN: the registry's checked store, of the task's kind
+    identity = store_identity(cfg, task, task.open(cfg))  # the runner records kind, path, digest itself
     accelerator, precision, why = resolve_hardware(cfg)
     log.info("accelerator %s, precision %s (%s)", accelerator, precision, why)
     run_dir = _run_dir(cfg, ckpt_path)
@@ -247,8 +231,9 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     built = task.build(cfg, BuildContext(hardware={"accelerator": accelerator, "precision": precision}, history=history))
     module = built.module
     module.allow_zero_length_dataloader_with_multiple_devices = True
+    built.meta["store"] = {**built.meta.get("store", {}), **identity}  # what --resume checks, for every task
     if registered is not None:
-        built.meta["data"] = registered["lineage"]  # the checkpoint says which version it saw
+        built.meta["data"] = registered.lineage  # the checkpoint says which version it saw
 
     checkpoints = RunCheckpoints(run_dir / "checkpoints", monitor=task.monitor, mode=task.mode,
                                  every_n_epochs=cfg.trainer.checkpoint_every_n_epochs,
@@ -300,7 +285,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     if cfg.trainer.plots and history.epochs:
         summary["plots"] = task.plots(cfg, summary, history.to_dict(), run_dir)
     if registered is not None:
-        summary["data"] = registered["lineage"]
+        summary["data"] = registered.lineage
     summary["wall_time_s"] = time.perf_counter() - started
     summary["resources"] = resources.stop()
     if isinstance(trainer.logger, MLFlowLogger):
@@ -310,11 +295,11 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     table = task.table(summary) + "\n" + format_block(summary["resources"])
     write_summary(run_dir, summary, table)
     if registered is not None:
-        _lineage().record_run(cfg.data.ref, str(run_dir), summary)
+        _lineage().record_run(registered.ref, str(run_dir), summary)
     return RunResult(run_dir, best, last, history.to_dict(), summary, table, evaluation)
 
 
-def lineage_mlflow(logger: MLFlowLogger, registered: dict[str, Any], summary: dict[str, Any]) -> None:
+def lineage_mlflow(logger: MLFlowLogger, registered: Registered, summary: dict[str, Any]) -> None:
     """The registered version as an MLflow dataset input of the run (name, digest, source, schema)."""
-    _lineage().log_mlflow_dataset(logger.experiment, logger.run_id, registered["ref"], registered["digest"],
-                               registered["uri"], registered["kind"], registered.get("summary"))
+    _lineage().log_mlflow_dataset(logger.experiment, logger.run_id, registered.ref, registered.digest,
+                                  registered.uri, registered.kind, registered.summary)

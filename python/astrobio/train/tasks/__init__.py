@@ -92,14 +92,16 @@ class Task(Protocol):
     run's data between `open`, `build` and `evaluate`."""
 
     name: str
+    data_kind: str                    # the store kind it reads (`astrobio.stores.kinds`): data.location is resolved through it
     monitor: str                      # the validation metric (logged name) checkpoints and early stopping follow
     mode: str                         # "min" | "max": the monitored metric's better direction
     options_type: type                # the dataclass of this model's options (a TaskOptions)
     defaults: Mapping[str, Any]       # this model's defaults for the shared sections (data, optim, trainer, ...)
 
     def open(self, cfg: "TrainConfig") -> dict[str, Any]:
-        """Open and check the data (DependencyError first if an optional library is missing);
-        return its identity: at least `path` and `content_digest`."""
+        """Open and check the data at `data.location` (None: the default dataset's; set it to the
+        store opened), DependencyError first if an optional library is missing; return extra
+        identity fields (may be empty): the runner records kind, path and content digest itself."""
 
     def build(self, cfg: "TrainConfig", ctx: BuildContext) -> Built:
         """The data module, the LightningModule (with its model and baseline) and the checkpoint meta."""

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ....errors import ConfigError
+from ...location import store_identity
 from ...checkpoint import load_checkpoint, restore_weights
 from ...config import TrainConfig
 from ...evaluation import Evaluation
@@ -102,7 +103,7 @@ def run_ensemble(task: "DatacubeTask", cfg: TrainConfig, n: int) -> EnsembleResu
     ens_cfg = copy.deepcopy(cfg)
     ens_cfg.trainer.output_dir = str(run_dir)
     ens_cfg.data.verify = False  # scanned by the first member
-    identity = task.open(ens_cfg)
+    identity = store_identity(ens_cfg, task, task.open(ens_cfg))
     built = task.build(ens_cfg, BuildContext(hardware={"accelerator": "cpu", "precision": "32-true"}, history=RunHistory()))
     modules = []
     for m in members:

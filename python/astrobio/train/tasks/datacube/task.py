@@ -35,6 +35,7 @@ class DatacubeTask:
     the emulator predicts departures from (`model.options.physics_baseline`)."""
 
     name = "datacube"
+    data_kind = "cube"
     monitor = "val/rmse"
     mode = "min"
     options_type = DatacubeOptions
@@ -44,8 +45,7 @@ class DatacubeTask:
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
-        return {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
-                "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
+        return {"n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
         store = self.store
@@ -77,8 +77,7 @@ class DatacubeTask:
         model.init_base(torch.as_tensor(start, dtype=torch.float32))
         self.physics = physics_loss(cfg, store, norm)
         meta = {
-            "store": {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
-                      "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)},
+            "store": {"n_samples": store.n_samples, "sample_shape": list(store.sample_shape)},  # + the runner's identity
             "variables": variables, "params": param_names, "inputs": cfg.data.params or param_names,
             "normalize": cfg.data.normalize, **ctx.hardware,
         }

@@ -50,6 +50,7 @@ class GraphTask:
     """Link prediction on held-out edges; baselines common neighbours and Adamic-Adar."""
 
     name = "graph"
+    data_kind = "graph"
     monitor = "val/auc"
     mode = "max"
     options_type = GraphOptions
@@ -59,8 +60,8 @@ class GraphTask:
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         require("torch_geometric")  # fail here, before any work, when the extra is missing
-        path, manifest, self.graphs = open_metabolic(cfg, list(cfg.model.options.networks))
-        self.identity = {"path": str(path), "content_digest": manifest.get("content_digest"), "networks": list(self.graphs)}
+        _, _, self.graphs = open_metabolic(cfg, list(cfg.model.options.networks))
+        self.identity = {"networks": list(self.graphs)}
         return self.identity
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:

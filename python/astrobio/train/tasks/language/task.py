@@ -5,7 +5,7 @@ resume, early stopping on validation macro-F1, logging, summary).
 The model is astrobio.models.language's, the examples and split astrobio.datasets.reactions'
 (see docs/language.md for the task's rules); this package holds the rest:
 
-- data (`data`): `load_reaction_subsystems` on the metabolic store (`data.graphs`, else the
+- data (`data`): `load_reaction_subsystems` on the metabolic store (`data.location`, else the
   default dataset's), the data rules and split from `model.options`; `ReactionDataModule`
   tokenizes and shuffles by (seed, epoch).
 - module (`module`): `LanguageModule` (cross-entropy with class weights, validation accuracy
@@ -41,6 +41,7 @@ class LanguageTask:
     """Reaction name -> subsystem; baselines majority class and TF-IDF + logistic regression."""
 
     name = "language"
+    data_kind = "graph"
     monitor = "val/f1"
     mode = "max"
     options_type = LanguageOptions
@@ -53,14 +54,13 @@ class LanguageTask:
             require(name)
         self.versions = check_llm_stack()  # versions, and the pair importing together
         o = cfg.model.options
-        path, manifest, _ = open_metabolic(cfg, list(o.networks or []))
+        path, _, _ = open_metabolic(cfg, list(o.networks or []))
         data = load_reaction_subsystems(path, models=o.networks, min_count=o.min_count, rare=o.rare,  # type: ignore[arg-type]
                                         val=o.val_fraction, test=o.test_fraction, seed=o.split_seed)
         if o.subset:
             data = data.subset(dict(zip(("train", "val", "test"), o.subset)))
         self.data = data
-        self.identity = {"path": str(path), "content_digest": manifest.get("content_digest"),
-                         "examples": {s: int(len(data.indices(s))) for s in ("train", "val", "test")}}
+        self.identity = {"examples": {s: int(len(data.indices(s))) for s in ("train", "val", "test")}}
         return self.identity
 
     def _settings(self, cfg: TrainConfig) -> LoraSettings:

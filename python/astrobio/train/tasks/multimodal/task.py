@@ -46,6 +46,7 @@ class MultimodalTask:
     """Surface climate from parameters, cube, and both; baseline: the train mean."""
 
     name = "multimodal"
+    data_kind = "cube"
     monitor = "val/rmse"
     mode = "min"
     options_type = MultimodalOptions
@@ -62,8 +63,7 @@ class MultimodalTask:
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
         check_variables(store, cfg.model.options)
-        self.identity = {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
-                         "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
+        self.identity = {"n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
         return self.identity
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
