@@ -25,7 +25,7 @@ from .jobs import JobRunner, sweep_temporaries
 from .limits import BodyLimit
 from .observe import REQUEST_ID_HEADER, RequestContext
 from .problems import install_handlers
-from .routers import datasets, health, jobs
+from .routers import datasets, health, jobs, pages
 from .settings import Settings
 
 __all__ = ["create_app", "API_PREFIX"]
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
+    app.include_router(pages.router)
     install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext)  # added last: outermost, so every answer gets its id
