@@ -50,16 +50,24 @@ def cell(x: Any, depth: int = 0) -> Markup:
 
 
 def tree(x: Any) -> Markup:
-    """A nested value (provenance) as definition lists."""
+    """A nested value (provenance) as definition lists; a long branch (the per-run settings of
+    a simulation campaign) folds into a <details> element, open on a click, no script."""
     if isinstance(x, dict):
         if not x:
             return Markup('<span class="muted">none</span>')
-        return Markup("<dl>{}</dl>").format(Markup("").join(Markup("<dt>{}</dt><dd>{}</dd>").format(k, tree(v)) for k, v in x.items()))
+        return Markup("<dl>{}</dl>").format(Markup("").join(Markup("<dt>{}</dt><dd>{}</dd>").format(k, _fold(v)) for k, v in x.items()))
     if isinstance(x, (list, tuple)):
         if x and all(not isinstance(v, (dict, list)) for v in x):
             return escape(", ".join(fmt(v) for v in x))
-        return Markup("<ul>{}</ul>").format(Markup("").join(Markup("<li>{}</li>").format(tree(v)) for v in x)) if x else Markup("none")
+        return Markup("<ul>{}</ul>").format(Markup("").join(Markup("<li>{}</li>").format(_fold(v)) for v in x)) if x else Markup("none")
     return Markup("<code>{}</code>").format(fmt(x)) if isinstance(x, str) and ("/" in x or ":" in x) else escape(fmt(x))
+
+
+def _fold(v: Any) -> Markup:
+    inner = tree(v)
+    if isinstance(v, (dict, list)) and len(str(v)) > 400:
+        return Markup("<details><summary>{} entries</summary>{}</details>").format(len(v), inner)
+    return inner
 
 
 def count(split: Any, what: str) -> str:
@@ -89,6 +97,15 @@ def total(splits: Any) -> str:
         return "—"
 
 
+def headline(held: Any, limit: int = 8) -> dict[str, Any]:
+    """The top-level held-out numbers (e.g. model.rmse, baseline.rmse, skill), not every
+    per-variable or per-run breakdown (those are in the API's version record)."""
+    if not isinstance(held, dict):
+        return {}
+    top = {k: v for k, v in held.items() if k.count(".") <= 1 and not k.startswith(("runs.", "physics."))}
+    return dict(list(top.items())[:limit])
+
+
 def training(metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {k: metrics[k] for k in _TRAINING if metrics and k in metrics}
 
@@ -96,7 +113,7 @@ def training(metrics: dict[str, Any] | None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.ChainableUndefined)
-    env.globals.update(cell=cell, tree=tree, fmt=fmt, count=count, rest=rest, total=total, training=training)
+    env.globals.update(cell=cell, tree=tree, fmt=fmt, count=count, rest=rest, total=total, training=training, headline=headline)
     return env
 
 
