@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -84,15 +83,6 @@ def fuzz(base: str, key: str, max_time: int, out: Path, seed: int | None = None,
     if seed is not None:
         cmd += ["--seed", str(seed)]
     return subprocess.call(cmd, cwd=out)  # its example database stays with the reports
-
-
-def requests_made(out: Path) -> int:
-    """Count of HTTP requests schemathesis sent (from its ndjson event log)."""
-    n = 0
-    for path in out.glob("*.ndjson"):
-        text = path.read_text()
-        n += len(re.findall(r'"request"\s*:\s*\{', text))
-    return n
 
 
 def main() -> int:
