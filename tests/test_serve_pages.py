@@ -12,11 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
 from cdp_pipe import CHROMIUM, Browser
 from registry_fixtures import BACKENDS, drop_backend, make_backend, real_sources, start_server
 
 from astrobio.ingest.catalogue import ingest_catalogue
 from astrobio.registry import lineage
+from astrobio.serve.render import cell, tree
 
 PAGES = ["/", "/datasets/planets", "/datasets/planets/v1", "/datasets/planets/v1/quality"]
 
@@ -114,3 +118,20 @@ def test_headless_chromium_signs_in_and_screenshots_the_pages(tmp_path):
         browser.close()
         site["s"].stop()
         drop_backend(site["b"])
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=20)
+
+
+@given(_json)
+@settings(max_examples=200, deadline=None)
+def test_report_values_render_readable_and_escaped(value):
+    """Whatever a report holds: no raw JSON, no markup from the data, and every string shown."""
+    for html in (str(cell(value)), str(tree(value))):
+        assert "<script" not in html and '{"' not in html and "\\u003e" not in html
+        stripped = re.sub(r"<[^>]*>", "", html)  # the text a person reads
+        assert "<" not in stripped and ">" not in stripped  # data's angle brackets arrive escaped
+    if isinstance(value, str) and value:
+        assert str(escape(value)) in str(cell(value))

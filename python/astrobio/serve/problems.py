@@ -57,12 +57,12 @@ class Problem(BaseModel):
     """RFC 9457 problem details, plus the request id (also in the X-Request-ID header) and,
     for 422, the invalid fields."""
 
-    type: str = Field("about:blank", description="a URI naming the problem type")
+    type: str = Field(default="about:blank", description="a URI naming the problem type")
     title: str = Field(description="the HTTP status phrase")
     status: int = Field(description="the HTTP status code")
     detail: str = Field(description="what went wrong, for a person")
-    instance: str = Field("", description="the request path")
-    request_id: str = Field("", description="the X-Request-ID of this request")
+    instance: str = Field(default="", description="the request path")
+    request_id: str = Field(default="", description="the X-Request-ID of this request")
     errors: list[FieldError] = Field(default_factory=list, description="invalid fields (422)")
 
 

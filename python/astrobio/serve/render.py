@@ -82,11 +82,6 @@ def count(split: Any, what: str) -> str:
     return "—"
 
 
-def rest(split: Any) -> dict[str, Any]:
-    skip = {"runs", "n_runs", "samples", "n_samples", "rows", "n_rows"}
-    return {k: v for k, v in split.items() if k not in skip} if isinstance(split, dict) else {}
-
-
 def total(splits: Any) -> str:
     if not isinstance(splits, dict) or not splits:
         return "—"
@@ -113,7 +108,7 @@ def training(metrics: dict[str, Any] | None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.ChainableUndefined)
-    env.globals.update(cell=cell, tree=tree, fmt=fmt, count=count, rest=rest, total=total, training=training, headline=headline)
+    env.globals.update(cell=cell, tree=tree, fmt=fmt, count=count, total=total, training=training, headline=headline)
     return env
 
 
