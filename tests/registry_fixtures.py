@@ -111,7 +111,8 @@ class Server:
                 self.proc.wait()
 
 
-def start_server(b: Backend, roots: list[Path], *, max_body: int = 64 * 1024, log_name: str = "server.log") -> Server:
+def start_server(b: Backend, roots: list[Path], *, max_body: int = 64 * 1024, log_name: str = "server.log",
+                 extra_args: tuple[str, ...] = ()) -> Server:
     port = free_port()
     env = {**os.environ, "ASTROBIO_HOME": str(b.home), "ASTROBIO_REGISTRY_URL": b.url,
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -120,6 +121,7 @@ def start_server(b: Backend, roots: list[Path], *, max_body: int = 64 * 1024, lo
             "--max-body-bytes", str(max_body), "--log-level", "info"]
     for r in roots:
         args += ["--source-root", str(r)]
+    args += list(extra_args)
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, f"http://127.0.0.1:{port}", log)

@@ -66,15 +66,15 @@ def test_unknown_dataset_version_and_job_are_404(svc):
 
 def test_malformed_json_unknown_and_missing_fields_are_422_naming_the_field(svc):
     r = _post(svc, content=b'{"format": "catalogue", "dataset": ', headers={"content-type": "application/json"})
-    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    assert r.status_code == 422 and r.json()["errors"][0]["type"] == "json_invalid"
     r = _post(svc, {**CAT, "sneaky": 1})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "sneaky"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "sneaky"
     r = _post(svc, {k: v for k, v in CAT.items() if k != "source"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "source"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "source"
     r = _post(svc, {**CAT, "format": "spreadsheet"})
-    assert r.status_code == 422 and "using 'format'" in r.json()["detail"][0]["msg"]  # the discriminator field is named
+    assert r.status_code == 422 and "using 'format'" in r.json()["errors"][0]["msg"]  # the discriminator field is named
     r = _post(svc, {**CAT, "dataset": "../up"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "dataset"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "dataset"
 
 
 def test_huge_bodies_are_refused_413(svc):
@@ -93,10 +93,10 @@ def test_huge_bodies_are_refused_413(svc):
 def test_source_paths_are_confined_to_the_roots(svc, source):
     r = _post(svc, {**CAT, "source": source})
     assert r.status_code == 422, r.text
-    d = r.json()["detail"][0]
+    d = r.json()["errors"][0]
     assert d["loc"] == ["body", "source"] and ("outside the allowed source roots" in d["msg"] or "does not exist" in d["msg"])
     r = _post(svc, {"format": "metabolic", "dataset": "m", "models": {"evil": source}})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "models", "evil"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "models", "evil"]
 
 
 def test_concurrent_collects_of_one_dataset_get_unique_consecutive_versions(svc):

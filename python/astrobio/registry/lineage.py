@@ -10,6 +10,7 @@ The trainer calls three functions (see docs/registry.md, "Lineage"):
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from ..errors import AstrobioError
@@ -51,7 +52,26 @@ def record_run(ref: str, run_dir: str, summary: dict[str, Any] | None = None, re
     metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if summary.get("monitor"):
         metrics["monitor"] = summary["monitor"]
+    split = summary.get("held_out_split")
+    held = summary.get("evaluation", {}).get(split) if isinstance(summary.get("evaluation"), dict) and split else None
+    if isinstance(held, dict):  # the run's result on its held-out split, for the dataset pages
+        metrics["held_out_split"] = str(split)
+        metrics["held_out"] = _scalars(held)
     (registry or open_registry()).record_run(ref, str(run_dir), str(summary.get("model", "")), metrics)
+
+
+def _scalars(tree: dict[str, Any], prefix: str = "", limit: int = 48) -> dict[str, float]:
+    """Dotted keys -> numbers of a nested result (e.g. {"model.rmse": 0.57, "skill": 0.05})."""
+    out: dict[str, float] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_scalars(v, key + ".", limit - len(out)))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):  # JSON has no NaN
+            out[key] = v
+        if len(out) >= limit:
+            break
+    return dict(list(out.items())[:limit])
 
 
 def mlflow_dataset(ref: str, digest: str, uri: str, kind: str, summary: dict[str, Any] | None = None) -> Any:

@@ -14,12 +14,15 @@ _WHERE = {"create_app": "app", "API_PREFIX": "app", "Settings": "settings"}
 
 
 def serve(settings: Any, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the service with uvicorn until interrupted."""
+    """Run the service with uvicorn until interrupted (SIGINT/SIGTERM: a graceful stop that
+    lets running collects finish); logs are JSON lines on stderr."""
     from .._optional import require
 
     uvicorn = require("uvicorn")
     app = importlib.import_module(".app", __name__)
-    uvicorn.run(app.create_app(settings), host=host, port=port, log_level=log_level)
+    observe = importlib.import_module(".observe", __name__)
+    uvicorn.run(app.create_app(settings), host=host, port=port, log_level=log_level,
+                log_config=observe.log_config(log_level), access_log=False)
 
 
 def __getattr__(name: str) -> Any:

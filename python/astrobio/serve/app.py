@@ -1,8 +1,11 @@
-"""The REST service: `create_app(settings)` builds a FastAPI app over the registry, `/api/v1`.
+"""The REST service: `create_app(settings)` builds a FastAPI app over the registry, `/api/v1`,
+and the dataset pages for people at `/` (pages.py).
 
-Errors from astrobio map onto HTTP: DataNotFoundError 404, IntegrityError 409 (a store that
-is no longer what was registered), ConfigError 422. OpenAPI schema at /openapi.json, docs at
-/docs.
+Every error is a problem-details answer declared in the OpenAPI schema (problems.py): astrobio's
+DataNotFoundError 404, IntegrityError 409 (a store that is no longer what was registered),
+ConfigError 422, a database that cannot be reached 503. Every answer carries an X-Request-ID;
+every 5xx is logged with its traceback under it (observe.py). OpenAPI schema at /openapi.json,
+docs at /docs.
 """
 
 from __future__ import annotations
@@ -11,16 +14,18 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from .._version import __version__
-from ..errors import AstrobioError, ConfigError, DataNotFoundError, IntegrityError
+from ..registry.collect import store_root
 from ..registry.core import Registry
-from .jobs import JobRunner
+from .jobs import JobRunner, sweep_temporaries
 from .limits import BodyLimit
-from .routers import datasets, jobs
+from .observe import REQUEST_ID_HEADER, RequestContext
+from .problems import install_handlers
+from .routers import datasets, health, jobs, pages
 from .settings import Settings
 
 __all__ = ["create_app", "API_PREFIX"]
@@ -40,23 +45,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stale = reg.fail_stale(started) + runner.fail_stale(started)
         if stale:
             log.warning("marked %d interrupted collects (versions and jobs) as failed", stale)
+        swept = sweep_temporaries(settings.store_root or store_root())
+        if swept:
+            log.warning("removed %d temporary folders of interrupted collects: %s", len(swept), ", ".join(p.name for p in swept))
         app.state.registry, app.state.jobs, app.state.settings = reg, runner, settings
         try:
             yield
         finally:
-            runner.shutdown()
+            marked = runner.shutdown(settings.shutdown_grace)
+            if marked:
+                log.warning("stopping: marked %d unfinished collect(s) failed", marked)
 
     app = FastAPI(title="astrobio registry", version=__version__, lifespan=lifespan,
                   description="Versioned, verified training datasets: collect, list, quality, load. "
-                              "Every endpoint needs an X-API-Key header (`astrobio keys create NAME`).")
+                              "Every endpoint but /health and /ready needs an X-API-Key header "
+                              "(`astrobio keys create NAME`). Errors are RFC 9457 problem details "
+                              f"(`application/problem+json`); every answer carries `{REQUEST_ID_HEADER}`. "
+                              f"Request bodies are limited to {settings.max_body_bytes} bytes (413 beyond).")
+    app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(jobs.router, prefix=API_PREFIX)
-    statuses = ((DataNotFoundError, 404), (IntegrityError, 409), (ConfigError, 422), (AstrobioError, 400))
-
-    @app.exception_handler(AstrobioError)
-    async def astrobio_error(_request: Request, exc: AstrobioError) -> JSONResponse:
-        status = next(code for cls, code in statuses if isinstance(exc, cls))
-        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=status)
-
+    app.include_router(pages.router)
+    install_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)  # added last: outermost, so every answer gets its id
+    app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """FastAPI's schema plus what the server enforces beyond the models: the body limit on
+    every operation with a body, and the X-Request-ID header on every answer."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    rid = {"description": "the request id (the client's, when sane, else a new one); 5xx are logged under it",
+           "schema": {"type": "string"}}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            if "requestBody" in op:
+                op["x-max-body-bytes"] = settings.max_body_bytes
+                op["requestBody"]["description"] = f"at most {settings.max_body_bytes} bytes (413 beyond)"
+            for resp in op.get("responses", {}).values():
+                resp.setdefault("headers", {})[REQUEST_ID_HEADER] = rid
+    app.openapi_schema = schema
+    return schema

@@ -26,7 +26,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for r in roots:
         if not r.is_dir():
             raise ConfigError(f"--source-root {r} is not a directory")
-    serve(Settings(database_url=args.database_url, source_roots=roots, max_body_bytes=args.max_body_bytes),
+    serve(Settings(database_url=args.database_url, source_roots=roots, max_body_bytes=args.max_body_bytes,
+                   collect_workers=args.collect_workers, shutdown_grace=args.shutdown_grace),
           host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -39,6 +40,9 @@ def add_command(sub: Any) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--source-root", action="append", default=[], help="directory collect may read sources from (repeatable)")
     s.add_argument("--max-body-bytes", type=int, default=64 * 1024)
+    s.add_argument("--collect-workers", type=int, default=2, help="collects run at once (more wait, queued)")
+    s.add_argument("--shutdown-grace", type=float, default=60.0,
+                   help="on SIGTERM, seconds running collects get to finish before they are marked failed")
     s.add_argument("--database-url", default=None, help="default: $ASTROBIO_REGISTRY_URL or $ASTROBIO_HOME/registry.db")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)

@@ -1,4 +1,4 @@
-"""Request body size limit as plain ASGI middleware: refuses by Content-Length up front and
+"""Request body size limit as plain ASGI middleware (413 problem details): refuses by Content-Length up front and
 counts streamed (chunked) bodies as they arrive, so an oversized body is never buffered."""
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ class BodyLimit:
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+    async def _refuse(self, send: Any, scope: dict[str, Any]) -> None:
+        rid = scope.get("state", {}).get("request_id", "")
+        body = json.dumps({"type": "about:blank", "title": "Content Too Large", "status": 413,
+                           "detail": f"request body larger than {self.max_bytes} bytes", "instance": scope.get("path", ""),
+                           "request_id": rid, "errors": []}).encode()
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
@@ -31,7 +34,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._refuse(send)
+                    await self._refuse(send, scope)
                     return
         received = 0
         started = refused = False
@@ -48,7 +51,7 @@ class BodyLimit:
                 if received > self.max_bytes:
                     refused = True
                     if not started:
-                        await self._refuse(send)
+                        await self._refuse(send, scope)
                     return {"type": "http.disconnect"}
             return message
 

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from ...errors import ConfigError
 from ...registry.collect import confine, sources_of
 from ..auth import require
+from ..problems import errors
 from ..schemas import CollectAccepted, CollectRequest, DatasetOut, DatasetSummary, LoadOut, VersionOut
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -18,46 +19,89 @@ NameParam = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="dat
 VersionParam = Path(pattern=r"^v?[0-9]{1,9}$", description="version number (3 or v3)")
 
 
+# what each kind of operation can answer besides its success (declared in the schema)
+READ = errors(401, 403, 404, 422, 500, 503)
+READ_LIST = errors(401, 403, 500, 503)
+WRITE = errors(400, 401, 403, 413, 422, 500, 503)
+
+
 def _ref(name: str, v: str) -> str:
     return f"{name}@v{int(v.removeprefix('v'))}"
 
 
-@router.get("", response_model=list[DatasetSummary], dependencies=[Depends(require("read"))])
+def _reason(e: Exception) -> str:
+    """Why the OS refused a path, without echoing the path (it names the server's folders)."""
+    return e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+
+
+def _unstorable(value: Any, loc: list[str | int]) -> list[str | int] | None:
+    """The location of the first string (key or value) the database cannot hold: a NUL or a
+    lone UTF-16 surrogate (PostgreSQL refuses both in text and JSON)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return loc
+        return loc if "\0" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _unstorable(k, [*loc, str(k)]) or _unstorable(v, [*loc, str(k)])
+            if bad:
+                return bad
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            bad = _unstorable(v, [*loc, i])
+            if bad:
+                return bad
+    return None
+
+
+@router.get("", response_model=list[DatasetSummary], dependencies=[Depends(require("read"))], responses=READ_LIST)
 def list_datasets(request: Request) -> list[dict[str, Any]]:
     return request.app.state.registry.datasets()
 
 
-@router.post("/collect", response_model=CollectAccepted, status_code=202, dependencies=[Depends(require("write"))])
+@router.post("/collect", response_model=CollectAccepted, status_code=202, dependencies=[Depends(require("write"))],
+             responses=WRITE)
 def collect(request: Request, body: Annotated[CollectRequest, Body(discriminator="format")]) -> dict[str, Any]:
     """Ingest the named sources into a new version of `dataset`, in the background; poll
     `GET /jobs/{job_id}`. Source paths must lie inside the server's source roots."""
     spec = body.model_dump(by_alias=True)
+    bad = _unstorable(spec, ["body"])
+    if bad:
+        raise HTTPException(422, [{"loc": bad, "msg": "text with a NUL character or a lone surrogate", "type": "value_error.text"}])
     roots = request.app.state.settings.source_roots
-    errors = []
+    refused = []
     for field, path in sources_of(spec).items():
         try:
             confine(path, roots)
         except ConfigError as e:
-            errors.append({"loc": ["body", *field.split(".", 1)], "msg": str(e), "type": "value_error.source_path"})
-    if errors:
-        raise HTTPException(422, errors)
+            refused.append({"loc": ["body", *field.split(".", 1)], "msg": str(e), "type": "value_error.source_path"})
+        except (OSError, ValueError) as e:  # ENAMETOOLONG, ELOOP, EACCES, an unencodable name: the path is refused
+            refused.append({"loc": ["body", *field.split(".", 1)], "msg": f"source path cannot be used: {_reason(e)}",
+                            "type": "value_error.source_path"})
+    if refused:
+        raise HTTPException(422, refused)
     number = request.app.state.registry.begin_version(spec["dataset"])
     job_id = request.app.state.jobs.submit(spec, number)
     return {"job_id": job_id, "ref": f"{spec['dataset']}@v{number}", "state": "queued"}
 
 
-@router.get("/{name}", response_model=DatasetOut, dependencies=[Depends(require("read"))])
+@router.get("/{name}", response_model=DatasetOut, dependencies=[Depends(require("read"))],
+            responses=READ)
 def get_dataset(request: Request, name: str = NameParam) -> dict[str, Any]:
     return request.app.state.registry.dataset(name)
 
 
-@router.get("/{name}/versions/{v}", response_model=VersionOut, dependencies=[Depends(require("read"))])
+@router.get("/{name}/versions/{v}", response_model=VersionOut, dependencies=[Depends(require("read"))],
+            responses=READ)
 def get_version(request: Request, name: str = NameParam, v: str = VersionParam) -> dict[str, Any]:
     return request.app.state.registry.version(_ref(name, v))
 
 
 @router.get("/{name}/versions/{v}/quality", dependencies=[Depends(require("read"))],
-            responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+            responses={200: {"content": {"application/json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}},
+                       **READ})
 def get_quality(request: Request, name: str = NameParam, v: str = VersionParam) -> Any:
     """The quality report: JSON, or a readable page with plots when the client accepts
     text/html (and prefers it over JSON)."""
@@ -72,7 +116,8 @@ def get_quality(request: Request, name: str = NameParam, v: str = VersionParam) 
     return JSONResponse(report)
 
 
-@router.get("/{name}/versions/{v}/load", response_model=LoadOut, dependencies=[Depends(require("read"))])
+@router.get("/{name}/versions/{v}/load", response_model=LoadOut, dependencies=[Depends(require("read"))],
+            responses=errors(401, 403, 404, 409, 422, 500, 503))
 def load(request: Request, name: str = NameParam, v: str = VersionParam) -> dict[str, Any]:
     """URI, digest, kind and manifest summary of a ready version whose store is intact
     (409 with the reason when it was deleted or changed after registration)."""
