@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from astrobio import ConfigError
+from astrobio.data import BatchIndexSampler, StatefulLoader
 from astrobio.reader import CubeReader
 from astrobio.train import BuildContext, Built, Evaluation, TrainConfig, register_task
 from astrobio.train.cli import main as train_main
@@ -79,16 +80,32 @@ class ParamFitModule(L.LightningModule):
                                    self.cfg.optim, self.total_steps)
 
 
+class _Batches(torch.utils.data.Dataset):
+    """Whole batches by index list (the sampler yields a list of sample indices per batch)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(batch, dtype=torch.long)
+        return self.x[rows], self.y[rows]
+
+
 class _Data(L.LightningDataModule):
     def __init__(self, x: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray], batch_size: int, seed: int) -> None:
         super().__init__()
         self.x, self.y, self.splits, self.batch_size, self.seed = torch.from_numpy(x), torch.from_numpy(y), splits, batch_size, seed
 
     def _loader(self, split: str, shuffle: bool) -> Any:
+        # astrobio's seeded batch sampler + StatefulLoader: Lightning saves where in the epoch the
+        # run was, so `--resume` after a crash repeats exactly the batches the whole run would see
+        # (a plain shuffling DataLoader would start the interrupted epoch over in a new order).
         idx = self.splits[split]
-        data = torch.utils.data.TensorDataset(self.x[idx], self.y[idx])
-        return torch.utils.data.DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
-                                           generator=torch.Generator().manual_seed(self.seed))
+        sampler = BatchIndexSampler(np.arange(len(idx)), self.batch_size, shuffle=shuffle, seed=self.seed, pad=False)
+        return StatefulLoader(_Batches(self.x[idx], self.y[idx]), sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> Any:
         return self._loader("train", True)

@@ -76,11 +76,8 @@ def test_step_4_the_example_script_trains_it(climate_slice, tmp_path, capsys):
     assert "paramfit, gravity" in capsys.readouterr().out and (out / "summary.json").is_file()
 
 
-# The runner refuses this resume today: it compares the store digest the task copied into its
-# checkpoint meta by hand, and the example (as a new user's task would) copies none ("different
-# store (digest None)"). The runner is to record the store identity itself (issue 22, item 5;
-# the `plugins` change to trainer.py); strict, so this marker must go when that lands.
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason="resume refused until the runner records the store digest itself")
+# The runner records the store identity itself, so a task that copies none into its meta resumes;
+# the example's StatefulLoader continues mid-epoch with the same batches.
 def test_step_5_it_resumes_exactly_after_an_interruption(paramfit, climate_slice, tmp_path):
     import torch
 
