@@ -110,7 +110,8 @@ def test_an_old_format_checkpoint_resumes_and_a_newer_one_is_refused(tmp_path, c
     assert main(["--resume", str(out), "--max-epochs", "2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_run"] == 2 and summary["config"]["model"] == {"name": "datacube", "options": {
-        "hidden": 16, "channels": [8, 4], "skip_channels": 8, "physics_baseline": True, "linear_departure": True}}
+        "hidden": 16, "channels": [8, 4], "skip_channels": 8, "physics_baseline": True, "linear_departure": True,
+        "physics": {"enabled": False, "humidity_weight": 1.0, "stability_weight": 0.1, "kappa": 2.0 / 7.0}}}
     assert load_checkpoint(out / "checkpoints" / "last.ckpt")["astrobio"]["format"] == ck.CHECKPOINT_FORMAT
 
     newer = load_checkpoint(out / "checkpoints" / "last.ckpt")

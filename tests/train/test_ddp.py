@@ -37,7 +37,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
     # the validation RMSE reduced over both ranks' shards equals a single-process evaluation
     from astrobio import open_store
     from astrobio.models import DatacubeEmulator, LinearDeparture, PhysicsBaseline
-    from astrobio.train.tasks.datacube import climatology, evaluate, store_normalization
+    from astrobio.train.tasks.datacube import climatology, store_normalization
+    from astrobio.train.tasks.datacube.evaluate import evaluate
 
     s = open_store(store)
     weights = last["state_dict"]

@@ -25,8 +25,8 @@ def kept_or_trained(cfg: TrainConfig, run_dir: Path, *, scan: bool,
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        if finished_as_asked(summary):
-            return summary
+        if "held_out" in summary and finished_as_asked(summary):  # without it: written before the typed result,
+            return summary                                      # so resumed below (nothing left to train) and evaluated again
     cfg.trainer.output_dir = str(run_dir)
     cfg.data.verify = cfg.data.verify and scan
     resume = run_dir if (run_dir / "checkpoints" / "last.ckpt").is_file() else None

@@ -2,11 +2,12 @@
 
 from .. import lazy_exports
 
-#: public name -> its module here; loaded on first use, so the options module imports alone
+#: public name -> its module here; loaded on first use, so the options module imports alone.
+#: (`evaluate` is the submodule: a lazy name cannot shadow a submodule once that is imported.)
 _WHERE = {"DEFAULTS": "options", "DatacubeOptions": "options", "DatacubeTask": "task", "EmulatorModule": "module",
           "EnsembleResult": "ensemble", "KFoldResult": "kfold", "MeanPrediction": "ensemble", "Normalization": "data",
           "PhysicsOptions": "options", "StoreDataModule": "data", "aggregate": "kfold", "climatology": "data",
-          "default_climate_store": "data", "evaluate": "evaluate", "evaluate_members": "ensemble",
+          "default_climate_store": "data", "evaluate_members": "ensemble",
           "open_climate_store": "data", "param_columns": "data", "physics_loss": "module", "planet_folds": "kfold",
           "run_ensemble": "ensemble", "run_kfold": "kfold", "store_normalization": "data"}
 __all__ = sorted(_WHERE)
