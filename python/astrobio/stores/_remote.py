@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .._native import core
 from ..errors import ConfigError, IntegrityError
 
 __all__ = ["is_url", "store_location", "name_of", "get", "put", "delete", "listing", "read_json", "tree_digest", "upload",
@@ -38,9 +39,7 @@ SNAPSHOT_MAX_BYTES = 4 << 30
 
 
 def _core() -> Any:
-    from .. import _core as core
-
-    return core
+    return core()
 
 
 def is_url(location: object) -> bool:
@@ -185,7 +184,3 @@ def local_view(location: str | Path) -> Iterator[tuple[Path, str]]:
         yield tmp / "store", where
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

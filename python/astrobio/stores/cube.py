@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from .._native import core
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
 from ._remote import store_location
+from .splits import SPLITS, split_problem
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
            "digest"]
@@ -29,7 +31,6 @@ ARRAYS = ("cubes", "params")
 #: Manifest fields the content digest leaves out: fixed dimension names, coordinates and the
 #: statistics (derived from the arrays, whose digests are covered).
 UNDIGESTED = ("dims", "coords", "stats")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,9 @@ class Run:
 
 
 def _core() -> Any:
-    """The native module, imported on first use: `import astrobio` (and `astrobio validate`, which
-    reports a broken native module as a failed component) must work without it."""
-    from .. import _core as core
-
-    return core
+    """The native module, imported on first use (`astrobio._native`): `import astrobio` (and
+    `astrobio validate`, which reports a broken native module) works without it."""
+    return core()
 
 
 def digest(manifest: Mapping[str, Any]) -> str:
@@ -283,21 +282,8 @@ def _check_stats(manifest: dict[str, Any], root: Path | str) -> None:
 
 
 def _check_split(manifest: dict[str, Any], root: Path | str) -> None:
-    """The split section (which the core does not read): {train|val|test: [run ids of this store]},
-    a run in at most one split. Anything else is an IntegrityError, not a KeyError/TypeError later."""
-    split = manifest.get("split")
-    if not isinstance(split, dict):
-        raise IntegrityError(f"manifest: split must map train/val/test to run ids, got {type(split).__name__}", path=str(root))
-    ids = {r["id"] for r in manifest["runs"]}
-    seen: dict[str, str] = {}
-    for name, runs in split.items():
-        if name not in SPLITS:
-            raise IntegrityError(f"manifest: unknown split {name!r} (splits are train, val and test)", path=str(root))
-        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
-            raise IntegrityError(f"manifest: split {name!r} must be a list of run ids", path=str(root))
-        for r in runs:
-            if r not in ids:
-                raise IntegrityError(f"manifest: split {name!r} names run {r!r}, which is not in the store", path=str(root))
-            if r in seen:
-                raise IntegrityError(f"manifest: run {r!r} is in both the {seen[r]!r} and {name!r} splits", path=str(root))
-            seen[r] = name
+    """The split section (which the core does not read) follows the one split rule
+    (`stores.splits`). Anything else is an IntegrityError, not a KeyError/TypeError later."""
+    problem = split_problem(manifest.get("split"), [r["id"] for r in manifest["runs"]])
+    if problem:
+        raise IntegrityError(f"manifest: {problem}", path=str(root))

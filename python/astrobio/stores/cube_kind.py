@@ -19,6 +19,7 @@ from ..errors import IntegrityError
 from . import _remote
 from .cube import FORMAT, Store, digest, open_store
 from .kinds import Description, expectation, histogram
+from .splits import runs_in_two_splits
 
 __all__ = ["CubeKind", "KIND", "chunk_hashes", "sample_hashes", "SCAN_CHECKS", "HIST_SAMPLES"]
 
@@ -126,13 +127,7 @@ def _scan_results(scan: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _runs_in_one_split(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    seen: dict[str, str] = {}
-    both = []
-    for split, runs in manifest["split"].items():
-        for r in runs:
-            if r in seen:
-                both.append({"run": r, "splits": [seen[r], split]})
-            seen[r] = split
+    both = runs_in_two_splits(manifest["split"])
     return expectation("expect_no_run_in_two_splits", not both, len(both), 0, {"runs": both[:10]})
 
 

@@ -20,7 +20,8 @@ from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ._group import GroupWriter
 from ._remote import name_of, store_location
-from .cube import FORMAT, FORMAT_VERSION, SPLITS, Variable, digest
+from .cube import FORMAT, FORMAT_VERSION, Variable, digest
+from .splits import complete_split, split_problem
 
 __all__ = ["StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
 
@@ -191,19 +192,12 @@ class StoreWriter:
     def _check_split(self, split: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
         ids = [r["id"] for r in self._runs]
         if split is None:
-            return {"train": ids, "val": [], "test": []}
-        unknown = set(split) - set(SPLITS)
-        if unknown:
-            raise ConfigError(f"unknown split names {sorted(unknown)}; use {SPLITS}")
-        seen: dict[str, str] = {}
-        for name, runs in split.items():
-            for r in runs:
-                if r not in self._run_moments:
-                    raise ConfigError(f"split {name!r} names run {r!r}, which is not in the store")
-                if r in seen:
-                    raise ConfigError(f"run {r!r} is in both {seen[r]!r} and {name!r} splits (leakage)")
-                seen[r] = name
-        return {name: list(split.get(name, [])) for name in SPLITS}
+            return complete_split({"train": ids})
+        problem = split_problem({k: list(v) if isinstance(v, tuple) else v for k, v in split.items()}
+                                if isinstance(split, Mapping) else split, ids)
+        if problem:
+            raise ConfigError(problem)
+        return complete_split(split)
 
     def _manifest(self, split: dict[str, list[str]]) -> dict[str, Any]:
         scope = split["train"] or [r["id"] for r in self._runs]

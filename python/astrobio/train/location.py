@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..registry import is_data_ref  # light: the registry's libraries load only for name@vN
 from ..stores import kind_of, read_group_manifest
 from ..stores._remote import store_location
 from ..stores.kinds import StoreKind, get_kind
@@ -30,11 +31,6 @@ class Registered:
     kind: str
     summary: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, str] = field(default_factory=dict)
-
-
-def is_data_ref(value: str | None) -> bool:
-    """True when `value` names a registered version ('name@vN') rather than a path or URL."""
-    return bool(value) and "@" in str(value) and "/" not in str(value) and "://" not in str(value)
 
 
 def task_kind(task: Any) -> StoreKind | None:

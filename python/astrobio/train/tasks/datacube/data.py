@@ -17,6 +17,7 @@ from ....data import BatchIndexSampler, CubeBatchDataset, make_loader
 from ....datasets import default_part, part_path
 from ....errors import ConfigError, DataNotFoundError
 from ....reader import CubeReader, Normalization
+from ....stores.splits import complete_split, split_problem
 from ....stores.cube import Store, open_store
 from ...config import DataConfig, TrainConfig
 from ...guards import preflight
@@ -72,17 +73,10 @@ def resolve_split(store: Store, override: dict[str, list[str]] | None) -> dict[s
         for name in ("train", "val"):
             store.samples(name)  # unknown or empty split: ConfigError / DataNotFoundError
         return {k: list(v) for k, v in store.split.items()}
-    unknown = sorted(set(override) - {"train", "val", "test"})
-    if unknown:
-        raise ConfigError(f"data.split names splits {unknown}; use train, val and test")
-    split = {k: list(override.get(k) or []) for k in ("train", "val", "test")}
-    seen: dict[str, str] = {}
-    for name, runs in split.items():
-        for run_id in runs:
-            store.run(run_id)  # ConfigError naming the run and the store
-            if run_id in seen:
-                raise ConfigError(f"data.split puts run {run_id!r} in both {seen[run_id]} and {name}")
-            seen[run_id] = name
+    problem = split_problem(override, [r.id for r in store.runs])  # the stores' one split rule
+    if problem:
+        raise ConfigError(f"data.split: {problem}")
+    split = complete_split(override)
     for name in ("train", "val"):
         if not split[name]:
             raise DataNotFoundError(f"data.split leaves {name!r} without runs", path=str(store.path),
