@@ -13,7 +13,7 @@ import numpy as np
 
 from ._native import core
 from .errors import ConfigError
-from .stores._remote import store_location
+from .stores.location import store_location
 
 if TYPE_CHECKING:
     from ._core import BatchReader

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, DataNotFoundError
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from ..stores.splits import SPLITS
 from .default import part_path
 

@@ -11,7 +11,7 @@ import typing
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from .formats import IngestContext, SourceFormat, format_names, get_format, pairs, parse_request
 
 __all__ = ["add_command", "cmd_ingest", "generated_arguments", "generated_values"]

@@ -1,5 +1,6 @@
-"""Cube stores (format "astrobio.store"): [N, V, L, H, W] float32 samples grouped in runs, with
-parameters, statistics, a split by run and normalization in the manifest.
+"""Cube stores (the "cube" kind; manifests say "astrobio.store"), opened as `CubeStore` by
+`open_cube` (older names `Store`, `open_store`): [N, V, L, H, W] float32 samples grouped in
+runs, with parameters, statistics, a split by run and normalization in the manifest.
 
 The format is in docs/store-format.md; writing lives in `stores.cube_writer`. Opening validates
 the manifest and array metadata through the Rust core, so a store that opens is one the loader
@@ -18,11 +19,11 @@ import numpy as np
 from .._native import core
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
-from ._remote import store_location
+from .location import store_location
 from .splits import SPLITS, split_problem
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
-           "digest"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "CubeStore", "open_cube",
+           "Store", "open_store", "digest"]
 
 FORMAT = "astrobio.store"
 FORMAT_VERSION = 1
@@ -96,8 +97,8 @@ def digest(manifest: Mapping[str, Any]) -> str:
     return content_digest(manifest, UNDIGESTED)
 
 
-class Store:
-    """An opened store. Use `open_store(path)`. `path` is a `Path`, or the URL string of a
+class CubeStore:
+    """An opened cube store. Use `open_cube(path)`. `path` is a `Path`, or the URL string of a
     store in object storage."""
 
     def __init__(self, path: Path | str, manifest: dict[str, Any]) -> None:
@@ -107,7 +108,7 @@ class Store:
         self._by_id = {r.id: r for r in self.runs}
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r}, runs={len(self.runs)}, samples={self.n_samples}, sample_shape={self.sample_shape})"
+        return f"CubeStore({str(self.path)!r}, runs={len(self.runs)}, samples={self.n_samples}, sample_shape={self.sample_shape})"
 
     @property
     def n_samples(self) -> int:
@@ -193,8 +194,8 @@ def _variable(d: Mapping[str, Any]) -> Variable:
                     range_source=d.get("range_source"))
 
 
-def open_store(path: str | Path) -> Store:
-    """Open the store at `path` (a directory or an `s3://bucket/prefix` URL), checking that it
+def open_cube(path: str | Path) -> CubeStore:
+    """Open the cube store at `path` (a directory or an `s3://bucket/prefix` URL), checking that it
     is complete and consistent.
 
     Raises DataNotFoundError (missing or incompletely written store, with the command that
@@ -219,8 +220,12 @@ def open_store(path: str | Path) -> Store:
         raise IntegrityError(f"manifest: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}", path=str(root))
     _check_split(manifest, root)
     _check_stats(manifest, root)
-    return Store(root, manifest)
+    return CubeStore(root, manifest)
 
+
+#: the older names (the README, user code and the rest of astrobio use them): the same objects
+Store = CubeStore
+open_store = open_cube
 
 _STAT_FIELDS = ("count", "mean", "std", "min", "max")
 

@@ -19,11 +19,11 @@ from .._stats import Moments
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ._group import GroupWriter
-from ._remote import name_of, store_location
+from .location import name_of, store_location
 from .cube import FORMAT, FORMAT_VERSION, Variable, digest
 from .splits import complete_split, split_problem
 
-__all__ = ["StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
+__all__ = ["CubeWriter", "write_cube", "StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
 
 # Run ids become parts of paths and keys elsewhere: no separators, no leading dot.
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -49,10 +49,10 @@ def _codecs(compression: str, level: int | None) -> dict[str, Any]:
     return {"serializer": BytesCodec(endian="little"), "compressors": [stage, Crc32cCodec()]}
 
 
-class StoreWriter:
+class CubeWriter:
     """Build a store run by run, then `commit()` it atomically.
 
-    >>> with StoreWriter(path, variables=vs, sample_shape=(5, 10, 32, 64)) as w:  # doctest: +SKIP
+    >>> with CubeWriter(path, variables=vs, sample_shape=(5, 10, 32, 64)) as w:  # doctest: +SKIP
     ...     w.add_run("earth-like", cubes)          # cubes: [T, V, L, H, W]
     ...     w.commit(split={"train": ["earth-like"]})
 
@@ -113,7 +113,7 @@ class StoreWriter:
                 "params", shape=(0, len(self.params)), chunks=(65536, len(self.params)), dtype="float32",
                 fill_value=float("nan"), dimension_names=("sample", "param"), **_codecs(compression, compression_level),
             )
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> "CubeWriter":
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -259,7 +259,7 @@ def _tool_versions() -> dict[str, Any]:
     }
 
 
-def write_store(
+def write_cube(
     path: str | Path,
     runs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray, np.ndarray | None]],
     *,
@@ -276,7 +276,12 @@ def write_store(
     sample_shape = tuple(np.shape(items[0][1])[1:])
     if len(sample_shape) != 4:
         raise ConfigError(f"cubes must be [T, V, L, H, W]; got shape {np.shape(items[0][1])}")
-    with StoreWriter(path, variables=variables, params=params, sample_shape=sample_shape, **kwargs) as w:  # type: ignore[arg-type]
+    with CubeWriter(path, variables=variables, params=params, sample_shape=sample_shape, **kwargs) as w:  # type: ignore[arg-type]
         for run_id, cubes, p in items:
             w.add_run(run_id, cubes, p)
         return w.commit(split)
+
+
+#: the older names (the README, user code and the rest of astrobio use them): the same objects
+StoreWriter = CubeWriter
+write_store = write_cube

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..registry import is_data_ref  # light: the registry's libraries load only for name@vN
 from ..stores import kind_of, read_group_manifest
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from ..stores.kinds import StoreKind, get_kind
 
 __all__ = ["Registered", "is_data_ref", "resolve_location", "store_identity", "task_kind"]
