@@ -29,16 +29,17 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from ..errors import ConfigError
+from .location import migrate_data_section
 from .tasks import DEFAULT_MODEL, check_name, get_task, task_names
 
 __all__ = ["ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
            "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "nest_dotted", "options_for", "migrate_model_section",
-           "migrate_data_section", "LEGACY_LOCATION_KEYS"]
+           "migrate_data_section"]
 
 
 def options_for(name: str) -> Any:
@@ -53,11 +54,6 @@ class ModelConfig:
 
     name: str = DEFAULT_MODEL
     options: Any = field(default_factory=lambda: options_for(DEFAULT_MODEL))
-
-
-#: keys older configs and checkpoints named a store with, and the store kind each named: read by
-#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
-LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
 
 
 @dataclass
@@ -85,26 +81,6 @@ class DataConfig:
         self.location = value
 
     graphs = ref = store
-
-
-def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
-    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
-    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
-    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
-    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
-    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
-        return data
-    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
-    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
-    if "location" not in out and given:
-        if given.get("ref") is not None:
-            out["location"] = given["ref"]
-        elif len(given) == 1:
-            out["location"] = next(iter(given.values()))
-        else:
-            kind = data_kind()
-            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
-    return out
 
 
 @dataclass

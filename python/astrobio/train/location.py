@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
@@ -18,7 +19,33 @@ from ..stores import kind_of, read_group_manifest
 from ..stores.location import store_location
 from ..stores.kinds import StoreKind, get_kind
 
-__all__ = ["Registered", "is_data_ref", "resolve_location", "store_identity", "task_kind"]
+__all__ = ["LEGACY_LOCATION_KEYS", "Registered", "is_data_ref", "migrate_data_section", "resolve_location", "store_identity",
+           "task_kind"]
+
+
+#: keys older configs and checkpoints named a store with, and the store kind each named: read by
+#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
+LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
+
+
+def migrate_data_section(data: Any, data_kind: Callable[[], str | None]) -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
+    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
+    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        elif len(given) == 1:
+            out["location"] = next(iter(given.values()))
+        else:
+            kind = data_kind()
+            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+    return out
 
 
 @dataclass
