@@ -30,9 +30,11 @@ LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
 
 def migrate_data_section(data: Any, data_kind: Callable[[], str | None]) -> Any:
     """The `data` section of one config layer with the older location keys (`store`, `graphs`,
-    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
-    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
-    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. `data.store` and `data.graphs`
+    applied only to the models of their kind (a layer may name both, as configs for `--mode
+    full` do), so the one of the run's model's data kind (`data_kind()`, asked only then) is
+    kept and the other dropped, as before; for a task that declares no kind, a single one is
+    kept. `data.ref` (any kind) and an explicit `location` win."""
     if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
         return data
     out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
@@ -40,11 +42,13 @@ def migrate_data_section(data: Any, data_kind: Callable[[], str | None]) -> Any:
     if "location" not in out and given:
         if given.get("ref") is not None:
             out["location"] = given["ref"]
-        elif len(given) == 1:
-            out["location"] = next(iter(given.values()))
         else:
             kind = data_kind()
-            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+            mine = [v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind]
+            if mine:
+                out["location"] = mine[0]
+            elif kind is None and len(given) == 1:
+                out["location"] = next(iter(given.values()))
     return out
 
 
