@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._version import __version__
 from .errors import AstrobioError, ConfigError, DataNotFoundError, DependencyError, IntegrityError, SampleIndexError
 from .reader import Batch, CubeReader
-from .stores import Run, Store, StoreWriter, Variable, open_store, write_store
+from .stores import CubeStore, CubeWriter, Run, Store, StoreWriter, Variable, open_cube, open_store, write_cube, write_store
 
 __all__ = [
     "__version__",
@@ -21,6 +21,10 @@ __all__ = [
     "SampleIndexError",
     "Batch",
     "CubeReader",
+    "CubeStore",
+    "CubeWriter",
+    "open_cube",
+    "write_cube",
     "Run",
     "Store",
     "StoreWriter",

@@ -19,7 +19,7 @@ from .serve.cli import add_command as add_serve_command
 from .errors import ConfigError
 from .ingest.cli import add_command as add_ingest_command
 from .ingest.climate_format import split_arg
-from .stores._remote import store_location
+from .stores.location import store_location
 from .validate import check_components, check_store
 
 __all__ = ["main"]

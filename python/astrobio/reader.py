@@ -7,13 +7,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ._core import BatchReader
+from ._native import core
 from .errors import ConfigError
-from .stores._remote import store_location
+from .stores.location import store_location
+
+if TYPE_CHECKING:
+    from ._core import BatchReader
 
 __all__ = ["Batch", "CubeReader", "Normalization"]
 
@@ -81,7 +84,8 @@ class CubeReader:
     def native(self) -> BatchReader:
         """The process-local `astrobio._core.BatchReader` (reopened after fork)."""
         if self._native is None or self._pid != os.getpid():
-            self._native = BatchReader(str(self.path), self.normalize, self._threads())
+            # on first use (`astrobio._native`): `import astrobio` works, and validate reports, without it
+            self._native = core().BatchReader(str(self.path), self.normalize, self._threads())
             self._pid = os.getpid()
         return self._native
 

@@ -16,7 +16,7 @@ from .datasets.sources import text_encoder_dir
 from ._optional import probe
 from .errors import AstrobioError, first_line
 from .stores import kind_of_format, format_of
-from .stores._remote import name_of
+from .stores.location import name_of
 
 __all__ = ["Check", "check_components", "check_store", "COMPONENTS"]
 

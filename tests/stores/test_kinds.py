@@ -84,3 +84,12 @@ def test_writer_core_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     with pytest.raises(astrobio.ConfigError, match="already committed"):
         g.commit({})
     assert [p.name for p in tmp_path.iterdir()] == ["t.zarr"]
+
+
+def test_the_cube_store_has_one_name_and_the_older_names_are_the_same_objects() -> None:
+    from astrobio.stores import CubeWriter, StoreWriter, _remote, location, write_cube, write_store
+
+    assert astrobio.Store is astrobio.CubeStore and astrobio.open_store is astrobio.open_cube
+    assert StoreWriter is CubeWriter and write_store is write_cube and astrobio.StoreWriter is CubeWriter
+    assert _remote is location  # patching the old private module patches the public one
+    assert get_kind("cube").open.__annotations__["return"] in ("CubeStore", astrobio.CubeStore)

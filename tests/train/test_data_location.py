@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from astrobio.errors import ConfigError
 from astrobio.train.cli import build_config, build_parser
-from astrobio.train.config import TrainConfig, migrate_data_section
+from astrobio.train.config import TrainConfig
+from astrobio.train.location import migrate_data_section
 from astrobio.train.resolve import apply_overrides, config_from_dict
 from astrobio.train.location import is_data_ref
 from astrobio.train.tasks import get_task
@@ -21,6 +22,10 @@ def test_a_layer_naming_both_stores_keeps_the_one_of_the_models_kind(model: str,
     cfg = apply_overrides(TrainConfig.for_model(model), {"data": {"store": "c.zarr", "graphs": "g.zarr", "batch_size": 4}})
     assert cfg.data.location == expected and cfg.data.batch_size == 4
     assert get_task(model).data_kind in ("cube", "graph")
+    # a key of the other kind alone applied to the other models only, as before: it is dropped
+    other = {"cube": "graphs", "graph": "store"}[get_task(model).data_kind]
+    assert apply_overrides(TrainConfig.for_model(model), {"data": {other: "o.zarr"}}).data.location is None
+    assert migrate_data_section({"store": "c.zarr"}, lambda: None) == {"location": "c.zarr"}  # a task of no declared kind
 
 
 def test_old_checkpoint_configs_load_and_the_explicit_location_wins() -> None:
@@ -40,8 +45,11 @@ def test_python_names_and_flags_set_the_one_location() -> None:
     cfg.data.store = "a.zarr"
     assert cfg.data.location == cfg.data.graphs == cfg.data.ref == "a.zarr"
     for flag in ("--store", "--data"):
-        args = build_parser().parse_args([flag, "climate@v3"])
-        assert build_config(args).data.location == "climate@v3"
+        args = build_parser().parse_args([flag, "climate.zarr"])
+        assert build_config(args).data.location == "climate.zarr"
+    # --store kept its meaning: a cube store, for the models that read cubes (so --mode full passes it to those only)
+    assert build_config(build_parser().parse_args(["--model", "graph", "--store", "climate.zarr"])).data.location is None
+    assert build_config(build_parser().parse_args(["--model", "graph", "--data", "nets.zarr"])).data.location == "nets.zarr"
 
 
 @given(st.text(min_size=1, max_size=40))

@@ -33,7 +33,7 @@ from ..errors import DataNotFoundError, IntegrityError
 from ..ingest._provenance import file_digest, inputs_digest, up_to_date
 from ..ingest.climate import valid_range
 from ..stores.cube import Variable
-from ..stores.cube_writer import StoreWriter
+from ..stores.cube_writer import CubeWriter
 
 __all__ = ["PACK_NAME", "PACK_FORMAT", "PACK_FORMAT_VERSION", "PACK_CODEC", "VARIABLES", "PARAMS", "pack_path",
            "run_params", "build_climate_store"]
@@ -125,7 +125,7 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
         raise IntegrityError("runs of the pack disagree on units", path=str(js))
     # Units as the model wrote them (ExoPlaSim writes hus as "1", i.e. kg kg-1).
     variables = [Variable(v.name, units[0].get(v.name, v.units), v.valid_range, v.long_name) for v in VARIABLES]
-    with StoreWriter(out, variables=variables, params=PARAMS, sample_shape=tuple(cubes.shape[2:]), coords=coords,
+    with CubeWriter(out, variables=variables, params=PARAMS, sample_shape=tuple(cubes.shape[2:]), coords=coords,
                      name="astrobio default: ExoPlaSim climate campaign (catalogue planets + designed runs)", provenance=provenance) as w:
         for i, run in enumerate(doc["runs"]):
             cube = cubes[i].astype(np.float32)

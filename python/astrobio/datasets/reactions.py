@@ -36,7 +36,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, DataNotFoundError
-from ..stores._remote import store_location
+from ..stores.location import store_location
+from ..stores.splits import SPLITS
 from .default import part_path
 
 __all__ = ["OTHER", "SPLITS", "UNLABELLED", "ReactionSubsystems", "load_reaction_subsystems", "normalize_name",
@@ -44,7 +45,6 @@ __all__ = ["OTHER", "SPLITS", "UNLABELLED", "ReactionSubsystems", "load_reaction
 
 OTHER = "other"
 UNLABELLED = frozenset({"unassigned"})
-SPLITS = ("train", "val", "test")
 BUILD_HINT = "Build it with `astrobio datasets build default --parts metabolic`"
 
 

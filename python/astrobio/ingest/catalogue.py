@@ -36,7 +36,7 @@ from pydantic import Field
 from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
 from ..stores import _group, table
 from ..stores.table import COLUMNS, NUMERIC, write_table
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from .formats import IngestContext, SourceFormat, SourcePath, StrictRequest
 from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 

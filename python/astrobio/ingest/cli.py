@@ -11,7 +11,7 @@ import typing
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from .formats import IngestContext, SourceFormat, format_names, get_format, pairs, parse_request
 
 __all__ = ["add_command", "cmd_ingest", "generated_arguments", "generated_values"]
@@ -81,7 +81,10 @@ def add_command(sub: Any) -> None:
         f = formats.add_parser(name, help=fmt.help or f"ingest {name} sources into a {fmt.kind} store", formatter_class=fmt_help,
                                epilog="examples:\n" + "\n".join(f"  {e}" for e in fmt.examples) if fmt.examples else None)
         f.add_argument("--out", required=True, help="where to write the store (a directory or an s3:// URL)")
-        (fmt.add_arguments or (lambda parser, fmt=fmt: generated_arguments(parser, fmt)))(f)
+        if fmt.add_arguments is not None:
+            fmt.add_arguments(f)
+        else:
+            generated_arguments(f, fmt)
     p.set_defaults(func=cmd_ingest)
 
 

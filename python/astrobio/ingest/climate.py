@@ -31,8 +31,8 @@ import xarray as xr
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ..stores.cube import Variable
-from ..stores._remote import name_of, store_location
-from ..stores.cube_writer import StoreWriter
+from ..stores.location import name_of, store_location
+from ..stores.cube_writer import CubeWriter
 from ._provenance import command_line, inputs_digest, sources_record, tool_versions, up_to_date
 from .cf import CF_RANGES, cf_default, example_units
 from .netcdf import open_netcdf
@@ -241,7 +241,7 @@ def ingest_climate(
     (each recorded as the variable's `range_source`). `origin` is "simulation" or "observation"
     and is recorded (as the provenance's "kind", the field's name in every existing store).
     `caller` ("api" or "cli") only sets the syntax of hints in errors.
-    `shard_samples` packs that many consecutive samples into one object (StoreWriter; for
+    `shard_samples` packs that many consecutive samples into one object (CubeWriter; for
     small samples on object storage, docs/object-storage.md).
     Re-running on unchanged inputs returns the existing store untouched. Returns the store path.
     """
@@ -267,7 +267,7 @@ def ingest_climate(
     if up_to_date(out, digest):
         log.info("%s is up to date with its inputs; nothing to do", out)
         return out
-    writer: StoreWriter | None = None
+    writer: CubeWriter | None = None
     coords0: dict[str, Any] = {}
     try:
         for rid, (ds, files) in opened.items():
@@ -281,7 +281,7 @@ def ingest_climate(
                     rng, source = resolve_range(n, ds[n].attrs.get("standard_name"), u, given, caller)
                     vs.append(Variable(n, u, rng, str(ds[n].attrs.get("long_name", "")), range_source=source))
                 coords0 = {k: v for k, v in coords.items() if k != "time"}
-                writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or name_of(out),
+                writer = CubeWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or name_of(out),
                                      shard_samples=shard_samples,
                                      provenance={"kind": origin, "sources": sources, "command": command_line(), "inputs_digest": digest,
                                                  "tools": tool_versions("xarray", "netCDF4", "numpy"), **dict(provenance or {})})

@@ -38,7 +38,8 @@ class ClimateRequest(StrictRequest):
 def ingest(request: ClimateRequest, out: Path | str, context: IngestContext) -> Path | str:
     from .climate import Grid, ingest_climate  # xarray loads when a climate ingest runs
 
-    return ingest_climate(request.runs, out, variables=request.variables, grid=Grid(), split=request.split,
+    split = {str(k): v for k, v in request.split.items()} if request.split is not None else None
+    return ingest_climate(request.runs, out, variables=request.variables, grid=Grid(), split=split,
                           units=request.units, valid_ranges=request.valid_ranges, origin=request.origin,
                           name=context.dataset, caller="cli" if context.caller == "cli" else "api",
                           shard_samples=request.shard_samples)

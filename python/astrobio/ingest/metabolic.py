@@ -44,7 +44,7 @@ from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityE
 from ..stores import _group, graph
 from ..stores._group import check_name
 from ..stores.graph import MetabolicGraph, write_graphs
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from .formats import IngestContext, SourceFormat, SourcePath, StrictRequest, pairs
 from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 

@@ -12,11 +12,16 @@ from typing import Any
 
 from .._optional import require
 
-__all__ = ["Registry", "open_registry", "parse_ref", "resolve_data_ref", "record_run", "log_mlflow_dataset",
+__all__ = ["is_data_ref", "Registry", "open_registry", "parse_ref", "resolve_data_ref", "record_run", "log_mlflow_dataset",
            "register_built_store", "Client"]
 
 _WHERE = {"Registry": "core", "open_registry": "core", "parse_ref": "core", "resolve_data_ref": "lineage",
           "record_run": "lineage", "log_mlflow_dataset": "lineage", "register_built_store": "register", "Client": "client"}
+
+
+def is_data_ref(value: str | None) -> bool:
+    """True when `value` names a registered version ('name@vN') rather than a path or a URL."""
+    return bool(value) and "@" in str(value) and "/" not in str(value) and "://" not in str(value)
 
 
 def require_extra() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._fsutil import read_store_file
 from ..errors import AstrobioError, ConfigError, DataNotFoundError, IntegrityError, first_line
-from ..stores._remote import is_url, read_json, store_location
+from ..stores.location import is_url, read_json, store_location
 from ..stores.kinds import get_kind, kind_of_format
 
 __all__ = ["StoreInfo", "read_manifest", "describe", "full_check", "digest_check", "open_by_kind"]

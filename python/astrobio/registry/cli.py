@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigError, first_line
-from ..stores._remote import store_location
+from ..stores.location import store_location
 
 __all__ = ["add_commands", "cmd_registry", "cmd_keys"]
 

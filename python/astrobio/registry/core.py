@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from ..errors import AstrobioError, ConfigError, DataNotFoundError, first_line
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from . import quality as _quality
 from ._db import open_engine, read_session, write_session
 from ._scan import digest_check, full_check, read_manifest

@@ -1,10 +1,12 @@
 """Lineage: train on a registered version (`--data name@vN`), record which version a run
 used (summary, checkpoint, registry), and describe it to MLflow as a dataset input.
 
-The trainer calls three functions (see docs/registry.md, "Lineage"):
-  uri, digest, kind = resolve_data_ref("climate@v3")      # refuses a changed or missing store
+The runner (`astrobio.train.location`, `trainer`) calls (see docs/registry.md, "Lineage"):
+  info = load_info("climate@v3")                          # refuses a changed or missing store
+  lineage_record("climate@v3", info["digest"], info["uri"])   # what summary and checkpoint record
   record_run("climate@v3", run_dir, summary)              # after the summary is written
   log_mlflow_dataset(client, run_id, ref, digest, uri, kind, summary)   # with MLflow tracking
+`resolve_data_ref` is the same check for callers that want (uri, digest, kind).
 """
 
 from __future__ import annotations
@@ -14,16 +16,12 @@ import math
 from typing import Any
 
 from ..errors import AstrobioError
+from . import is_data_ref
 from .core import Registry, open_registry, parse_ref
 
 __all__ = ["load_info", "resolve_data_ref", "lineage_record", "record_run", "mlflow_dataset", "log_mlflow_dataset", "is_data_ref"]
 
 log = logging.getLogger(__name__)
-
-
-def is_data_ref(value: str | None) -> bool:
-    """True when `value` names a registered version ('name@vN') rather than a path."""
-    return bool(value) and "@" in str(value) and "/" not in str(value)
 
 
 def load_info(ref: str, registry: Registry | None = None) -> dict[str, Any]:

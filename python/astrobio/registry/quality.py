@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from ..stores.kinds import expectation, get_kind
 from ._scan import StoreInfo, read_manifest
 

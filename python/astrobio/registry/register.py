@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AstrobioError
-from ..stores._remote import name_of, store_location
+from ..stores.location import name_of, store_location
 from .core import open_registry
 
 __all__ = ["register_built_store", "DEFAULT_NAMES"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from ..ingest.formats import format_names, get_format
 from ..registry.core import NAME_PATTERN
@@ -12,10 +12,6 @@ from ..registry.core import NAME_PATTERN
 __all__ = ["CollectRequest", "collect_models", "JobOut", "CollectAccepted", "VersionOut", "DatasetOut", "DatasetSummary", "LoadOut"]
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN.pattern, description="dataset name")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def collect_models() -> dict[str, type[BaseModel]]:

@@ -13,15 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._group import GroupWriter, content_digest, read_array, read_group_manifest, read_manifest
-from .cube import FORMAT, FORMAT_VERSION, Run, Store, Variable, open_store
-from .cube_writer import StoreWriter, write_store
+from .cube import FORMAT, FORMAT_VERSION, CubeStore, Run, Store, Variable, open_cube, open_store
+from .cube_writer import CubeWriter, StoreWriter, write_cube, write_store
 from .graph import MetabolicGraph, open_graphs
 from .kinds import Description, StoreKind, get_kind, kind_names, kind_of_format, register_kind, unregister_kind
 from .table import open_table
 
 __all__ = ["Description", "StoreKind", "format_of", "get_kind", "kind_names", "kind_of_format", "kind_of", "register_kind",
            "unregister_kind", "GroupWriter", "content_digest", "read_array", "read_manifest", "FORMAT", "FORMAT_VERSION",
-           "MetabolicGraph", "Run", "Store", "StoreWriter", "Variable", "open_graphs", "open_store", "open_table", "write_store"]
+           "CubeStore", "CubeWriter", "MetabolicGraph", "Run", "Store", "StoreWriter", "Variable", "open_cube", "open_graphs",
+           "open_store", "open_table", "write_cube", "write_store"]
 
 
 def format_of(path: Path | str) -> str:

@@ -26,7 +26,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .._fsutil import NotRegularFile, contained, fsync_tree, read_store_file, store_files, swap_into_place, temp_sibling, tree_digest
 from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
-from . import _remote
+from . import location as loc
 
 __all__ = ["BUILD_FIELDS", "GroupWriter", "check_digests", "check_name", "content_digest", "read_array",
            "read_group_manifest", "read_manifest"]
@@ -65,12 +65,12 @@ class GroupWriter:
     whatever was at `out` before stays untouched until the new group is complete.
 
     For an `s3://` URL the group is built in a local temporary directory and uploaded on commit
-    under the object-storage commit rule (`stores._remote.upload`: arrays first, the
+    under the object-storage commit rule (`stores.location.upload`: arrays first, the
     manifest-bearing zarr.json last).
     """
 
     def __init__(self, out: str | Path) -> None:
-        self.out = _remote.store_location(out)
+        self.out = loc.store_location(out)
         self._staging: Path | None = None
         if isinstance(self.out, str):
             self._staging = Path(tempfile.mkdtemp(prefix="astrobio-upload-"))
@@ -132,7 +132,7 @@ class GroupWriter:
         self.root.attrs.update({"astrobio": {**manifest, "complete": True}})
         if isinstance(self.out, str):
             try:
-                _remote.upload(self.tmp, self.out)
+                loc.upload(self.tmp, self.out)
             finally:
                 self.abort()
             return self.out
@@ -156,8 +156,8 @@ def read_group_manifest(root: Path | str) -> dict[str, Any]:
     (KeyError/ValueError/OSError when there are none: callers turn that into their own precise
     error). A directory's zarr.json must be a regular file of the store: anything else is an
     IntegrityError, never read or waited on."""
-    if _remote.is_url(root):
-        return _remote.read_json(str(root), "zarr.json")["attributes"]["astrobio"]
+    if loc.is_url(root):
+        return loc.read_json(str(root), "zarr.json")["attributes"]["astrobio"]
     root = Path(root)
     try:
         text = read_store_file(root, root / "zarr.json")
@@ -182,9 +182,9 @@ def check_digests(root: Path | str, manifest: Mapping[str, Any], undigested: Col
         if arrays is not None and name not in arrays:
             raise IntegrityError(f"manifest lists a digest for {name!r}, which is not an array of the store", path=shown)
         if isinstance(root, str):  # object storage: the same digest over the objects
-            if not _remote.plain_key(name):
+            if not loc.plain_key(name):
                 raise IntegrityError(f"manifest names array {name!r}, a path outside the store", path=root)
-            actual = _remote.tree_digest(root, name)
+            actual = loc.tree_digest(root, name)
         else:
             where = contained(root, name)
             if where is None:  # e.g. "../x" or "/": never read outside the store
@@ -203,13 +203,13 @@ def read_manifest(path: str | Path, fmt: str, hint: str, verify: bool = True, ve
                   undigested: Collection[str] = (), label: str | None = None) -> dict[str, Any]:
     """The manifest of the complete `fmt` group at `path` (tables and graphs): a directory, or
     an s3:// URL (its manifest object read, its digests checked over the objects). `label`
-    names the store in errors when `path` is a local copy (`_remote.local_view`).
+    names the store in errors when `path` is a local copy (`location.local_view`).
 
     DataNotFoundError when the group is missing, incomplete or of another format;
     IntegrityError when a newer format version or data that no longer matches its digests.
     """
-    if _remote.is_url(path):
-        with _remote.local_view(path) as (local, url):
+    if loc.is_url(path):
+        with loc.local_view(path) as (local, url):
             return read_manifest(local, fmt, hint, verify, version, undigested, label=url)
     root = Path(path)
     shown = label or str(root)

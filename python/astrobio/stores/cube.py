@@ -1,5 +1,6 @@
-"""Cube stores (format "astrobio.store"): [N, V, L, H, W] float32 samples grouped in runs, with
-parameters, statistics, a split by run and normalization in the manifest.
+"""Cube stores (the "cube" kind; manifests say "astrobio.store"), opened as `CubeStore` by
+`open_cube` (older names `Store`, `open_store`): [N, V, L, H, W] float32 samples grouped in
+runs, with parameters, statistics, a split by run and normalization in the manifest.
 
 The format is in docs/store-format.md; writing lives in `stores.cube_writer`. Opening validates
 the manifest and array metadata through the Rust core, so a store that opens is one the loader
@@ -15,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from .._native import core
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
-from ._remote import store_location
+from .location import store_location
+from .splits import SPLITS, split_problem
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
-           "digest"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "CubeStore", "open_cube",
+           "Store", "open_store", "digest"]
 
 FORMAT = "astrobio.store"
 FORMAT_VERSION = 1
@@ -29,7 +32,6 @@ ARRAYS = ("cubes", "params")
 #: Manifest fields the content digest leaves out: fixed dimension names, coordinates and the
 #: statistics (derived from the arrays, whose digests are covered).
 UNDIGESTED = ("dims", "coords", "stats")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,9 @@ class Run:
 
 
 def _core() -> Any:
-    """The native module, imported on first use: `import astrobio` (and `astrobio validate`, which
-    reports a broken native module as a failed component) must work without it."""
-    from .. import _core as core
-
-    return core
+    """The native module, imported on first use (`astrobio._native`): `import astrobio` (and
+    `astrobio validate`, which reports a broken native module) works without it."""
+    return core()
 
 
 def digest(manifest: Mapping[str, Any]) -> str:
@@ -97,8 +97,8 @@ def digest(manifest: Mapping[str, Any]) -> str:
     return content_digest(manifest, UNDIGESTED)
 
 
-class Store:
-    """An opened store. Use `open_store(path)`. `path` is a `Path`, or the URL string of a
+class CubeStore:
+    """An opened cube store. Use `open_cube(path)`. `path` is a `Path`, or the URL string of a
     store in object storage."""
 
     def __init__(self, path: Path | str, manifest: dict[str, Any]) -> None:
@@ -108,7 +108,7 @@ class Store:
         self._by_id = {r.id: r for r in self.runs}
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r}, runs={len(self.runs)}, samples={self.n_samples}, sample_shape={self.sample_shape})"
+        return f"CubeStore({str(self.path)!r}, runs={len(self.runs)}, samples={self.n_samples}, sample_shape={self.sample_shape})"
 
     @property
     def n_samples(self) -> int:
@@ -194,8 +194,8 @@ def _variable(d: Mapping[str, Any]) -> Variable:
                     range_source=d.get("range_source"))
 
 
-def open_store(path: str | Path) -> Store:
-    """Open the store at `path` (a directory or an `s3://bucket/prefix` URL), checking that it
+def open_cube(path: str | Path) -> CubeStore:
+    """Open the cube store at `path` (a directory or an `s3://bucket/prefix` URL), checking that it
     is complete and consistent.
 
     Raises DataNotFoundError (missing or incompletely written store, with the command that
@@ -220,8 +220,12 @@ def open_store(path: str | Path) -> Store:
         raise IntegrityError(f"manifest: missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}", path=str(root))
     _check_split(manifest, root)
     _check_stats(manifest, root)
-    return Store(root, manifest)
+    return CubeStore(root, manifest)
 
+
+#: the older names (the README, user code and the rest of astrobio use them): the same objects
+Store = CubeStore
+open_store = open_cube
 
 _STAT_FIELDS = ("count", "mean", "std", "min", "max")
 
@@ -283,21 +287,8 @@ def _check_stats(manifest: dict[str, Any], root: Path | str) -> None:
 
 
 def _check_split(manifest: dict[str, Any], root: Path | str) -> None:
-    """The split section (which the core does not read): {train|val|test: [run ids of this store]},
-    a run in at most one split. Anything else is an IntegrityError, not a KeyError/TypeError later."""
-    split = manifest.get("split")
-    if not isinstance(split, dict):
-        raise IntegrityError(f"manifest: split must map train/val/test to run ids, got {type(split).__name__}", path=str(root))
-    ids = {r["id"] for r in manifest["runs"]}
-    seen: dict[str, str] = {}
-    for name, runs in split.items():
-        if name not in SPLITS:
-            raise IntegrityError(f"manifest: unknown split {name!r} (splits are train, val and test)", path=str(root))
-        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
-            raise IntegrityError(f"manifest: split {name!r} must be a list of run ids", path=str(root))
-        for r in runs:
-            if r not in ids:
-                raise IntegrityError(f"manifest: split {name!r} names run {r!r}, which is not in the store", path=str(root))
-            if r in seen:
-                raise IntegrityError(f"manifest: run {r!r} is in both the {seen[r]!r} and {name!r} splits", path=str(root))
-            seen[r] = name
+    """The split section (which the core does not read) follows the one split rule
+    (`stores.splits`). Anything else is an IntegrityError, not a KeyError/TypeError later."""
+    problem = split_problem(manifest.get("split"), [r["id"] for r in manifest["runs"]])
+    if problem:
+        raise IntegrityError(f"manifest: {problem}", path=str(root))

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import IntegrityError
-from . import _remote
-from .cube import FORMAT, Store, digest, open_store
+from . import location as loc
+from .cube import FORMAT, CubeStore, digest, open_cube
 from .kinds import Description, expectation, histogram
+from .splits import runs_in_two_splits
 
 __all__ = ["CubeKind", "KIND", "chunk_hashes", "sample_hashes", "SCAN_CHECKS", "HIST_SAMPLES"]
 
@@ -40,15 +41,15 @@ class CubeKind:
     name = "cube"
     formats = (FORMAT,)
 
-    def open(self, location: Path | str, *, verify: bool = True) -> Store:
-        store = open_store(location)
+    def open(self, location: Path | str, *, verify: bool = True) -> CubeStore:
+        store = open_cube(location)
         if verify:
             store.verify_digest()
         return store
 
     def verify(self, location: Path | str) -> tuple[bool, str]:
         """Open, scan every chunk in the Rust core, then check the digests."""
-        store = open_store(location)
+        store = open_cube(location)
         report = store.verify()
         if not report["ok"]:
             first = report["failures"][0]
@@ -59,7 +60,7 @@ class CubeKind:
         return True, f"{report['samples']} samples, {len(store.runs)} runs, {gb:.3f} GB verified"
 
     def check(self, location: Path | str) -> dict[str, Any]:
-        store = open_store(location)
+        store = open_cube(location)
         report = dict(store.verify())
         if not report["ok"]:
             first = report["failures"][0] if report["failures"] else {}
@@ -126,13 +127,7 @@ def _scan_results(scan: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _runs_in_one_split(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    seen: dict[str, str] = {}
-    both = []
-    for split, runs in manifest["split"].items():
-        for r in runs:
-            if r in seen:
-                both.append({"run": r, "splits": [seen[r], split]})
-            seen[r] = split
+    both = runs_in_two_splits(manifest["split"])
     return expectation("expect_no_run_in_two_splits", not both, len(both), 0, {"runs": both[:10]})
 
 
@@ -190,7 +185,7 @@ def _object_hashes(url: str, n_samples: int) -> dict[int, str]:
     fetched concurrently, one sample's objects in memory at a time per thread."""
     base = "cubes/c/"
     keys: dict[int, list[str]] = defaultdict(list)
-    for key, _ in _remote.listing(url, base):
+    for key, _ in loc.listing(url, base):
         sample, _, rest = key[len(base):].partition("/")
         if sample.isdigit() and int(sample) < n_samples:
             keys[int(sample)].append(rest)
@@ -198,11 +193,11 @@ def _object_hashes(url: str, n_samples: int) -> dict[int, str]:
     def digest_of(sample: int) -> str:
         h = hashlib.sha256()
         for rest in sorted(keys[sample]):
-            data = _remote.get(url, f"{base}{sample}/{rest}")
+            data = loc.get(url, f"{base}{sample}/{rest}")
             if data is None:  # deleted since the listing: the store is not the one checked
                 raise IntegrityError("chunk object disappeared while hashing", sample=sample, path=url)
             h.update(rest.encode() + b"\0" + data)
         return h.hexdigest() if keys[sample] else ""
 
-    with ThreadPoolExecutor(_remote.UPLOAD_THREADS) as pool:
+    with ThreadPoolExecutor(loc.UPLOAD_THREADS) as pool:
         return dict(zip(range(n_samples), pool.map(digest_of, range(n_samples))))

@@ -19,10 +19,11 @@ from .._stats import Moments
 from .._version import __version__
 from ..errors import ConfigError, IntegrityError
 from ._group import GroupWriter
-from ._remote import name_of, store_location
-from .cube import FORMAT, FORMAT_VERSION, SPLITS, Variable, digest
+from .location import name_of, store_location
+from .cube import FORMAT, FORMAT_VERSION, Variable, digest
+from .splits import complete_split, split_problem
 
-__all__ = ["StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
+__all__ = ["CubeWriter", "write_cube", "StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
 
 # Run ids become parts of paths and keys elsewhere: no separators, no leading dot.
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -48,10 +49,10 @@ def _codecs(compression: str, level: int | None) -> dict[str, Any]:
     return {"serializer": BytesCodec(endian="little"), "compressors": [stage, Crc32cCodec()]}
 
 
-class StoreWriter:
+class CubeWriter:
     """Build a store run by run, then `commit()` it atomically.
 
-    >>> with StoreWriter(path, variables=vs, sample_shape=(5, 10, 32, 64)) as w:  # doctest: +SKIP
+    >>> with CubeWriter(path, variables=vs, sample_shape=(5, 10, 32, 64)) as w:  # doctest: +SKIP
     ...     w.add_run("earth-like", cubes)          # cubes: [T, V, L, H, W]
     ...     w.commit(split={"train": ["earth-like"]})
 
@@ -112,7 +113,7 @@ class StoreWriter:
                 "params", shape=(0, len(self.params)), chunks=(65536, len(self.params)), dtype="float32",
                 fill_value=float("nan"), dimension_names=("sample", "param"), **_codecs(compression, compression_level),
             )
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> "CubeWriter":
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -191,19 +192,12 @@ class StoreWriter:
     def _check_split(self, split: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
         ids = [r["id"] for r in self._runs]
         if split is None:
-            return {"train": ids, "val": [], "test": []}
-        unknown = set(split) - set(SPLITS)
-        if unknown:
-            raise ConfigError(f"unknown split names {sorted(unknown)}; use {SPLITS}")
-        seen: dict[str, str] = {}
-        for name, runs in split.items():
-            for r in runs:
-                if r not in self._run_moments:
-                    raise ConfigError(f"split {name!r} names run {r!r}, which is not in the store")
-                if r in seen:
-                    raise ConfigError(f"run {r!r} is in both {seen[r]!r} and {name!r} splits (leakage)")
-                seen[r] = name
-        return {name: list(split.get(name, [])) for name in SPLITS}
+            return complete_split({"train": ids})
+        problem = split_problem({k: list(v) if isinstance(v, tuple) else v for k, v in split.items()}
+                                if isinstance(split, Mapping) else split, ids)
+        if problem:
+            raise ConfigError(problem)
+        return complete_split(split)
 
     def _manifest(self, split: dict[str, list[str]]) -> dict[str, Any]:
         scope = split["train"] or [r["id"] for r in self._runs]
@@ -265,7 +259,7 @@ def _tool_versions() -> dict[str, Any]:
     }
 
 
-def write_store(
+def write_cube(
     path: str | Path,
     runs: Mapping[str, np.ndarray] | Sequence[tuple[str, np.ndarray, np.ndarray | None]],
     *,
@@ -282,7 +276,12 @@ def write_store(
     sample_shape = tuple(np.shape(items[0][1])[1:])
     if len(sample_shape) != 4:
         raise ConfigError(f"cubes must be [T, V, L, H, W]; got shape {np.shape(items[0][1])}")
-    with StoreWriter(path, variables=variables, params=params, sample_shape=sample_shape, **kwargs) as w:  # type: ignore[arg-type]
+    with CubeWriter(path, variables=variables, params=params, sample_shape=sample_shape, **kwargs) as w:  # type: ignore[arg-type]
         for run_id, cubes, p in items:
             w.add_run(run_id, cubes, p)
         return w.commit(split)
+
+
+#: the older names (the README, user code and the rest of astrobio use them): the same objects
+StoreWriter = CubeWriter
+write_store = write_cube

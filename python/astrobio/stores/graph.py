@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IntegrityError
-from . import _remote
+from . import location as loc
 from ._group import GroupWriter, check_name, content_digest, read_array, read_manifest
 from .kinds import Description, histogram, moments
 
@@ -91,13 +91,13 @@ def write_graphs(out: str | Path, graphs: Sequence[MetabolicGraph], *, described
     """Write `graphs` as the graph store at `out` (a directory or an s3:// URL). `described` holds the manifest fields that
     describe the data ("models": per-model counts and feature names, "features", "graph"),
     `provenance` the build record."""
-    out = _remote.store_location(out)
+    out = loc.store_location(out)
     with GroupWriter(out) as w:
         for g in graphs:
             check_name(g.name, "model name")
             for key, attr, dims in _LAYOUT:
                 w.array(f"{g.name}/{key}", getattr(g, attr), dims)
-        manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": _remote.name_of(out), **described,
+        manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "name": loc.name_of(out), **described,
                                     "digests": w.digests()}
         manifest["content_digest"] = digest(manifest)
         manifest["provenance"] = dict(provenance)
@@ -122,7 +122,7 @@ def open_graphs(path: str | Path, *, verify: bool = True) -> dict[str, Metabolic
 def open_graph_store(path: str | Path, *, verify: bool = True) -> tuple[dict[str, Any], dict[str, MetabolicGraph]]:
     """(manifest, networks by model name) of the graph store at `path`, read from one copy of
     it (for a URL: the manifest describes exactly the bytes the networks come from)."""
-    with _remote.local_view(path) as (root, label):  # a URL: one download, checked then read
+    with loc.local_view(path) as (root, label):  # a URL: one download, checked then read
         manifest = read_manifest(root, FORMAT, HINT, verify=verify, version=FORMAT_VERSION, label=label)
         out = {}
         for name, info in manifest["models"].items():

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import IntegrityError
-from . import _remote
+from . import location as loc
 from ._group import GroupWriter, content_digest, read_array, read_manifest
 from .kinds import Description, expectation, histogram, moments
 
@@ -76,7 +76,7 @@ def write_table(out: str | Path, cols: Mapping[str, Any], *, described: Mapping[
     credit, source notes; covered by the content digest), `provenance` the build record.
     """
     n = len(cols["pl_name"])
-    out = _remote.store_location(out)
+    out = loc.store_location(out)
     with GroupWriter(out) as g:
         for c in COLUMNS:
             data = cols[c.name]
@@ -88,7 +88,7 @@ def write_table(out: str | Path, cols: Mapping[str, Any], *, described: Mapping[
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "name": _remote.name_of(out),
+            "name": loc.name_of(out),
             "schema": described["schema"],
             "n_rows": n,
             "key": "pl_name",
@@ -112,7 +112,7 @@ def open_table(path: str | Path, *, verify: bool = True) -> tuple[pd.DataFrame, 
     Raises DataNotFoundError when there is no complete table store at `path` (with the command
     that builds it) and IntegrityError when the data no longer matches its recorded digests.
     """
-    with _remote.local_view(path) as (root, label):  # a URL: one download, checked then read
+    with loc.local_view(path) as (root, label):  # a URL: one download, checked then read
         manifest = read_manifest(root, FORMAT, HINT, verify=verify, version=FORMAT_VERSION, label=label)
         data: dict[str, Any] = {}
         for c in manifest["columns"]:

@@ -43,7 +43,7 @@ config file (YAML; every key optional, see astrobio/train/config.py):
 FLAGS = {
     "model": "model.name", "max_epochs": "trainer.max_epochs", "batch_size": "data.batch_size",
     "devices": "trainer.devices", "num_nodes": "trainer.num_nodes", "output_dir": "trainer.output_dir",
-    "seed": "trainer.seed", "store": "data.location", "data": "data.location", "precision": "trainer.precision",
+    "seed": "trainer.seed", "store": "data.store", "data": "data.location", "precision": "trainer.precision",
     "accelerator": "trainer.accelerator", "physics_constraints": "model.options.physics.enabled",
 }
 
@@ -78,7 +78,8 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
     p.add_argument("--seed", type=int)
     p.add_argument("--data", metavar="LOCATION", help="store to train on: a path, an s3:// URL or a registered version NAME@vN "
                    "(astrobio registry list), of the model's data kind (default: the default dataset's)")
-    p.add_argument("--store", metavar="PATH", help="the same as --data (its older name)")
+    p.add_argument("--store", metavar="PATH", help="older flag: a cube store, used by the models that read cubes "
+                   "(with --mode full, only by those phases); prefer --data")
     p.add_argument("--precision", choices=["auto", "32-true", "bf16-mixed", "16-mixed"])
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -26,14 +26,14 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from ..errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "ModelConfig", "DataConfig", "OptimConfig", "TrainerConfig", "TrainConfig", "fill", "load_yaml",
-           "parse_set", "nest_dotted", "migrate_data_section", "LEGACY_LOCATION_KEYS"]
+           "parse_set", "nest_dotted"]
 
 #: the model trained when none is named; its options were the top level of `model` in configs
 #: written before the other models existed (see `astrobio.train.resolve.migrate_model_section`)
@@ -56,11 +56,6 @@ class ModelConfig:
 
     name: str = DEFAULT_MODEL
     options: Any = field(default_factory=_default_options)
-
-
-#: keys older configs and checkpoints named a store with, and the store kind each named: read by
-#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
-LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
 
 
 @dataclass
@@ -88,46 +83,6 @@ class DataConfig:
         self.location = value
 
     graphs = ref = store
-
-
-def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
-    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
-    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
-    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
-    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
-    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
-        return data
-    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
-    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
-    if "location" not in out and given:
-        if given.get("ref") is not None:
-            out["location"] = given["ref"]
-        elif len(given) == 1:
-            out["location"] = next(iter(given.values()))
-        else:
-            kind = data_kind()
-            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
-    return out
-
-
-def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
-    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
-    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
-    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
-    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
-    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
-        return data
-    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
-    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
-    if "location" not in out and given:
-        if given.get("ref") is not None:
-            out["location"] = given["ref"]
-        elif len(given) == 1:
-            out["location"] = next(iter(given.values()))
-        else:
-            kind = data_kind()
-            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
-    return out
 
 
 @dataclass

@@ -10,14 +10,46 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from ..registry import is_data_ref  # light: the registry's libraries load only for name@vN
 from ..stores import kind_of, read_group_manifest
-from ..stores._remote import store_location
+from ..stores.location import store_location
 from ..stores.kinds import StoreKind, get_kind
 
-__all__ = ["Registered", "is_data_ref", "resolve_location", "store_identity", "task_kind"]
+__all__ = ["LEGACY_LOCATION_KEYS", "Registered", "is_data_ref", "migrate_data_section", "resolve_location", "store_identity",
+           "task_kind"]
+
+
+#: keys older configs and checkpoints named a store with, and the store kind each named: read by
+#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
+LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
+
+
+def migrate_data_section(data: Any, data_kind: Callable[[], str | None]) -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. `data.store` and `data.graphs`
+    applied only to the models of their kind (a layer may name both, as configs for `--mode
+    full` do), so the one of the run's model's data kind (`data_kind()`, asked only then) is
+    kept and the other dropped, as before; for a task that declares no kind, a single one is
+    kept. `data.ref` (any kind) and an explicit `location` win."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        else:
+            kind = data_kind()
+            mine = [v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind]
+            if mine:
+                out["location"] = mine[0]
+            elif kind is None and len(given) == 1:
+                out["location"] = next(iter(given.values()))
+    return out
 
 
 @dataclass
@@ -30,11 +62,6 @@ class Registered:
     kind: str
     summary: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, str] = field(default_factory=dict)
-
-
-def is_data_ref(value: str | None) -> bool:
-    """True when `value` names a registered version ('name@vN') rather than a path or URL."""
-    return bool(value) and "@" in str(value) and "/" not in str(value) and "://" not in str(value)
 
 
 def task_kind(task: Any) -> StoreKind | None:

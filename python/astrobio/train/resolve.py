@@ -30,7 +30,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._stack import lightning_module
-from .config import DEFAULT_MODEL, ModelConfig, TrainConfig, fill, migrate_data_section
+from .config import DEFAULT_MODEL, ModelConfig, TrainConfig, fill
+from .location import migrate_data_section
 from .tasks import check_name, get_task, options_type, task_names
 
 __all__ = ["defaults", "resolve", "apply_overrides", "config_from_dict", "saved_config", "migrate_layer",

@@ -112,9 +112,9 @@ def test_a_split_override_is_checked(twelve_planets, tmp_path, capsys):
     base = ["--store", str(twelve_planets), "--output-dir", str(tmp_path / "r"), "--max-epochs", "1",
             "--set", "trainer.progress_bar=false", "--set", "trainer.logger=none", "--set", "trainer.plots=false"]
     assert main([*base, "--set", "data.split={train: [planet-00], val: [planet-00]}"]) == 2
-    assert "puts run 'planet-00' in both train and val" in capsys.readouterr().err
+    assert "data.split: run 'planet-00' is in both the 'train' and 'val' splits" in capsys.readouterr().err
     assert main([*base, "--set", "data.split={train: [planet-00], val: [nowhere]}"]) == 2
-    assert "no run 'nowhere'" in capsys.readouterr().err
+    assert "data.split: split 'val' names run 'nowhere', which is not in the store" in capsys.readouterr().err
 
 
 def test_kfold_reports_mean_and_spread_and_continues_after_a_crash(twelve_planets, tmp_path, capsys):

@@ -17,7 +17,8 @@ from ....data import BatchIndexSampler, CubeBatchDataset, make_loader
 from ....datasets import default_part, part_path
 from ....errors import ConfigError, DataNotFoundError
 from ....reader import CubeReader, Normalization
-from ....stores.cube import Store, open_store
+from ....stores.splits import complete_split, split_problem
+from ....stores.cube import CubeStore, open_cube
 from ...config import DataConfig, TrainConfig
 from ...guards import preflight
 
@@ -25,7 +26,7 @@ __all__ = ["Normalization", "store_normalization", "StoreDataModule", "climatolo
            "param_columns", "resolve_split"]
 
 
-def store_normalization(store: Store, mode: str) -> Normalization:
+def store_normalization(store: CubeStore, mode: str) -> Normalization:
     """The normalization the Rust core applies to this store's cubes in `mode` (physical =
     normalized * scale + mean, [V, L]); the zero-std rule lives in the core alone."""
     if mode not in ("per_variable", "per_level"):
@@ -33,11 +34,11 @@ def store_normalization(store: Store, mode: str) -> Normalization:
     return CubeReader(store.path, normalize=mode).normalization()
 
 
-def open_climate_store(cfg: TrainConfig) -> Store:
+def open_climate_store(cfg: TrainConfig) -> CubeStore:
     """`data.location`, else the default dataset's climate part; train and val must be non-empty.
     With `data.verify`, the full integrity scan and digest check run first. Sets `data.location`
     to the resolved path (saved in the run's config; the runner records its identity)."""
-    store = open_store(cfg.data.location) if cfg.data.location else open_store(default_climate_store())
+    store = open_cube(cfg.data.location) if cfg.data.location else open_cube(default_climate_store())
     resolve_split(store, cfg.data.split)  # unknown runs, overlaps, an empty train or val: ConfigError / DataNotFoundError
     if cfg.data.verify:
         preflight(store)  # every chunk and the digests, before anything trains
@@ -55,7 +56,7 @@ def default_climate_store(wait_s: float = 1800.0) -> Path:
     while True:
         if (path / "zarr.json").is_file():
             try:
-                open_store(path)
+                open_cube(path)
                 return path
             except (DataNotFoundError, OSError):
                 pass
@@ -65,24 +66,17 @@ def default_climate_store(wait_s: float = 1800.0) -> Path:
         time.sleep(2.0)
 
 
-def resolve_split(store: Store, override: dict[str, list[str]] | None) -> dict[str, list[str]]:
+def resolve_split(store: CubeStore, override: dict[str, list[str]] | None) -> dict[str, list[str]]:
     """Runs per split: `data.split` when set (every run named must exist, no run in two splits),
     else the store's own; train and val must not be empty."""
     if override is None:
         for name in ("train", "val"):
             store.samples(name)  # unknown or empty split: ConfigError / DataNotFoundError
         return {k: list(v) for k, v in store.split.items()}
-    unknown = sorted(set(override) - {"train", "val", "test"})
-    if unknown:
-        raise ConfigError(f"data.split names splits {unknown}; use train, val and test")
-    split = {k: list(override.get(k) or []) for k in ("train", "val", "test")}
-    seen: dict[str, str] = {}
-    for name, runs in split.items():
-        for run_id in runs:
-            store.run(run_id)  # ConfigError naming the run and the store
-            if run_id in seen:
-                raise ConfigError(f"data.split puts run {run_id!r} in both {seen[run_id]} and {name}")
-            seen[run_id] = name
+    problem = split_problem(override, [r.id for r in store.runs])  # the stores' one split rule
+    if problem:
+        raise ConfigError(f"data.split: {problem}")
+    split = complete_split(override)
     for name in ("train", "val"):
         if not split[name]:
             raise DataNotFoundError(f"data.split leaves {name!r} without runs", path=str(store.path),
@@ -90,7 +84,7 @@ def resolve_split(store: Store, override: dict[str, list[str]] | None) -> dict[s
     return split
 
 
-def param_columns(store: Store, names: list[str] | None) -> list[int] | None:
+def param_columns(store: CubeStore, names: list[str] | None) -> list[int] | None:
     """The store's parameter columns named by `data.params` (None: all of them)."""
     if not store.params:
         raise ConfigError(f"{store.path} has no parameter table; the emulator maps parameters to cubes")
@@ -103,7 +97,7 @@ def param_columns(store: Store, names: list[str] | None) -> list[int] | None:
     return [all_names.index(n) for n in names]
 
 
-def climatology(store: Store, indices: np.ndarray, normalize: str, batch_size: int = 32) -> np.ndarray:
+def climatology(store: CubeStore, indices: np.ndarray, normalize: str, batch_size: int = 32) -> np.ndarray:
     """The mean normalized cube [V, L, H, W] over `indices` (float64 accumulation): the baseline."""
     reader = CubeReader(store.path, normalize=normalize)
     total = np.zeros(store.sample_shape, dtype=np.float64)
@@ -117,7 +111,7 @@ class StoreDataModule(L.LightningDataModule):
     (seed, epoch), pads so every DDP rank gets the same number of batches, and is resumable;
     validation is unshuffled and sharded without padding (metrics are reduced exactly)."""
 
-    def __init__(self, store: Store, cfg: DataConfig, seed: int) -> None:
+    def __init__(self, store: CubeStore, cfg: DataConfig, seed: int) -> None:
         super().__init__()
         self.store = store
         self.cfg = cfg

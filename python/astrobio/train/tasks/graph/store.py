@@ -8,7 +8,7 @@ from typing import Any
 
 from ....datasets import default_part
 from ....errors import ConfigError
-from ....stores._remote import store_location
+from ....stores.location import store_location
 from ....stores.graph import open_graph_store
 from ...config import TrainConfig
 
