@@ -87,3 +87,25 @@ def test_sampler_shuffles_deterministically_per_epoch():
     assert list(s) != e0
     with pytest.raises(astrobio.ConfigError):
         BatchIndexSampler([1], 0)
+
+
+class _PidProbe(CubeBatchDataset):
+    def __getitem__(self, indices):
+        item = super().__getitem__(indices)
+        item["pid"] = torch.tensor([os.getpid()])
+        return item
+
+
+@pytest.mark.parametrize("persistent", [None, False])
+def test_workers_persist_across_epochs_unless_asked_not_to(store, persistent):
+    sampler = BatchIndexSampler(np.arange(8), 2, shuffle=True, seed=1)
+    loader = make_loader(_PidProbe(store.path), sampler, num_workers=2, multiprocessing_context="fork", timeout=60,
+                         persistent_workers=persistent)
+    pids = []
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert [b["index"].tolist() for b in batches] == sampler.epoch_batches()
+        pids.append({int(b["pid"]) for b in batches})
+    assert os.getpid() not in pids[0]
+    assert (pids[0] == pids[1]) == (persistent is None)  # restarted workers are new processes

@@ -315,7 +315,7 @@ class StatefulLoader(DataLoader):
 def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: int = 0,
                 multiprocessing_context: str | None = None, pin_memory: bool | None = None,
                 timeout: float = 0.0, stateful: bool = False, readahead: bool | None = None,
-                depth: int | None = None, **kwargs: Any) -> DataLoader:
+                depth: int | None = None, persistent_workers: bool | None = None, **kwargs: Any) -> DataLoader:
     """A DataLoader that asks the dataset for whole batches. Pinned memory is on by default
     when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch).
 
@@ -325,7 +325,10 @@ def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: in
     model then computes on the GPU while the core reads; on a CPU-only machine both would
     share the same cores). With workers, torch's prefetch_factor reads ahead.
 
-    A `CubeBatchDataset` given no thread count gets `choose_threads(batch, workers, readahead)`."""
+    A `CubeBatchDataset` given no thread count gets `choose_threads(batch, workers, readahead)`.
+    Workers persist across epochs unless `persistent_workers=False`: restarting them every epoch
+    (forking, reopening the store, building the core's pool and the shared buffers again) cost
+    more than the epoch's reads on a small store (benches/loader_workers.py)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     if depth is not None and depth < 1:
@@ -346,5 +349,5 @@ def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: in
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
         multiprocessing_context=multiprocessing_context if num_workers > 0 else None,
         pin_memory=pin_memory, timeout=timeout if num_workers > 0 else 0.0,
-        persistent_workers=False, **kwargs,
+        persistent_workers=num_workers > 0 and persistent_workers is not False, **kwargs,
     )
