@@ -155,7 +155,7 @@ def _model_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         row = model_row(name, task, overrides, batch=small, steps=args.model_steps, warmup=args.warmup,
                         extra=extra if task in ("graph", "language") else {})
         rows.append({**row, "batch_kind": "default"})
-        if row["status"] != "ok":
+        if row["status"] != "ok" or (args.dry_run and len(rows) > 1):  # a dry run: the large batch's path once
             continue
         examples = row["batches_per_epoch"] * row["batch"]
         big = args.batch_fill or fill_batch(examples, row["batch"], args.fill_cap)
