@@ -12,7 +12,7 @@ import torch
 
 import astrobio
 from astrobio import _core
-from astrobio.data import BatchIndexSampler, CubeBatchDataset, make_loader
+from astrobio.data import BatchIndexSampler, CubeBatchDataset, available_cores, choose_threads, make_loader
 
 from conftest import reference_batch
 
@@ -63,11 +63,20 @@ class _ThreadProbe(CubeBatchDataset):
         return item
 
 
-def test_workers_default_to_one_thread(store):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_share_the_cores_between_them(store, workers):
     probe = _ThreadProbe(store.path)
+    loader = make_loader(probe, BatchIndexSampler(np.arange(8), 4), num_workers=workers, multiprocessing_context="fork",
+                         timeout=60)
+    want = max(1, min(4, available_cores() // workers))  # not 1 each: the cores are split among the workers
+    assert [int(b["threads"]) for b in loader] == [want, want]
+    assert want == choose_threads(4, workers=workers)
+
+
+def test_an_explicit_thread_count_is_kept_in_workers(store):
+    probe = _ThreadProbe(store.path, threads=1)
     loader = make_loader(probe, BatchIndexSampler(np.arange(4), 2), num_workers=1, multiprocessing_context="fork", timeout=60)
     assert [int(b["threads"]) for b in loader] == [1, 1]
-    assert probe.reader.native.threads == 0  # the main process uses every core
 
 
 def test_sampler_shuffles_deterministically_per_epoch():
@@ -78,3 +87,25 @@ def test_sampler_shuffles_deterministically_per_epoch():
     assert list(s) != e0
     with pytest.raises(astrobio.ConfigError):
         BatchIndexSampler([1], 0)
+
+
+class _PidProbe(CubeBatchDataset):
+    def __getitem__(self, indices):
+        item = super().__getitem__(indices)
+        item["pid"] = torch.tensor([os.getpid()])
+        return item
+
+
+@pytest.mark.parametrize("persistent", [None, False])
+def test_workers_persist_across_epochs_unless_asked_not_to(store, persistent):
+    sampler = BatchIndexSampler(np.arange(8), 2, shuffle=True, seed=1)
+    loader = make_loader(_PidProbe(store.path), sampler, num_workers=2, multiprocessing_context="fork", timeout=60,
+                         persistent_workers=persistent)
+    pids = []
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert [b["index"].tolist() for b in batches] == sampler.epoch_batches()
+        pids.append({int(b["pid"]) for b in batches})
+    assert os.getpid() not in pids[0]
+    assert (pids[0] == pids[1]) == (persistent is None)  # restarted workers are new processes

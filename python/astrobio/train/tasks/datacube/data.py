@@ -125,8 +125,8 @@ class StoreDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _dataset(self) -> CubeBatchDataset:
-        return CubeBatchDataset(self.store.path, normalize=self.cfg.normalize, threads=self.cfg.threads)
+    def _dataset(self, dtype: str = "float32") -> CubeBatchDataset:
+        return CubeBatchDataset(self.store.path, normalize=self.cfg.normalize, threads=self.cfg.threads, dtype=dtype)
 
     def batches_per_epoch(self, world: int) -> int:
         """Training batches per epoch on each of `world` ranks."""
@@ -141,12 +141,14 @@ class StoreDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> Any:
         rank, world = self._rank()
-        dataset = self._dataset()
+        dataset = self._dataset(self.cfg.batch_dtype)  # validation stays float32: its metrics are exact
         sampler = BatchIndexSampler(self.train_indices, self.cfg.batch_size, shuffle=True, seed=self.seed,
                                     num_replicas=world, rank=rank, pad=True, shuffle_block=self.shuffle_block(dataset))
-        return make_loader(dataset, sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout, stateful=True)
+        return make_loader(dataset, sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout, stateful=True,
+                           depth=self.cfg.readahead_depth)
 
     def val_dataloader(self) -> Any:
         rank, world = self._rank()
         sampler = BatchIndexSampler(self.val_indices, self.cfg.batch_size, num_replicas=world, rank=rank, pad=False)
-        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout)
+        return make_loader(self._dataset(), sampler, num_workers=self.cfg.num_workers, timeout=self.cfg.timeout,
+                           depth=self.cfg.readahead_depth)
