@@ -83,7 +83,7 @@ impl BatchReader {
     /// On failure the error names the first failing sample in batch order, and `out` holds
     /// no promise about its contents.
     pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
-        self.read_batch_with(indices, out, |sample, bytes, dst| self.read_one_from(sample, bytes, dst))
+        self.read_batch_with(indices, out, |sample, bytes, dst| self.read_sample_into(sample, bytes, dst))
     }
 
     /// [`Self::read_batch_into`] narrowed to bfloat16 (the bits, round to nearest even, as
@@ -96,7 +96,7 @@ impl BatchReader {
             SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
                 scratch.resize(n, 0.0);
-                self.read_one_from(sample, bytes, &mut scratch)?;
+                self.read_sample_into(sample, bytes, &mut scratch)?;
                 narrow_bf16(&scratch, dst);
                 Ok(())
             })
@@ -168,13 +168,6 @@ impl BatchReader {
         outcomes.into_iter().map(|(_, r)| r).collect()
     }
 
-    fn read_one_from(&self, sample: u64, fetched: Option<&[u8]>, dst: &mut [f32]) -> CoreResult<()> {
-        match fetched {
-            Some(data) => self.read_one_fetched(sample, data, dst),
-            None => self.read_one(sample, dst),
-        }
-    }
-
     /// Start fetching the chunk objects of the batch `indices` in the background, so that the
     /// next [`Self::read_batch_into`] of exactly these indices finds them fetched (or in flight).
     /// At most [`READ_AHEAD_BATCHES`] batches are held (the batch being read and the next one:
@@ -195,30 +188,17 @@ impl BatchReader {
         Ok(true)
     }
 
-    /// Decode, check and normalize straight into the sample's slot (store.rs picks the path).
-    fn read_one(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
+    /// The per-sample kernel of every batch read: decode, check and normalize straight into the
+    /// sample's slot (`fetched`: its chunk bytes when the batch fetched them, see
+    /// `CubeStore::with_source`). The error names the sample's chunk.
+    pub fn read_sample_into(&self, sample: u64, fetched: Option<&[u8]>, dst: &mut [f32]) -> CoreResult<()> {
         let store = &self.store;
-        if store.read_normalized_into(sample, dst, &self.cube_affine)? {
+        if store.read_normalized_into(sample, fetched, dst, &self.cube_affine)? {
             return Ok(());
         }
         // Rare path: the slot now holds normalized values; decode again to name the fault
         // exactly as the two-buffer pass (and the full-store scan) would.
-        let fault = store.with_decoded_sample(sample, |src| {
-            verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
-        })?;
-        match fault {
-            Err(fault) => Err(value_error(store, sample, &fault)),
-            Ok(()) => Err(CoreError::integrity(store.location(sample), String::from("the chunk changed while it was read"))),
-        }
-    }
-
-    /// [`Self::read_one`] on a chunk fetched from object storage.
-    fn read_one_fetched(&self, sample: u64, data: &[u8], dst: &mut [f32]) -> CoreResult<()> {
-        let store = &self.store;
-        if store.read_normalized_bytes(sample, data, dst, &self.cube_affine)? {
-            return Ok(());
-        }
-        let fault = store.with_decoded_bytes(sample, data, |src| {
+        let fault = store.with_decoded(sample, fetched, |src| {
             verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
         })?;
         match fault {

@@ -65,14 +65,14 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
                 samples
                     .par_iter()
                     .zip(fetched.into_par_iter())
-                    .filter_map(|(&s, got)| failure(s, got.and_then(|bytes| store.with_decoded_bytes(s, &bytes, check))))
+                    .filter_map(|(&s, got)| failure(s, got.and_then(|bytes| store.with_decoded(s, Some(&bytes), check))))
                     .collect::<Vec<_>>()
             }));
             start += window;
         }
     } else {
         faults = pool.install(|| {
-            (0..n).into_par_iter().filter_map(|s| failure(s, store.with_decoded_sample(s, check))).collect()
+            (0..n).into_par_iter().filter_map(|s| failure(s, store.with_decoded(s, None, check))).collect()
         });
     }
     let chunks_failed = faults.len() as u64;
