@@ -6,7 +6,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult, Location};
-use crate::kernel::verify_values;
+use crate::kernel::{verify_values, ValueFault};
 use crate::pool;
 use crate::reader::value_error;
 use crate::store::{CubeStore, CUBES};
@@ -40,18 +40,6 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
     let store = CubeStore::open(root)?;
     let n = store.n_samples();
     let sample_bytes = store.layout().len() as u64 * 4;
-    let failure = |s: u64, checked: CoreResult<Result<(), crate::kernel::ValueFault>>| {
-        let err = match checked {
-            Ok(Ok(())) => return None,
-            Ok(Err(fault)) => value_error(&store, s, &fault),
-            Err(e) => e,
-        };
-        Some(match err {
-            CoreError::Integrity { location, reason } => Failure { location, reason },
-            other => Failure { location: store.location(s), reason: other.to_string() },
-        })
-    };
-    let check = |src: &[f32]| verify_values(src, store.layout(), store.ranges());
     let pool = pool::pool(threads);
     let mut faults: Vec<Failure> = Vec::new();
     if store.remote().is_some() {
@@ -65,14 +53,17 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
                 samples
                     .par_iter()
                     .zip(fetched.into_par_iter())
-                    .filter_map(|(&s, got)| failure(s, got.and_then(|bytes| store.with_decoded(s, Some(&bytes), check))))
+                    .filter_map(|(&s, got)| match got {
+                        Ok(bytes) => check_sample(&store, s, Some(&bytes)),
+                        Err(e) => failure(&store, s, Err(e)),
+                    })
                     .collect::<Vec<_>>()
             }));
             start += window;
         }
     } else {
         faults = pool.install(|| {
-            (0..n).into_par_iter().filter_map(|s| failure(s, store.with_decoded(s, None, check))).collect()
+            (0..n).into_par_iter().filter_map(|s| check_sample(&store, s, None)).collect()
         });
     }
     let chunks_failed = faults.len() as u64;
@@ -90,6 +81,25 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
         unexpected_files,
         bytes_decoded: (n - chunks_failed) * sample_bytes,
         failures: faults,
+    })
+}
+
+/// The scan's verdict on one sample: its chunk (`fetched`, or located by the store) decoded and
+/// every value checked against its variable's valid range; `None` when it is sound.
+pub fn check_sample(store: &CubeStore, sample: u64, fetched: Option<&[u8]>) -> Option<Failure> {
+    failure(store, sample, store.with_decoded(sample, fetched, |src| verify_values(src, store.layout(), store.ranges())))
+}
+
+/// A sample's outcome as a report line: a value fault or an integrity error keeps its location.
+fn failure(store: &CubeStore, sample: u64, checked: CoreResult<Result<(), ValueFault>>) -> Option<Failure> {
+    let err = match checked {
+        Ok(Ok(())) => return None,
+        Ok(Err(fault)) => value_error(store, sample, &fault),
+        Err(e) => e,
+    };
+    Some(match err {
+        CoreError::Integrity { location, reason } => Failure { location, reason },
+        other => Failure { location: store.location(sample), reason: other.to_string() },
     })
 }
 
