@@ -8,6 +8,7 @@ can read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
 from ._remote import store_location
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
            "digest", "KIND"]
@@ -180,6 +183,7 @@ class Store:
 
     def verify(self, max_failures: int = 20, threads: int = 0) -> dict[str, Any]:
         """Scan every chunk (checksums, sizes, NaN/Inf, ranges, stray files); returns a report."""
+        log.info("scanning every chunk of %s", self.path)  # progress: the scan may take minutes
         return dict(_core().verify_store(str(self.path), max_failures, threads))
 
     def verify_digest(self) -> None:

@@ -102,7 +102,7 @@ impl DecodeVerify {
         let reader = BatchReader::open(&root, NormMode::PerVariable, 1)?;
         let n = reader.sample_len();
         let mut out = vec![0.0; 2 * n];
-        reader.read_batch_into(&[1, 0], &mut out)?;
+        reader.read_batch_into(&[1, 0], &mut out, &crate::cancel::Never)?;
         let sample1 = out[..n].iter().map(|x| x.to_bits()).collect();
         Ok(DecodeVerify { root, codec, reader, out, sample1 })
     }
@@ -139,8 +139,8 @@ impl DecodeVerify {
         assert_eq!(FixtureCodec::of_input(data), self.codec, "the input addresses the other fixture");
         let path = self.chunk_path();
         std::fs::write(&path, chunk_file(data)).expect("write the chunk file");
-        let read = self.reader.read_batch_into(&[1, 0], &mut self.out);
-        let report = verify_store(&self.root, 4, 1).expect("only a chunk changed: the store opens");
+        let read = self.reader.read_batch_into(&[1, 0], &mut self.out, &crate::cancel::Never);
+        let report = verify_store(&self.root, 4, 1, &crate::cancel::Never).expect("only a chunk changed: the store opens");
         assert_eq!((report.chunks_checked, report.unexpected_files), (SAMPLES, 0));
         match &read {
             Ok(()) => {

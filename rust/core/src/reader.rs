@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::cancel::{self, Cancel};
 use crate::error::{CoreError, CoreResult};
 use crate::kernel::{verify_normalize_into, Affine, FaultKind, NormStats, ValueFault};
 use crate::manifest::NormMode;
@@ -81,18 +82,18 @@ impl BatchReader {
 
     /// Fill `out` (exactly `indices.len() * sample_len()` values) with the normalized samples.
     /// On failure the error names the first failing sample in batch order, and `out` holds
-    /// no promise about its contents.
-    pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
-        self.read_batch_with(indices, out, |sample, bytes, dst| self.read_sample_into(sample, bytes, dst))
+    /// no promise about its contents. `cancel` is asked between slices of the batch.
+    pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32], cancel: &dyn Cancel) -> CoreResult<()> {
+        self.read_batch_with(indices, out, cancel, |sample, bytes, dst| self.read_sample_into(sample, bytes, dst))
     }
 
     /// [`Self::read_batch_into`] narrowed to bfloat16 (the bits, round to nearest even, as
     /// torch's `.to(torch.bfloat16)` does): half the bytes to move to the device. Each sample is
     /// decoded, verified and normalized into a float32 scratch of one sample per thread (it stays
     /// in cache), then narrowed into its slot.
-    pub fn read_batch_bf16_into(&self, indices: &[i64], out: &mut [u16]) -> CoreResult<()> {
+    pub fn read_batch_bf16_into(&self, indices: &[i64], out: &mut [u16], cancel: &dyn Cancel) -> CoreResult<()> {
         let n = self.sample_len();
-        self.read_batch_with(indices, out, |sample, bytes, dst| {
+        self.read_batch_with(indices, out, cancel, |sample, bytes, dst| {
             SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
                 scratch.resize(n, 0.0);
@@ -105,12 +106,14 @@ impl BatchReader {
 
     /// The batch loop shared by every output type: indices checked, the chunk objects of a
     /// remote store fetched together (or taken from the read-ahead), then `write(sample, fetched
-    /// bytes or None for a local file, slot)` in parallel over the batch's slots.
-    fn read_batch_with<T: Send>(&self, indices: &[i64], out: &mut [T],
+    /// bytes or None for a local file, slot)` in parallel over the slots of one slice of the
+    /// batch at a time (`cancel` asked before each slice).
+    fn read_batch_with<T: Send>(&self, indices: &[i64], out: &mut [T], cancel: &dyn Cancel,
                                 write: impl Fn(u64, Option<&[u8]>, &mut [T]) -> CoreResult<()> + Sync) -> CoreResult<()> {
-        let n = self.sample_len();
+        let n = self.sample_len().max(1);
         check_buffer("output buffer", out.len(), indices.len(), n)?;
         let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
+        let mut fetched = None;
         if self.store.remote().is_some() {
             // Object storage: every chunk object of the batch in flight at once (bounded), then
             // the same per-sample kernel on the fetched bytes.
@@ -119,25 +122,27 @@ impl BatchReader {
                 let mut queue = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
                 queue.iter().position(|(next, _)| *next == samples).and_then(|i| queue.remove(i))
             };
-            let fetched = match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
-                Some(got) => got,
+            match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
+                Some(got) => fetched = Some(got.into_iter()),
                 None => return self.read_streamed(&samples, out, &write),
-            };
-            let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
-                out.par_chunks_mut(n.max(1))
-                    .zip(samples.par_iter().zip(fetched.into_par_iter()))
-                    .map(|(dst, (&sample, got))| write(sample, Some(got?.as_ref()), dst))
-                    .collect()
-            });
-            return results.into_iter().collect();
+            }
         }
-        let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
-            out.par_chunks_mut(n.max(1))
-                .zip(samples.par_iter())
-                .map(|(dst, &sample)| write(sample, None, dst))
-                .collect()
-        });
-        results.into_iter().collect()
+        let pool = pool::pool(self.threads);
+        let per = cancel::slice_samples(n as u64 * 4, pool.current_num_threads());
+        for (slots, part) in out.chunks_mut(per * n).zip(samples.chunks(per)) {
+            cancel::check(cancel)?;
+            let got: Option<Vec<_>> = fetched.as_mut().map(|f| f.by_ref().take(part.len()).collect());
+            let results: Vec<CoreResult<()>> = pool.install(|| match got {
+                Some(got) => slots
+                    .par_chunks_mut(n)
+                    .zip(part.par_iter().zip(got.into_par_iter()))
+                    .map(|(dst, (&sample, got))| write(sample, Some(got?.as_ref()), dst))
+                    .collect(),
+                None => slots.par_chunks_mut(n).zip(part.par_iter()).map(|(dst, &sample)| write(sample, None, dst)).collect(),
+            });
+            results.into_iter().collect::<CoreResult<()>>()?;
+        }
+        Ok(())
     }
 
     /// A remote batch without read-ahead: each chunk object is decoded into its slot as soon as it

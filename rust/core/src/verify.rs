@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::cancel::{self, Cancel};
 use crate::error::{CoreError, CoreResult, Location};
 use crate::kernel::{verify_values, ValueFault};
 use crate::pool;
@@ -35,19 +36,23 @@ impl VerifyReport {
 }
 
 /// Scan a store. Opening failures (missing store, bad manifest, bad params) are errors; chunk
-/// faults are collected in the report.
-pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize) -> CoreResult<VerifyReport> {
+/// faults are collected in the report. `cancel` is asked between windows of samples.
+pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize, cancel: &dyn Cancel) -> CoreResult<VerifyReport> {
     let store = CubeStore::open(root)?;
     let n = store.n_samples();
     let sample_bytes = store.layout().len() as u64 * 4;
     let pool = pool::pool(threads);
+    let window = match store.remote() {
+        // Object storage: a window of chunk objects fetched concurrently, then checked on the pool.
+        Some(remote) => (remote.settings().concurrency * 4) as u64,
+        None => cancel::slice_samples(sample_bytes, pool.current_num_threads()) as u64,
+    };
     let mut faults: Vec<Failure> = Vec::new();
-    if store.remote().is_some() {
-        // Object storage: fetch a window of chunk objects concurrently, check it on the pool.
-        let window = (store.remote().map_or(32, |r| r.settings().concurrency) * 4) as u64;
-        let mut start = 0;
-        while start < n {
-            let samples: Vec<u64> = (start..n.min(start + window)).collect();
+    let mut start = 0;
+    while start < n {
+        cancel::check(cancel)?;
+        let samples: Vec<u64> = (start..n.min(start + window)).collect();
+        if store.remote().is_some() {
             let fetched = store.fetch_chunks(&samples)?;
             faults.extend(pool.install(|| {
                 samples
@@ -59,12 +64,10 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
                     })
                     .collect::<Vec<_>>()
             }));
-            start += window;
+        } else {
+            faults.extend(pool.install(|| samples.par_iter().filter_map(|&s| check_sample(&store, s, None)).collect::<Vec<_>>()));
         }
-    } else {
-        faults = pool.install(|| {
-            (0..n).into_par_iter().filter_map(|s| check_sample(&store, s, None)).collect()
-        });
+        start += window;
     }
     let chunks_failed = faults.len() as u64;
     let unexpected = match store.remote() {
