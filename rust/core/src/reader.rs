@@ -14,11 +14,13 @@ use crate::kernel::{verify_normalize_into, Affine, FaultKind, NormStats, ValueFa
 use crate::manifest::NormMode;
 use crate::pool;
 use crate::remote::Pending;
-use crate::store::{describe_range, CubeStore};
+use crate::store::{describe_range, Arrival, CubeStore};
 
 /// Batches a reader holds in flight ahead of its reads (memory: this many batches of encoded
 /// chunks at most, each within `ASTROBIO_S3_READAHEAD_MB`).
 pub const READ_AHEAD_BATCHES: usize = 2;
+/// How long a streamed remote read waits for the next chunk before it asks whether to stop.
+const ARRIVAL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 thread_local! {
     /// One float32 sample per pool thread for the narrowing reads (reused across batches).
@@ -124,7 +126,7 @@ impl BatchReader {
             };
             match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
                 Some(got) => fetched = Some(got.into_iter()),
-                None => return self.read_streamed(&samples, out, &write),
+                None => return self.read_streamed(&samples, out, cancel, &write),
             }
         }
         let pool = pool::pool(self.threads);
@@ -146,24 +148,35 @@ impl BatchReader {
     }
 
     /// A remote batch without read-ahead: each chunk object is decoded into its slot as soon as it
-    /// arrives, while the rest are still in flight (fetch and decode overlap). Errors are reported
-    /// as the parallel path does: the first by batch position.
-    fn read_streamed<T: Send>(&self, samples: &[u64], out: &mut [T],
+    /// arrives, while the rest are still in flight (fetch and decode overlap); `cancel` is asked
+    /// while waiting. Errors are reported as the parallel path does: the first by batch position.
+    fn read_streamed<T: Send>(&self, samples: &[u64], out: &mut [T], cancel: &dyn Cancel,
                               write: &(impl Fn(u64, Option<&[u8]>, &mut [T]) -> CoreResult<()> + Sync)) -> CoreResult<()> {
         let n = self.sample_len();
         let arrivals = self.store.stream_chunks(samples)?;
         let mut slots: Vec<Option<&mut [T]>> = out.chunks_mut(n.max(1)).map(Some).collect();
         let outcomes: Mutex<Vec<(usize, CoreResult<()>)>> = Mutex::new(Vec::with_capacity(samples.len()));
-        pool::pool(self.threads).in_place_scope(|scope| {
-            for (i, got) in arrivals.iter() {
-                let Some(dst) = slots.get_mut(i).and_then(Option::take) else { continue };
-                let (sample, outcomes) = (samples[i], &outcomes);
-                scope.spawn(move |_| {
-                    let done = self.store.fetched(sample, got).and_then(|bytes| write(sample, Some(bytes.as_ref()), dst));
-                    outcomes.lock().unwrap_or_else(|p| p.into_inner()).push((i, done));
-                });
-            }
+        let mut stopped = false;
+        pool::pool(self.threads).in_place_scope(|scope| loop {
+            let (i, got) = match arrivals.next_within(ARRIVAL_WAIT) {
+                Arrival::Chunk(i, got) => (i, got),
+                Arrival::Waiting if cancel.cancelled() => {
+                    stopped = true;
+                    break;
+                }
+                Arrival::Waiting => continue,
+                Arrival::Done => break,
+            };
+            let Some(dst) = slots.get_mut(i).and_then(Option::take) else { continue };
+            let (sample, outcomes) = (samples[i], &outcomes);
+            scope.spawn(move |_| {
+                let done = got.and_then(|bytes| write(sample, Some(bytes.as_ref()), dst));
+                outcomes.lock().unwrap_or_else(|p| p.into_inner()).push((i, done));
+            });
         });
+        if stopped {
+            return Err(CoreError::Interrupted); // the fetches still in flight end with `arrivals`
+        }
         let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = slots.iter().position(Option::is_some) {
             // the fetch task ended without delivering this sample (its runtime shut down)

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use object_store::GetRange;
 
@@ -19,6 +21,37 @@ const MAX_RANGE_GROUP: u64 = 64 << 20;
 /// request costs as much as reading 0.25-2 MB on the servers measured, docs/object-storage.md;
 /// object_store coalesces ranges within 1 MB too).
 const MAX_RANGE_GAP: u64 = 1 << 20;
+
+/// The chunks of a batch as they arrive from object storage ([`CubeStore::stream_chunks`]).
+pub struct Arrivals<'a> {
+    store: &'a CubeStore,
+    samples: &'a [u64],
+    rx: remote::Arrivals,
+}
+
+/// What [`Arrivals::next_within`] saw.
+pub enum Arrival {
+    /// The chunk of the batch's `.0`-th sample, or the error naming it.
+    Chunk(usize, CoreResult<bytes::Bytes>),
+    /// Nothing arrived in the time given; more may come.
+    Waiting,
+    /// Every fetch has ended.
+    Done,
+}
+
+impl Arrivals<'_> {
+    /// The next chunk to arrive within `wait` (a caller between two arrivals can ask to stop).
+    pub fn next_within(&self, wait: Duration) -> Arrival {
+        match self.rx.recv_timeout(wait) {
+            Ok((i, got)) => match self.samples.get(i) {
+                Some(&sample) => Arrival::Chunk(i, self.store.fetched(sample, got)),
+                None => Arrival::Waiting, // not one of ours (cannot happen: positions come from our keys)
+            },
+            Err(RecvTimeoutError::Timeout) => Arrival::Waiting,
+            Err(RecvTimeoutError::Disconnected) => Arrival::Done,
+        }
+    }
+}
 
 impl CubeStore {
     /// Fetch the encoded chunks of `samples` from object storage, concurrently; results in
@@ -142,20 +175,22 @@ impl CubeStore {
 
 
     /// Fetch the encoded chunks of `samples` from object storage, delivered as they arrive
-    /// (`remote::RemoteStore::stream_many`); pass each through [`Self::fetched`].
-    pub fn stream_chunks(&self, samples: &[u64]) -> CoreResult<remote::Arrivals> {
+    /// (`remote::RemoteStore::stream_many`), each as its sample's chunk or the error naming it.
+    pub fn stream_chunks<'a>(&'a self, samples: &'a [u64]) -> CoreResult<Arrivals<'a>> {
         let Some(remote) = &self.remote else {
             return Err(CoreError::InvalidArgument("stream_chunks: a local store is read by path".into()));
         };
-        if self.sharding.is_some() {
+        let rx = if self.sharding.is_some() {
             // Shards: fetched together (neighbours share requests), then handed over at once.
             let (tx, rx) = std::sync::mpsc::channel();
             for (i, got) in self.fetch_chunks(samples)?.into_iter().enumerate() {
                 let _ = tx.send((i, got.map(Some)));
             }
-            return Ok(rx);
-        }
-        remote.stream_many(samples.iter().map(|&s| self.chunk_key(s)).collect(), self.max_chunk_len())
+            rx
+        } else {
+            remote.stream_many(samples.iter().map(|&s| self.chunk_key(s)).collect(), self.max_chunk_len())?
+        };
+        Ok(Arrivals { store: self, samples, rx })
     }
 
     /// Start fetching the chunk objects of `samples` in the background (read-ahead); `None` for
@@ -179,7 +214,7 @@ impl CubeStore {
     }
 
     /// A fetched chunk object of `sample`, or the error naming the sample's chunk.
-    pub fn fetched(&self, sample: u64, got: CoreResult<Option<bytes::Bytes>>) -> CoreResult<bytes::Bytes> {
+    fn fetched(&self, sample: u64, got: CoreResult<Option<bytes::Bytes>>) -> CoreResult<bytes::Bytes> {
         match got {
             Ok(Some(bytes)) => Ok(bytes),
             Ok(None) => Err(CoreError::integrity(self.location(sample), String::from("chunk missing"))),

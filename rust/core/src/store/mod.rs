@@ -31,6 +31,7 @@ mod open;
 mod params;
 mod source;
 
+pub use fetch::{Arrival, Arrivals};
 pub use source::ChunkSource;
 
 pub const CUBES: &str = "cubes";
