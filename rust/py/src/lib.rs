@@ -5,7 +5,7 @@
 //! `core_error_to_py` (the only conversion point).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use astrobio_core::remote::RemoteStore;
@@ -25,20 +25,28 @@ const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// Python's signal handlers as the core's [`Cancel`]. The core asks on the calling thread between
 /// slices of work; at most every [`SIGNAL_POLL`] this takes the GIL back and runs
 /// `check_signals`, and keeps the exception a handler raised (`KeyboardInterrupt` for Ctrl-C)
-/// for [`enter`] to raise. Only Python's main thread runs signal handlers, so a call from
-/// another thread (a loader's read-ahead) never takes the GIL back.
+/// for [`enter`] to raise. A call shorter than that never takes the GIL back. Only Python's main
+/// thread runs signal handlers, so a call from another thread (a loader's read-ahead) never polls.
 struct Signals {
     main_thread: bool,
     poll: Mutex<(Instant, Option<PyErr>)>,
 }
 
+/// `threading.main_thread().ident`, read when the module is imported (a fork keeps the forking
+/// thread's ident, and the forking thread becomes the child's main thread).
+static MAIN_THREAD: OnceLock<u64> = OnceLock::new();
+
+extern "C" {
+    // CPython's thread ident (`threading.get_ident()`), part of the stable ABI; a plain C call,
+    // so no Python code (nor a pending signal handler) runs when the door asks it.
+    fn PyThread_get_thread_ident() -> std::os::raw::c_ulong;
+}
+
 impl Signals {
-    fn new(py: Python<'_>) -> Self {
-        let main_thread = (|| -> PyResult<bool> {
-            let threading = py.import("threading")?;
-            threading.call_method0("main_thread")?.getattr("ident")?.eq(threading.call_method0("get_ident")?)
-        })()
-        .unwrap_or(false);
+    fn new() -> Self {
+        // SAFETY: a C function without arguments or preconditions beyond a live interpreter.
+        let ident = unsafe { PyThread_get_thread_ident() } as u64;
+        let main_thread = MAIN_THREAD.get() == Some(&ident);
         Signals { main_thread, poll: Mutex::new((Instant::now(), None)) }
     }
 
@@ -66,7 +74,7 @@ impl Cancel for Signals {
 /// once a signal handler raised (the handler's exception is then the call's), and its
 /// `CoreError` becomes one Python exception here.
 fn enter<T: Send>(py: Python<'_>, work: impl Send + FnOnce(&dyn Cancel) -> CoreResult<T>) -> PyResult<T> {
-    let signals = Signals::new(py);
+    let signals = Signals::new();
     let done = py.detach(|| work(&signals));
     if let Some(raised) = signals.raised() {
         return Err(raised); // even when the work finished: the handler's exception is not lost
@@ -367,6 +375,8 @@ fn pool_pid() -> Option<u32> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let main_thread = m.py().import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract::<u64>()?;
+    let _ = MAIN_THREAD.set(main_thread);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyBatchReader>()?;
     m.add_function(wrap_pyfunction!(verify_store, m)?)?;
