@@ -1,5 +1,9 @@
 """Type stub for the native module `astrobio._core` (Rust, PyO3). Checked against the built
-module in CI with `python -m mypy.stubtest astrobio._core`."""
+module in CI with `python -m mypy.stubtest astrobio._core`.
+
+Every call runs with the GIL released. A long one (`verify_store`, a large `read_batch`) checks
+Python's signal handlers between slices of about 64 MiB when called from the main thread, so
+Ctrl-C raises `KeyboardInterrupt` (or whatever a handler raised) within a slice."""
 
 from os import PathLike
 from typing import Any, Sequence

@@ -9,6 +9,7 @@ can read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from ..errors import ConfigError, DataNotFoundError, IntegrityError
 from ._group import check_digests, content_digest, read_group_manifest
 from .location import store_location
 from .splits import SPLITS, split_problem
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "CubeStore", "open_cube",
            "Store", "open_store", "digest"]
@@ -180,6 +183,7 @@ class CubeStore:
 
     def verify(self, max_failures: int = 20, threads: int = 0) -> dict[str, Any]:
         """Scan every chunk (checksums, sizes, NaN/Inf, ranges, stray files); returns a report."""
+        log.info("scanning every chunk of %s", self.path)  # progress: the scan may take minutes
         return dict(_core().verify_store(str(self.path), max_failures, threads))
 
     def verify_digest(self) -> None:

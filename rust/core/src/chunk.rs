@@ -7,7 +7,7 @@
 //! `crc32c`, read from the array's own zarr v3 metadata) this module does the same work with
 //! one checksum pass and no copy: the file is mapped (or read into a reused buffer), checked
 //! once with the hardware crc32c, and decompressed directly into the sample's slot of the
-//! batch. Any other chain goes through zarrs (store.rs), so the store stays a plain zarr v3
+//! batch. Any other chain goes through zarrs (store/decode.rs), so the store stays a plain zarr v3
 //! array that any reader can open and any valid chain still reads.
 //!
 //! Untrusted bytes stay bounded: the file's size is checked before it is read, and both
@@ -37,7 +37,7 @@ pub struct FastChain {
     pub crc32c: bool,
 }
 
-/// The reason a bad checksum is reported with, by this path and by zarrs' (store.rs) alike.
+/// The reason a bad checksum is reported with, by this path and by zarrs' (store/decode.rs) alike.
 pub(crate) const CRC32C_MISMATCH: &str = "checksum mismatch (crc32c)";
 
 /// Why a chunk could not be decoded.

@@ -37,6 +37,10 @@ pub enum CoreError {
     #[error("{reason} ({url})")]
     Storage { url: String, fault: StorageFault, reason: String },
 
+    /// The caller asked the call to stop (`cancel::Cancel`, Ctrl-C in Python).
+    #[error("interrupted")]
+    Interrupted,
+
     /// Any other I/O failure (permissions, device errors).
     #[error("I/O error reading {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

@@ -25,7 +25,8 @@ use zarrs::group::GroupBuilder;
 use crate::error::{CoreError, CoreResult};
 use crate::manifest::NormMode;
 use crate::reader::BatchReader;
-use crate::verify::{verify_store, Failure};
+use crate::kernel::{verify_normalize_into, Affine};
+use crate::verify::{check_sample, verify_store, Failure};
 
 /// V, L, H, W of the fixture: 24 values, 96 bytes per sample; two samples, one run.
 const SHAPE: [u64; 4] = [2, 2, 2, 3];
@@ -101,7 +102,7 @@ impl DecodeVerify {
         let reader = BatchReader::open(&root, NormMode::PerVariable, 1)?;
         let n = reader.sample_len();
         let mut out = vec![0.0; 2 * n];
-        reader.read_batch_into(&[1, 0], &mut out)?;
+        reader.read_batch_into(&[1, 0], &mut out, &crate::cancel::Never)?;
         let sample1 = out[..n].iter().map(|x| x.to_bits()).collect();
         Ok(DecodeVerify { root, codec, reader, out, sample1 })
     }
@@ -138,8 +139,8 @@ impl DecodeVerify {
         assert_eq!(FixtureCodec::of_input(data), self.codec, "the input addresses the other fixture");
         let path = self.chunk_path();
         std::fs::write(&path, chunk_file(data)).expect("write the chunk file");
-        let read = self.reader.read_batch_into(&[1, 0], &mut self.out);
-        let report = verify_store(&self.root, 4, 1).expect("only a chunk changed: the store opens");
+        let read = self.reader.read_batch_into(&[1, 0], &mut self.out, &crate::cancel::Never);
+        let report = verify_store(&self.root, 4, 1, &crate::cancel::Never).expect("only a chunk changed: the store opens");
         assert_eq!((report.chunks_checked, report.unexpected_files), (SAMPLES, 0));
         match &read {
             Ok(()) => {
@@ -176,6 +177,138 @@ pub fn decode_verify(data: &[u8]) {
     let _ = fixture.lock().unwrap_or_else(|p| p.into_inner()).run(data);
 }
 
+/// Kernel-level fuzzing of the same decode + verify path, without the thread pool or a file per
+/// input: the fixture store is built and opened once, and each input (see [`chunk_file`])
+/// becomes sample 0's fetched chunk bytes (`ChunkSource::Fetched`), handed to the per-sample
+/// kernel of a batch read (`BatchReader::read_sample_into`) and of a scan
+/// (`verify::check_sample`), both on the calling thread.
+pub struct DecodeKernel {
+    codec: FixtureCodec,
+    reader: BatchReader,
+    affine: Affine,
+    out: Vec<f32>,
+    twin: Vec<f32>,
+}
+
+impl DecodeKernel {
+    /// Build the fixture store with chunks compressed by `codec` in the empty or missing
+    /// directory `root`, and open it.
+    pub fn create_with(root: impl Into<PathBuf>, codec: FixtureCodec) -> CoreResult<Self> {
+        let root = root.into();
+        write_fixture(&root, codec).map_err(|e| CoreError::Io { path: root.clone(), source: std::io::Error::other(e) })?;
+        let reader = BatchReader::open(&root, NormMode::PerVariable, 1)?;
+        let affine = Affine::from(reader.cube_norm());
+        let n = reader.sample_len();
+        Ok(DecodeKernel { codec, reader, affine, out: vec![0.0; n], twin: vec![0.0; n] })
+    }
+
+    /// Decode and verify `data` (see the module docs) as sample 0's chunk, as a read and as a
+    /// scan. Returns the read's outcome: an error is the expected answer to most inputs.
+    ///
+    /// # Panics
+    /// When the read and the scan disagree, when an accepted sample holds a non-finite value or
+    /// differs from the two-pass decode-then-normalize of the same bytes, or when a bad chunk is
+    /// not named as sample 0's: each would be a bug.
+    pub fn run(&mut self, data: &[u8]) -> CoreResult<()> {
+        assert_eq!(FixtureCodec::of_input(data), self.codec, "the input addresses the other fixture");
+        let chunk = chunk_file(data);
+        let store = self.reader.store();
+        let read = self.reader.read_sample_into(0, Some(&chunk), &mut self.out);
+        let scan = check_sample(store, 0, Some(&chunk));
+        match &read {
+            Ok(()) => {
+                assert_eq!(scan, None, "the read accepted a chunk the scan refused");
+                assert!(self.out.iter().all(|x| x.is_finite()), "a non-finite value passed the checks");
+                let twin = &mut self.twin;
+                let two_pass = store
+                    .with_decoded(0, Some(&chunk), |raw| verify_normalize_into(raw, twin, store.layout(), &self.affine, store.ranges()))
+                    .expect("an accepted chunk decodes again");
+                assert!(two_pass.is_ok(), "the two-pass check refused what the read accepted: {two_pass:?}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&self.out), bits(&self.twin), "the fused pass and the two-pass differ");
+            }
+            Err(CoreError::Integrity { location, reason }) => {
+                assert_eq!(location, &store.location(0), "{reason}");
+                let same = Failure { location: location.clone(), reason: reason.clone() };
+                assert_eq!(scan, Some(same), "the scan and the read disagree");
+            }
+            Err(other) => panic!("a bad chunk must be an integrity error, got {other:?}"),
+        }
+        read
+    }
+}
+
+/// The kernel-level fuzz target's entry: one process-wide fixture per codec.
+pub fn decode_kernel(data: &[u8]) {
+    static FIXTURES: OnceLock<[Mutex<DecodeKernel>; 2]> = OnceLock::new();
+    let fixtures = FIXTURES.get_or_init(|| {
+        let make = |codec: FixtureCodec| {
+            let root = std::env::temp_dir().join(format!("astrobio-core-kernel-{}-{codec:?}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            Mutex::new(DecodeKernel::create_with(root, codec).expect("build the fuzz fixture store"))
+        };
+        [make(FixtureCodec::Zstd), make(FixtureCodec::Blosc)]
+    });
+    let fixture = &fixtures[FixtureCodec::of_input(data) as usize];
+    let _ = fixture.lock().unwrap_or_else(|p| p.into_inner()).run(data);
+}
+
+/// Fuzzing entry for the store metadata (untrusted JSON from the store's zarr.json files): the
+/// first byte picks the document, the rest is its text. `0`: the manifest (the group attribute
+/// `astrobio`, `Manifest::from_json`); `1`: a cube array's `codecs` list (the fast chain and the
+/// sharding recognisers, with the fixture's sample shape). Invariants: no panic; an accepted
+/// manifest's runs hold every sample, its statistics give one finite affine per slab, and a
+/// sample of it sizes without overflow; an accepted sharding has 1 to `MAX_SHARD_SAMPLES`
+/// samples per shard and an inner chain of the fast path.
+pub fn metadata(data: &[u8]) {
+    use crate::chunk::FastChain;
+    use crate::shard::{Sharding, MAX_SHARD_SAMPLES};
+
+    let Some((&which, text)) = data.split_first() else { return };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else { return };
+    if which % 2 == 0 {
+        let Ok(m) = crate::manifest::Manifest::from_json(&value) else { return };
+        let [v, l, h, w] = m.sample_shape;
+        let values = [v, l, h, w].iter().try_fold(1usize, |a, &d| a.checked_mul(d)).expect("an accepted shape sizes");
+        assert!(m.n_samples.checked_mul(values as u64 * 4).is_some(), "an accepted store size overflows");
+        for s in [0, m.n_samples / 2, m.n_samples.saturating_sub(1)].into_iter().filter(|&s| s < m.n_samples) {
+            assert!(m.run_of(s).is_some(), "sample {s} belongs to no run");
+        }
+        for mode in [NormMode::PerVariable, NormMode::PerLevel, NormMode::None] {
+            let affine = Affine::from(&m.cube_norm(mode));
+            assert_eq!(affine.shift.len(), v * l, "{mode:?}: one affine per slab");
+            assert!(affine.shift.iter().chain(&affine.scale).all(|x| x.is_finite()), "{mode:?}: a non-finite affine");
+        }
+        assert_eq!(m.param_norm(NormMode::PerVariable).mean.len(), m.params.len());
+    } else {
+        let [v, l, h, w] = SHAPE;
+        let sample = [1, v, l, h, w];
+        let _ = FastChain::from_codecs(&value);
+        for grid in [sample, [4, v, l, h, w], [0, v, l, h, w], [1, v, l, h, 1]] {
+            if let Ok(Some(sharding)) = Sharding::from_codecs(&value, &sample, &grid) {
+                assert!((1..=MAX_SHARD_SAMPLES).contains(&sharding.samples), "{sharding:?}");
+                assert_eq!(sharding.samples, grid[0]);
+            }
+        }
+    }
+}
+
+/// Inputs of [`metadata`] that are accepted, to seed a corpus: the fixture's manifest, its zstd
+/// and blosc codec chains, and a sharded chain of the fixture's sample (index at the end, with
+/// its crc32c).
+pub fn metadata_seeds() -> Vec<Vec<u8>> {
+    let [v, l, h, w] = SHAPE;
+    let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
+    let blosc = json!({"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "typesize": 4, "blocksize": 0}});
+    let zstd = json!({"name": "zstd", "configuration": {"level": 3, "checksum": false}});
+    let crc = json!({"name": "crc32c"});
+    let sharded = json!([{"name": "sharding_indexed", "configuration": {
+        "chunk_shape": [1, v, l, h, w], "codecs": [bytes, blosc, crc],
+        "index_codecs": [bytes, crc], "index_location": "end"}}]);
+    let docs = [(0u8, fixture_manifest()), (1, json!([bytes, zstd, crc])), (1, json!([bytes, blosc, crc])), (1, sharded)];
+    docs.iter().map(|(which, doc)| [vec![*which], serde_json::to_vec(doc).expect("json")].concat()).collect()
+}
+
 /// Valid values of a sample: variable 0 in [100, 400], variable 1 below 50.
 fn fixture_values(s: u64) -> Vec<f32> {
     let n = SHAPE.iter().product::<u64>() as usize;
@@ -197,17 +330,7 @@ fn write_fixture(root: &std::path::Path, codec: FixtureCodec) -> Result<(), Box<
     for s in 0..SAMPLES {
         cubes.store_chunk(&[s, 0, 0, 0, 0], fixture_values(s))?;
     }
-    // Variable 1 is open below: std >= 1 keeps every accepted value finite once normalized.
-    let manifest = json!({
-        "format": crate::manifest::FORMAT, "format_version": crate::manifest::FORMAT_VERSION,
-        "complete": true, "sample_shape": SHAPE, "n_samples": SAMPLES,
-        "variables": [{"name": "ta", "valid_range": [100.0, 400.0]}, {"name": "ua", "valid_range": [null, 50.0]}],
-        "params": [], "runs": [{"id": "fuzz-run", "start": 0, "count": SAMPLES}],
-        "normalization": {"cubes": {
-            "per_variable": {"mean": [250.0, 0.0], "std": [10.0, 4.0]},
-            "per_level": {"mean": [[250.0, 250.0], [0.0, 0.0]], "std": [[10.0, 10.0], [4.0, 4.0]]}
-        }}
-    });
+    let manifest = fixture_manifest();
     let mut attrs = serde_json::Map::new();
     attrs.insert("astrobio".into(), manifest);
     GroupBuilder::new().attributes(attrs).build(storage, "/")?.store_metadata()?;
@@ -253,4 +376,19 @@ pub fn shard_index(data: &[u8]) {
             Err(e) => panic!("a parsed index refused entry {j}: {e}"),
         }
     }
+}
+
+/// The fixture's manifest (group attribute `astrobio`).
+fn fixture_manifest() -> serde_json::Value {
+    // Variable 1 is open below: std >= 1 keeps every accepted value finite once normalized.
+    json!({
+        "format": crate::manifest::FORMAT, "format_version": crate::manifest::FORMAT_VERSION,
+        "complete": true, "sample_shape": SHAPE, "n_samples": SAMPLES,
+        "variables": [{"name": "ta", "valid_range": [100.0, 400.0]}, {"name": "ua", "valid_range": [null, 50.0]}],
+        "params": [], "runs": [{"id": "fuzz-run", "start": 0, "count": SAMPLES}],
+        "normalization": {"cubes": {
+            "per_variable": {"mean": [250.0, 0.0], "std": [10.0, 4.0]},
+            "per_level": {"mean": [[250.0, 250.0], [0.0, 0.0]], "std": [[10.0, 10.0], [4.0, 4.0]]}
+        }}
+    })
 }

@@ -4,6 +4,7 @@
 //! physical ranges), per-variable normalization and batch collation into one contiguous
 //! buffer, parallel over samples on a fork-safe rayon pool. `astrobio-py` wraps this.
 
+pub mod cancel;
 pub mod chunk;
 pub mod error;
 /// Fuzzing harness (fixture store + invariants): for the fuzz crate and the tests only.
@@ -20,6 +21,7 @@ pub mod shard;
 pub mod store;
 pub mod verify;
 
+pub use cancel::{Cancel, Never};
 pub use error::{CoreError, CoreResult, Location, StorageFault};
 pub use kernel::NormStats;
 pub use manifest::{Manifest, NormMode};

@@ -8,16 +8,19 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::cancel::{self, Cancel};
 use crate::error::{CoreError, CoreResult};
 use crate::kernel::{verify_normalize_into, Affine, FaultKind, NormStats, ValueFault};
 use crate::manifest::NormMode;
 use crate::pool;
 use crate::remote::Pending;
-use crate::store::{describe_range, CubeStore};
+use crate::store::{describe_range, Arrival, CubeStore};
 
 /// Batches a reader holds in flight ahead of its reads (memory: this many batches of encoded
 /// chunks at most, each within `ASTROBIO_S3_READAHEAD_MB`).
 pub const READ_AHEAD_BATCHES: usize = 2;
+/// How long a streamed remote read waits for the next chunk before it asks whether to stop.
+const ARRIVAL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 thread_local! {
     /// One float32 sample per pool thread for the narrowing reads (reused across batches).
@@ -81,22 +84,22 @@ impl BatchReader {
 
     /// Fill `out` (exactly `indices.len() * sample_len()` values) with the normalized samples.
     /// On failure the error names the first failing sample in batch order, and `out` holds
-    /// no promise about its contents.
-    pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32]) -> CoreResult<()> {
-        self.read_batch_with(indices, out, |sample, bytes, dst| self.read_one_from(sample, bytes, dst))
+    /// no promise about its contents. `cancel` is asked between slices of the batch.
+    pub fn read_batch_into(&self, indices: &[i64], out: &mut [f32], cancel: &dyn Cancel) -> CoreResult<()> {
+        self.read_batch_with(indices, out, cancel, |sample, bytes, dst| self.read_sample_into(sample, bytes, dst))
     }
 
     /// [`Self::read_batch_into`] narrowed to bfloat16 (the bits, round to nearest even, as
     /// torch's `.to(torch.bfloat16)` does): half the bytes to move to the device. Each sample is
     /// decoded, verified and normalized into a float32 scratch of one sample per thread (it stays
     /// in cache), then narrowed into its slot.
-    pub fn read_batch_bf16_into(&self, indices: &[i64], out: &mut [u16]) -> CoreResult<()> {
+    pub fn read_batch_bf16_into(&self, indices: &[i64], out: &mut [u16], cancel: &dyn Cancel) -> CoreResult<()> {
         let n = self.sample_len();
-        self.read_batch_with(indices, out, |sample, bytes, dst| {
+        self.read_batch_with(indices, out, cancel, |sample, bytes, dst| {
             SCRATCH.with(|cell| {
                 let mut scratch = cell.borrow_mut();
                 scratch.resize(n, 0.0);
-                self.read_one_from(sample, bytes, &mut scratch)?;
+                self.read_sample_into(sample, bytes, &mut scratch)?;
                 narrow_bf16(&scratch, dst);
                 Ok(())
             })
@@ -105,12 +108,14 @@ impl BatchReader {
 
     /// The batch loop shared by every output type: indices checked, the chunk objects of a
     /// remote store fetched together (or taken from the read-ahead), then `write(sample, fetched
-    /// bytes or None for a local file, slot)` in parallel over the batch's slots.
-    fn read_batch_with<T: Send>(&self, indices: &[i64], out: &mut [T],
+    /// bytes or None for a local file, slot)` in parallel over the slots of one slice of the
+    /// batch at a time (`cancel` asked before each slice).
+    fn read_batch_with<T: Send>(&self, indices: &[i64], out: &mut [T], cancel: &dyn Cancel,
                                 write: impl Fn(u64, Option<&[u8]>, &mut [T]) -> CoreResult<()> + Sync) -> CoreResult<()> {
-        let n = self.sample_len();
+        let n = self.sample_len().max(1);
         check_buffer("output buffer", out.len(), indices.len(), n)?;
         let samples = indices.iter().map(|&i| self.store.check_index(i)).collect::<CoreResult<Vec<_>>>()?;
+        let mut fetched = None;
         if self.store.remote().is_some() {
             // Object storage: every chunk object of the batch in flight at once (bounded), then
             // the same per-sample kernel on the fetched bytes.
@@ -119,46 +124,59 @@ impl BatchReader {
                 let mut queue = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
                 queue.iter().position(|(next, _)| *next == samples).and_then(|i| queue.remove(i))
             };
-            let fetched = match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
-                Some(got) => got,
-                None => return self.read_streamed(&samples, out, &write),
-            };
-            let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
-                out.par_chunks_mut(n.max(1))
-                    .zip(samples.par_iter().zip(fetched.into_par_iter()))
-                    .map(|(dst, (&sample, got))| write(sample, Some(got?.as_ref()), dst))
-                    .collect()
-            });
-            return results.into_iter().collect();
+            match ahead.map(|(_, pending)| self.store.finish_fetch(&samples, pending)).transpose()?.flatten() {
+                Some(got) => fetched = Some(got.into_iter()),
+                None => return self.read_streamed(&samples, out, cancel, &write),
+            }
         }
-        let results: Vec<CoreResult<()>> = pool::pool(self.threads).install(|| {
-            out.par_chunks_mut(n.max(1))
-                .zip(samples.par_iter())
-                .map(|(dst, &sample)| write(sample, None, dst))
-                .collect()
-        });
-        results.into_iter().collect()
+        let pool = pool::pool(self.threads);
+        let per = cancel::slice_samples(n as u64 * 4, pool.current_num_threads());
+        for (slots, part) in out.chunks_mut(per * n).zip(samples.chunks(per)) {
+            cancel::check(cancel)?;
+            let got: Option<Vec<_>> = fetched.as_mut().map(|f| f.by_ref().take(part.len()).collect());
+            let results: Vec<CoreResult<()>> = pool.install(|| match got {
+                Some(got) => slots
+                    .par_chunks_mut(n)
+                    .zip(part.par_iter().zip(got.into_par_iter()))
+                    .map(|(dst, (&sample, got))| write(sample, Some(got?.as_ref()), dst))
+                    .collect(),
+                None => slots.par_chunks_mut(n).zip(part.par_iter()).map(|(dst, &sample)| write(sample, None, dst)).collect(),
+            });
+            results.into_iter().collect::<CoreResult<()>>()?;
+        }
+        Ok(())
     }
 
     /// A remote batch without read-ahead: each chunk object is decoded into its slot as soon as it
-    /// arrives, while the rest are still in flight (fetch and decode overlap). Errors are reported
-    /// as the parallel path does: the first by batch position.
-    fn read_streamed<T: Send>(&self, samples: &[u64], out: &mut [T],
+    /// arrives, while the rest are still in flight (fetch and decode overlap); `cancel` is asked
+    /// while waiting. Errors are reported as the parallel path does: the first by batch position.
+    fn read_streamed<T: Send>(&self, samples: &[u64], out: &mut [T], cancel: &dyn Cancel,
                               write: &(impl Fn(u64, Option<&[u8]>, &mut [T]) -> CoreResult<()> + Sync)) -> CoreResult<()> {
         let n = self.sample_len();
         let arrivals = self.store.stream_chunks(samples)?;
         let mut slots: Vec<Option<&mut [T]>> = out.chunks_mut(n.max(1)).map(Some).collect();
         let outcomes: Mutex<Vec<(usize, CoreResult<()>)>> = Mutex::new(Vec::with_capacity(samples.len()));
-        pool::pool(self.threads).in_place_scope(|scope| {
-            for (i, got) in arrivals.iter() {
-                let Some(dst) = slots.get_mut(i).and_then(Option::take) else { continue };
-                let (sample, outcomes) = (samples[i], &outcomes);
-                scope.spawn(move |_| {
-                    let done = self.store.fetched(sample, got).and_then(|bytes| write(sample, Some(bytes.as_ref()), dst));
-                    outcomes.lock().unwrap_or_else(|p| p.into_inner()).push((i, done));
-                });
-            }
+        let mut stopped = false;
+        pool::pool(self.threads).in_place_scope(|scope| loop {
+            let (i, got) = match arrivals.next_within(ARRIVAL_WAIT) {
+                Arrival::Chunk(i, got) => (i, got),
+                Arrival::Waiting if cancel.cancelled() => {
+                    stopped = true;
+                    break;
+                }
+                Arrival::Waiting => continue,
+                Arrival::Done => break,
+            };
+            let Some(dst) = slots.get_mut(i).and_then(Option::take) else { continue };
+            let (sample, outcomes) = (samples[i], &outcomes);
+            scope.spawn(move |_| {
+                let done = got.and_then(|bytes| write(sample, Some(bytes.as_ref()), dst));
+                outcomes.lock().unwrap_or_else(|p| p.into_inner()).push((i, done));
+            });
         });
+        if stopped {
+            return Err(CoreError::Interrupted); // the fetches still in flight end with `arrivals`
+        }
         let mut outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = slots.iter().position(Option::is_some) {
             // the fetch task ended without delivering this sample (its runtime shut down)
@@ -166,13 +184,6 @@ impl BatchReader {
         }
         outcomes.sort_by_key(|(i, _)| *i);
         outcomes.into_iter().map(|(_, r)| r).collect()
-    }
-
-    fn read_one_from(&self, sample: u64, fetched: Option<&[u8]>, dst: &mut [f32]) -> CoreResult<()> {
-        match fetched {
-            Some(data) => self.read_one_fetched(sample, data, dst),
-            None => self.read_one(sample, dst),
-        }
     }
 
     /// Start fetching the chunk objects of the batch `indices` in the background, so that the
@@ -195,30 +206,17 @@ impl BatchReader {
         Ok(true)
     }
 
-    /// Decode, check and normalize straight into the sample's slot (store.rs picks the path).
-    fn read_one(&self, sample: u64, dst: &mut [f32]) -> CoreResult<()> {
+    /// The per-sample kernel of every batch read: decode, check and normalize straight into the
+    /// sample's slot (`fetched`: its chunk bytes when the batch fetched them, see
+    /// `CubeStore::with_source`). The error names the sample's chunk.
+    pub fn read_sample_into(&self, sample: u64, fetched: Option<&[u8]>, dst: &mut [f32]) -> CoreResult<()> {
         let store = &self.store;
-        if store.read_normalized_into(sample, dst, &self.cube_affine)? {
+        if store.read_normalized_into(sample, fetched, dst, &self.cube_affine)? {
             return Ok(());
         }
         // Rare path: the slot now holds normalized values; decode again to name the fault
         // exactly as the two-buffer pass (and the full-store scan) would.
-        let fault = store.with_decoded_sample(sample, |src| {
-            verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
-        })?;
-        match fault {
-            Err(fault) => Err(value_error(store, sample, &fault)),
-            Ok(()) => Err(CoreError::integrity(store.location(sample), String::from("the chunk changed while it was read"))),
-        }
-    }
-
-    /// [`Self::read_one`] on a chunk fetched from object storage.
-    fn read_one_fetched(&self, sample: u64, data: &[u8], dst: &mut [f32]) -> CoreResult<()> {
-        let store = &self.store;
-        if store.read_normalized_bytes(sample, data, dst, &self.cube_affine)? {
-            return Ok(());
-        }
-        let fault = store.with_decoded_bytes(sample, data, |src| {
+        let fault = store.with_decoded(sample, fetched, |src| {
             verify_normalize_into(src, dst, store.layout(), &self.cube_affine, store.ranges())
         })?;
         match fault {

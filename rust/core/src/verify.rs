@@ -5,8 +5,9 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::cancel::{self, Cancel};
 use crate::error::{CoreError, CoreResult, Location};
-use crate::kernel::verify_values;
+use crate::kernel::{verify_values, ValueFault};
 use crate::pool;
 use crate::reader::value_error;
 use crate::store::{CubeStore, CUBES};
@@ -35,45 +36,38 @@ impl VerifyReport {
 }
 
 /// Scan a store. Opening failures (missing store, bad manifest, bad params) are errors; chunk
-/// faults are collected in the report.
-pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize) -> CoreResult<VerifyReport> {
+/// faults are collected in the report. `cancel` is asked between windows of samples.
+pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize, cancel: &dyn Cancel) -> CoreResult<VerifyReport> {
     let store = CubeStore::open(root)?;
     let n = store.n_samples();
     let sample_bytes = store.layout().len() as u64 * 4;
-    let failure = |s: u64, checked: CoreResult<Result<(), crate::kernel::ValueFault>>| {
-        let err = match checked {
-            Ok(Ok(())) => return None,
-            Ok(Err(fault)) => value_error(&store, s, &fault),
-            Err(e) => e,
-        };
-        Some(match err {
-            CoreError::Integrity { location, reason } => Failure { location, reason },
-            other => Failure { location: store.location(s), reason: other.to_string() },
-        })
-    };
-    let check = |src: &[f32]| verify_values(src, store.layout(), store.ranges());
     let pool = pool::pool(threads);
+    let window = match store.remote() {
+        // Object storage: a window of chunk objects fetched concurrently, then checked on the pool.
+        Some(remote) => (remote.settings().concurrency * 4) as u64,
+        None => cancel::slice_samples(sample_bytes, pool.current_num_threads()) as u64,
+    };
     let mut faults: Vec<Failure> = Vec::new();
-    if store.remote().is_some() {
-        // Object storage: fetch a window of chunk objects concurrently, check it on the pool.
-        let window = (store.remote().map_or(32, |r| r.settings().concurrency) * 4) as u64;
-        let mut start = 0;
-        while start < n {
-            let samples: Vec<u64> = (start..n.min(start + window)).collect();
+    let mut start = 0;
+    while start < n {
+        cancel::check(cancel)?;
+        let samples: Vec<u64> = (start..n.min(start + window)).collect();
+        if store.remote().is_some() {
             let fetched = store.fetch_chunks(&samples)?;
             faults.extend(pool.install(|| {
                 samples
                     .par_iter()
                     .zip(fetched.into_par_iter())
-                    .filter_map(|(&s, got)| failure(s, got.and_then(|bytes| store.with_decoded_bytes(s, &bytes, check))))
+                    .filter_map(|(&s, got)| match got {
+                        Ok(bytes) => check_sample(&store, s, Some(&bytes)),
+                        Err(e) => failure(&store, s, Err(e)),
+                    })
                     .collect::<Vec<_>>()
             }));
-            start += window;
+        } else {
+            faults.extend(pool.install(|| samples.par_iter().filter_map(|&s| check_sample(&store, s, None)).collect::<Vec<_>>()));
         }
-    } else {
-        faults = pool.install(|| {
-            (0..n).into_par_iter().filter_map(|s| failure(s, store.with_decoded_sample(s, check))).collect()
-        });
+        start += window;
     }
     let chunks_failed = faults.len() as u64;
     let unexpected = match store.remote() {
@@ -90,6 +84,25 @@ pub fn verify_store(root: impl AsRef<Path>, max_failures: usize, threads: usize)
         unexpected_files,
         bytes_decoded: (n - chunks_failed) * sample_bytes,
         failures: faults,
+    })
+}
+
+/// The scan's verdict on one sample: its chunk (`fetched`, or located by the store) decoded and
+/// every value checked against its variable's valid range; `None` when it is sound.
+pub fn check_sample(store: &CubeStore, sample: u64, fetched: Option<&[u8]>) -> Option<Failure> {
+    failure(store, sample, store.with_decoded(sample, fetched, |src| verify_values(src, store.layout(), store.ranges())))
+}
+
+/// A sample's outcome as a report line: a value fault or an integrity error keeps its location.
+fn failure(store: &CubeStore, sample: u64, checked: CoreResult<Result<(), ValueFault>>) -> Option<Failure> {
+    let err = match checked {
+        Ok(Ok(())) => return None,
+        Ok(Err(fault)) => value_error(store, sample, &fault),
+        Err(e) => e,
+    };
+    Some(match err {
+        CoreError::Integrity { location, reason } => Failure { location, reason },
+        other => Failure { location: store.location(sample), reason: other.to_string() },
     })
 }
 

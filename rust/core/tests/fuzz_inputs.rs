@@ -3,7 +3,9 @@
 //! crafted inputs that once aborted the process. `DecodeVerify::run` panics on any broken
 //! invariant (read and scan disagree, a non-finite value accepted, the wrong sample blamed).
 
-use astrobio_core::fuzzing::{DecodeVerify, FixtureCodec};
+use std::path::{Path, PathBuf};
+
+use astrobio_core::fuzzing::{metadata, metadata_seeds, DecodeKernel, DecodeVerify, FixtureCodec};
 use astrobio_core::CoreError;
 
 /// xorshift64*: deterministic and dependency-free; quality is not the point.
@@ -103,6 +105,12 @@ fn mutated_inputs(codec: FixtureCodec, count: usize) {
     let (_dir, mut fx) = fixture_with(codec);
     let seeds = fx.seeds().unwrap();
     let base = fx.mode_base();
+    mutated_runs(codec, count, &seeds, base, |input| fx.run(input));
+}
+
+/// `count` inputs mutated from `seeds` (or random) through `run`, which panics on a broken
+/// invariant; both answers must be reached.
+fn mutated_runs(codec: FixtureCodec, count: usize, seeds: &[Vec<u8>], base: u8, mut run: impl FnMut(&[u8]) -> Result<(), CoreError>) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let (mut accepted, mut refused) = (0, 0);
     for i in 0..count {
@@ -112,7 +120,7 @@ fn mutated_inputs(codec: FixtureCodec, count: usize) {
             let seed = &seeds[rng.below(seeds.len())];
             mutate(&mut rng, seed, base)
         };
-        match fx.run(&input) {
+        match run(&input) {
             Ok(()) => accepted += 1,
             Err(_) => refused += 1,
         }
@@ -229,5 +237,111 @@ fn shard_indexes_from_mutated_and_random_bytes_never_panic_or_escape_the_shard()
             d
         };
         astrobio_core::fuzzing::shard_index(&input);
+    }
+}
+
+/// The committed seeds of a fuzz target (`rust/core/fuzz/seeds/<target>`).
+fn committed_seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.into_iter().map(|f| (f.clone(), std::fs::read(&f).unwrap())).collect()
+}
+
+fn kernel_with(codec: FixtureCodec) -> (tempfile::TempDir, DecodeKernel) {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = DecodeKernel::create_with(dir.path().join("store"), codec).unwrap();
+    (dir, kernel)
+}
+
+#[test]
+fn the_kernel_decodes_every_seed_to_the_intact_sample_and_replays_the_committed_ones() {
+    for codec in [FixtureCodec::Zstd, FixtureCodec::Blosc] {
+        let (_d1, fx) = fixture_with(codec);
+        let (_d2, mut kernel) = kernel_with(codec);
+        for seed in fx.seeds().unwrap() {
+            kernel.run(&seed).unwrap();
+        }
+    }
+    let seeds = committed_seeds("decode_kernel");
+    assert!(seeds.len() >= 6, "one seed per mode of both fixtures");
+    for (path, seed) in seeds {
+        let (_d, mut kernel) = kernel_with(FixtureCodec::of_input(&seed));
+        assert!(kernel.run(&seed).is_ok(), "{path:?}");
+    }
+}
+
+#[test]
+fn thousands_of_mutated_inputs_through_the_kernel_never_break_an_invariant() {
+    for (codec, count) in [(FixtureCodec::Zstd, 3000), (FixtureCodec::Blosc, 2000)] {
+        let (_d1, fx) = fixture_with(codec);
+        let (_d2, mut kernel) = kernel_with(codec);
+        mutated_runs(codec, count, &fx.seeds().unwrap(), fx.mode_base(), |input| kernel.run(input));
+    }
+}
+
+#[test]
+fn the_kernel_refuses_the_crafted_bombs_as_the_pooled_path_does() {
+    let (_d, mut kernel) = kernel_with(FixtureCodec::Zstd);
+    let why = reason(kernel.run(&[&[1u8][..], &frame_declaring(1 << 40)].concat()));
+    assert!(why.contains("may decode to 1099511627776 bytes"), "{why}");
+}
+
+/// Regenerate the committed seeds of `decode_kernel` and `metadata` (run with `--ignored` after
+/// a change of the fixture or of the metadata seeds).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for codec in [FixtureCodec::Zstd, FixtureCodec::Blosc] {
+        let (_d, fx) = fixture_with(codec);
+        for (mode, seed) in fx.seeds().unwrap().into_iter().enumerate() {
+            let name = format!("{codec:?}-mode{}", fx.mode_base() as usize + mode).to_lowercase();
+            std::fs::write(root.join("decode_kernel").join(name), seed).unwrap();
+        }
+    }
+    let names = ["manifest", "codecs-zstd", "codecs-blosc", "codecs-sharded"];
+    for (name, seed) in names.iter().zip(metadata_seeds()) {
+        std::fs::write(root.join("metadata").join(name), seed).unwrap();
+    }
+}
+
+#[test]
+fn metadata_seeds_are_accepted_and_mutations_never_panic() {
+    use astrobio_core::chunk::FastChain;
+    use astrobio_core::shard::Sharding;
+    let seeds = metadata_seeds();
+    let committed: Vec<Vec<u8>> = committed_seeds("metadata").into_iter().map(|(_, s)| s).collect();
+    for seed in &seeds {
+        assert!(committed.contains(seed), "a metadata seed is not committed (run write_fuzz_seeds)");
+        let doc: serde_json::Value = serde_json::from_slice(&seed[1..]).unwrap();
+        if seed[0] == 0 {
+            astrobio_core::Manifest::from_json(&doc).unwrap();
+        } else {
+            let sharded = Sharding::from_codecs(&doc, &[1, 2, 2, 2, 3], &[4, 2, 2, 2, 3]).unwrap();
+            assert!(sharded.is_some() || FastChain::from_codecs(&doc).is_some(), "{doc}");
+        }
+        metadata(seed);
+    }
+    let mut rng = Rng(0xC0DE_CAFE);
+    for i in 0..20_000 {
+        let mut d = seeds[rng.below(seeds.len())].clone();
+        if i % 2 == 0 {
+            // a structural edit keeps the JSON parseable more often than a random byte
+            let text = String::from_utf8_lossy(&d[1..]).into_owned();
+            let tokens = ["0", "-1", "1e308", "null", "[]", "{}", "\"end\"", "18446744073709551615", "4294967296", "1e-45"];
+            let spots: Vec<usize> = text.match_indices(|c: char| c.is_ascii_digit()).map(|(at, _)| at).collect();
+            if let Some(&at) = spots.get(rng.below(spots.len().max(1))) {
+                let end = text[at..].find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-')).map_or(text.len(), |e| at + e);
+                let edited = format!("{}{}{}", &text[..at], tokens[rng.below(tokens.len())], &text[end..]);
+                d = [vec![d[0]], edited.into_bytes()].concat();
+            }
+        } else {
+            for _ in 0..1 + rng.below(4) {
+                let at = 1 + rng.below(d.len() - 1);
+                d[at] ^= 1 << rng.below(8);
+            }
+        }
+        metadata(&d);
     }
 }

@@ -127,22 +127,22 @@ fn s3_stores_read_like_local_ones_against_a_real_server() {
         let (local, remote) = (BatchReader::open(f.root(), mode, 2).unwrap(), BatchReader::open(&url, mode, 2).unwrap());
         let mut a = vec![0f32; indices.len() * sample_len()];
         let mut b = vec![f32::NAN; indices.len() * sample_len()];
-        local.read_batch_into(&indices, &mut a).unwrap();
-        remote.read_batch_into(&indices, &mut b).unwrap();
+        local.read_batch_into(&indices, &mut a, &astrobio_core::Never).unwrap();
+        remote.read_batch_into(&indices, &mut b, &astrobio_core::Never).unwrap();
         assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
         let (mut pa, mut pb) = (vec![0f32; 4], vec![0f32; 4]);
         local.read_params_into(&[5, 1], &mut pa).unwrap();
         remote.read_params_into(&[5, 1], &mut pb).unwrap();
         assert_eq!(pa, pb);
     }
-    let report = verify_store(&url, 10, 2).unwrap();
+    let report = verify_store(&url, 10, 2, &astrobio_core::Never).unwrap();
     assert!(report.ok() && report.chunks_checked == 9, "{report:?}");
 
     // A missing chunk object is named like a missing chunk file.
     RemoteStore::open(&url).unwrap().delete(&Fixture::chunk_key(7)).unwrap();
     let reader = BatchReader::open(&url, NormMode::PerVariable, 2).unwrap();
     let mut out = vec![0f32; 2 * sample_len()];
-    match reader.read_batch_into(&[1, 7], &mut out) {
+    match reader.read_batch_into(&[1, 7], &mut out, &astrobio_core::Never) {
         Err(CoreError::Integrity { location, reason }) => {
             assert_eq!(location.sample, Some(7));
             assert_eq!(location.chunk.as_deref(), Some(Fixture::chunk_key(7).as_str()));
@@ -150,14 +150,14 @@ fn s3_stores_read_like_local_ones_against_a_real_server() {
         }
         other => panic!("expected a missing chunk, got {other:?}"),
     }
-    let report = verify_store(&url, 10, 2).unwrap();
+    let report = verify_store(&url, 10, 2, &astrobio_core::Never).unwrap();
     assert_eq!(report.chunks_failed, 1);
 
     // No store at a prefix; then the server gone: a bounded failure naming the URL.
     assert!(matches!(BatchReader::open(format!("s3://{bucket}/nothing"), NormMode::None, 1), Err(CoreError::NotFound { .. })));
     drop(server);
     let t0 = Instant::now();
-    match reader.read_batch_into(&[1, 2], &mut out) {
+    match reader.read_batch_into(&[1, 2], &mut out, &astrobio_core::Never) {
         Err(CoreError::Storage { url: u, .. }) => assert!(u.starts_with(&url), "{u}"),
         other => panic!("expected a storage error, got {other:?}"),
     }

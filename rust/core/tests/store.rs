@@ -3,7 +3,7 @@
 
 mod common;
 
-use astrobio_core::{verify_store, BatchReader, CoreError, Location, NormMode};
+use astrobio_core::{verify_store, BatchReader, Cancel, CoreError, Location, NormMode};
 use common::{array_builder, n_samples, reference_batch, sample_len, Fixture, SHAPE};
 use serde_json::json;
 use zarrs::array::data_type;
@@ -14,7 +14,7 @@ fn reader(f: &Fixture, threads: usize) -> BatchReader {
 
 fn read(f: &Fixture, indices: &[i64]) -> Result<Vec<f32>, CoreError> {
     let mut out = vec![0.0; indices.len() * sample_len()];
-    reader(f, 1).read_batch_into(indices, &mut out).map(|_| out)
+    reader(f, 1).read_batch_into(indices, &mut out, &astrobio_core::Never).map(|_| out)
 }
 
 /// The location of sample `s` in the fixture (runs of 3, 2 and 4 samples).
@@ -52,7 +52,7 @@ fn batches_equal_the_reference_in_every_mode() {
         for threads in [1, 2] {
             let r = BatchReader::open(f.root(), mode, threads).unwrap();
             let mut out = vec![f32::NAN; indices.len() * r.sample_len()];
-            r.read_batch_into(&indices, &mut out).unwrap();
+            r.read_batch_into(&indices, &mut out, &astrobio_core::Never).unwrap();
             for (i, (&got, &want)) in out.iter().zip(&expected).enumerate() {
                 assert!((got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0), "{name} element {i}: {got} vs {want}");
             }
@@ -78,7 +78,7 @@ fn params_are_read_and_normalized() {
 #[test]
 fn empty_batch_is_fine() {
     let f = Fixture::new();
-    reader(&f, 2).read_batch_into(&[], &mut []).unwrap();
+    reader(&f, 2).read_batch_into(&[], &mut [], &astrobio_core::Never).unwrap();
 }
 
 // ---- corruption matrix: chunk files ----
@@ -267,7 +267,7 @@ fn wrong_output_length_is_an_invalid_argument() {
     let r = reader(&f, 1);
     for len in [0, sample_len() * 2 - 1, sample_len() * 2 + 1] {
         let mut out = vec![0.0; len];
-        assert!(matches!(r.read_batch_into(&[0, 1], &mut out), Err(CoreError::InvalidArgument(_))), "len {len}");
+        assert!(matches!(r.read_batch_into(&[0, 1], &mut out, &astrobio_core::Never), Err(CoreError::InvalidArgument(_))), "len {len}");
     }
     assert!(matches!(r.read_params_into(&[0], &mut [0.0; 3]), Err(CoreError::InvalidArgument(_))));
 }
@@ -285,10 +285,10 @@ fn first_bad_sample_in_batch_order_is_reported() {
         let r = reader(&f, threads);
         let mut out = vec![0.0; batch.len() * sample_len()];
         for _ in 0..20 {
-            assert_integrity_at(r.read_batch_into(&batch, &mut out).unwrap_err(), 8, "chunk missing");
-            let err = r.read_batch_into(&[1, 2, 4], &mut out[..3 * sample_len()]).unwrap_err();
+            assert_integrity_at(r.read_batch_into(&batch, &mut out, &astrobio_core::Never).unwrap_err(), 8, "chunk missing");
+            let err = r.read_batch_into(&[1, 2, 4], &mut out[..3 * sample_len()], &astrobio_core::Never).unwrap_err();
             assert_integrity_at(err, 2, "not a number");
-            let err = r.read_batch_into(&[4, 2], &mut out[..2 * sample_len()]).unwrap_err();
+            let err = r.read_batch_into(&[4, 2], &mut out[..2 * sample_len()], &astrobio_core::Never).unwrap_err();
             assert_integrity_at(err, 4, "checksum");
         }
     }
@@ -299,7 +299,7 @@ fn first_bad_sample_in_batch_order_is_reported() {
 #[test]
 fn clean_store_verifies_ok() {
     let f = Fixture::new();
-    let report = verify_store(f.root(), 10, 2).unwrap();
+    let report = verify_store(f.root(), 10, 2, &astrobio_core::Never).unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.samples, report.chunks_checked, report.chunks_failed), (9, 9, 0));
     assert_eq!(report.bytes_decoded, 9 * sample_len() as u64 * 4);
@@ -313,7 +313,7 @@ fn scan_counts_sorts_and_caps_failures() {
     f.poke(1, 0, f32::INFINITY);
     std::fs::write(f.root().join("cubes/c/3/0/0/0/0.tmp"), b"stray").unwrap();
     for threads in [1, 2] {
-        let report = verify_store(f.root(), 10, threads).unwrap();
+        let report = verify_store(f.root(), 10, threads, &astrobio_core::Never).unwrap();
         assert!(!report.ok());
         assert_eq!((report.chunks_checked, report.chunks_failed, report.unexpected_files), (9, 2, 1));
         assert_eq!(report.bytes_decoded, 7 * sample_len() as u64 * 4);
@@ -324,7 +324,7 @@ fn scan_counts_sorts_and_caps_failures() {
         assert!(report.failures[1].reason.contains("checksum mismatch"));
         assert!(report.failures[2].reason.contains("unexpected file"));
 
-        let capped = verify_store(f.root(), 1, threads).unwrap();
+        let capped = verify_store(f.root(), 1, threads, &astrobio_core::Never).unwrap();
         assert_eq!((capped.chunks_failed, capped.unexpected_files), (2, 1), "counts are not capped");
         assert_eq!(capped.failures, report.failures[..1]);
     }
@@ -334,9 +334,9 @@ fn scan_counts_sorts_and_caps_failures() {
 fn scan_of_a_broken_store_is_an_error() {
     let f = Fixture::new();
     f.write_group_attrs(serde_json::Map::new());
-    assert!(matches!(verify_store(f.root(), 10, 1), Err(CoreError::NotFound { .. })));
+    assert!(matches!(verify_store(f.root(), 10, 1, &astrobio_core::Never), Err(CoreError::NotFound { .. })));
     let missing = f.root().join("nope");
-    assert!(matches!(verify_store(&missing, 10, 1), Err(CoreError::NotFound { .. })));
+    assert!(matches!(verify_store(&missing, 10, 1, &astrobio_core::Never), Err(CoreError::NotFound { .. })));
 }
 
 // ---- only regular files of the store are read (regular.rs) ----
@@ -370,28 +370,28 @@ fn special_files_in_place_of_chunks_are_refused_at_once_on_both_paths() {
     for f in [Fixture::new(), zarrs_chain_fixture()] {
         let r = reader(&f, 1);
         let mut out = vec![0.0; sample_len()];
-        r.read_batch_into(&[3], &mut out).unwrap();
+        r.read_batch_into(&[3], &mut out, &astrobio_core::Never).unwrap();
         mkfifo(&f.chunk_path(3)); // a writer never comes: reading it would block forever
-        assert_integrity_at(r.read_batch_into(&[3], &mut out).unwrap_err(), 3, "not a regular file (a FIFO)");
+        assert_integrity_at(r.read_batch_into(&[3], &mut out, &astrobio_core::Never).unwrap_err(), 3, "not a regular file (a FIFO)");
         std::fs::remove_file(f.chunk_path(4)).unwrap();
         std::fs::create_dir(f.chunk_path(4)).unwrap();
-        assert_integrity_at(r.read_batch_into(&[4], &mut out).unwrap_err(), 4, "not a regular file (a directory)");
+        assert_integrity_at(r.read_batch_into(&[4], &mut out, &astrobio_core::Never).unwrap_err(), 4, "not a regular file (a directory)");
         std::fs::remove_file(f.chunk_path(5)).unwrap();
         std::os::unix::fs::symlink("/dev/zero", f.chunk_path(5)).unwrap();
-        assert_integrity_at(r.read_batch_into(&[5], &mut out).unwrap_err(), 5, "not a regular file (a character device)");
+        assert_integrity_at(r.read_batch_into(&[5], &mut out, &astrobio_core::Never).unwrap_err(), 5, "not a regular file (a character device)");
         // a link to a file outside the store is refused, a link to a chunk inside is followed
         let outside = tempfile::NamedTempFile::new().unwrap();
         std::fs::copy(f.chunk_path(6), outside.path()).unwrap();
         std::fs::remove_file(f.chunk_path(6)).unwrap();
         std::os::unix::fs::symlink(outside.path(), f.chunk_path(6)).unwrap();
-        assert_integrity_at(r.read_batch_into(&[6], &mut out).unwrap_err(), 6, "a symbolic link leading outside the store");
+        assert_integrity_at(r.read_batch_into(&[6], &mut out, &astrobio_core::Never).unwrap_err(), 6, "a symbolic link leading outside the store");
         let copy = f.root().join("cubes/c/7/0/0/0/copy");
         std::fs::rename(f.chunk_path(7), &copy).unwrap();
         std::os::unix::fs::symlink("copy", f.chunk_path(7)).unwrap();
-        r.read_batch_into(&[7], &mut out).unwrap();
+        r.read_batch_into(&[7], &mut out, &astrobio_core::Never).unwrap();
         // the scan names each one and lists the stray file; it never blocks or walks a link
         std::os::unix::fs::symlink(f.root().join("cubes/c"), f.root().join("cubes/c/loop")).unwrap();
-        let report = verify_store(f.root(), 20, 1).unwrap();
+        let report = verify_store(f.root(), 20, 1, &astrobio_core::Never).unwrap();
         let failed: Vec<_> = report.failures.iter().map(|x| (x.location.sample, x.reason.clone())).collect();
         assert_eq!(report.chunks_failed, 4, "{failed:?}");
         assert!(failed[0].1.contains("FIFO") && failed[1].1.contains("directory"), "{failed:?}");
@@ -424,4 +424,32 @@ fn special_files_in_place_of_metadata_are_refused() {
             other => panic!("{key}: {other:?}"),
         }
     }
+}
+
+/// Says stop from its `after`-th question on, and counts the questions.
+struct StopAfter {
+    after: usize,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl Cancel for StopAfter {
+    fn cancelled(&self) -> bool {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= self.after
+    }
+}
+
+#[test]
+fn a_cancelled_scan_or_read_stops_with_interrupted_and_an_uncancelled_one_completes() {
+    let f = Fixture::new();
+    let stop = StopAfter { after: 0, asked: 0.into() };
+    assert!(matches!(verify_store(f.root(), 5, 2, &stop), Err(CoreError::Interrupted)));
+    let mut out = vec![0.0; 3 * sample_len()];
+    assert!(matches!(reader(&f, 2).read_batch_into(&[0, 1, 2], &mut out, &stop), Err(CoreError::Interrupted)));
+    let mut bf16 = vec![0u16; 3 * sample_len()];
+    assert!(matches!(reader(&f, 2).read_batch_bf16_into(&[0, 1, 2], &mut bf16, &stop), Err(CoreError::Interrupted)));
+    // Asked at least once per call, and a call that is never told to stop finishes.
+    let go = StopAfter { after: usize::MAX, asked: 0.into() };
+    assert!(verify_store(f.root(), 5, 2, &go).unwrap().ok());
+    reader(&f, 2).read_batch_into(&[0, 1, 2], &mut out, &go).unwrap();
+    assert!(go.asked.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }

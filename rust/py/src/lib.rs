@@ -1,16 +1,86 @@
-//! `astrobio._core`: thin PyO3 bindings over astrobio-core. Arguments are copied into owned
-//! Rust values, the work runs with the GIL released, and every `CoreError` becomes one
-//! exception of `astrobio.errors` in `core_error_to_py` (the only conversion point).
+//! `astrobio._core`: thin PyO3 bindings over astrobio-core. Every call into the core goes
+//! through one door, [`enter`]: arguments are already owned Rust values, the work runs with the
+//! GIL released, a long call stops between slices when Python's signal handlers raise (Ctrl-C:
+//! `KeyboardInterrupt`), and every `CoreError` becomes one exception of `astrobio.errors` in
+//! `core_error_to_py` (the only conversion point).
 
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use astrobio_core::remote::RemoteStore;
-use astrobio_core::{verify_store as core_verify, BatchReader as CoreReader, CoreError, CoreResult, NormMode, NormStats, StorageFault};
+use astrobio_core::{
+    verify_store as core_verify, BatchReader as CoreReader, Cancel, CoreError, CoreResult, NormMode, NormStats, StorageFault,
+};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray5, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+
+/// How often a long call takes the GIL back to run Python's signal handlers: well inside the
+/// second a Ctrl-C may take, rare enough to cost nothing measurable.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+/// Python's signal handlers as the core's [`Cancel`]. The core asks on the calling thread between
+/// slices of work; at most every [`SIGNAL_POLL`] this takes the GIL back and runs
+/// `check_signals`, and keeps the exception a handler raised (`KeyboardInterrupt` for Ctrl-C)
+/// for [`enter`] to raise. A call shorter than that never takes the GIL back. Only Python's main
+/// thread runs signal handlers, so a call from another thread (a loader's read-ahead) never polls.
+struct Signals {
+    main_thread: bool,
+    poll: Mutex<(Instant, Option<PyErr>)>,
+}
+
+/// `threading.main_thread().ident`, read when the module is imported (a fork keeps the forking
+/// thread's ident, and the forking thread becomes the child's main thread).
+static MAIN_THREAD: OnceLock<u64> = OnceLock::new();
+
+extern "C" {
+    // CPython's thread ident (`threading.get_ident()`), part of the stable ABI; a plain C call,
+    // so no Python code (nor a pending signal handler) runs when the door asks it.
+    fn PyThread_get_thread_ident() -> std::os::raw::c_ulong;
+}
+
+impl Signals {
+    fn new() -> Self {
+        // SAFETY: a C function without arguments or preconditions beyond a live interpreter.
+        let ident = unsafe { PyThread_get_thread_ident() } as u64;
+        let main_thread = MAIN_THREAD.get() == Some(&ident);
+        Signals { main_thread, poll: Mutex::new((Instant::now(), None)) }
+    }
+
+    fn raised(self) -> Option<PyErr> {
+        self.poll.into_inner().unwrap_or_else(|p| p.into_inner()).1
+    }
+}
+
+impl Cancel for Signals {
+    fn cancelled(&self) -> bool {
+        if !self.main_thread {
+            return false;
+        }
+        let mut poll = self.poll.lock().unwrap_or_else(|p| p.into_inner());
+        if poll.1.is_none() && poll.0.elapsed() >= SIGNAL_POLL {
+            poll.1 = Python::attach(|py| py.check_signals()).err();
+            poll.0 = Instant::now();
+        }
+        poll.1.is_some()
+    }
+}
+
+/// The one door from Python into the core (as polars' `enter_polars`): `work` holds only owned
+/// values (or a buffer it was lent), runs with the GIL released, is asked to stop between slices
+/// once a signal handler raised (the handler's exception is then the call's), and its
+/// `CoreError` becomes one Python exception here.
+fn enter<T: Send>(py: Python<'_>, work: impl Send + FnOnce(&dyn Cancel) -> CoreResult<T>) -> PyResult<T> {
+    let signals = Signals::new();
+    let done = py.detach(|| work(&signals));
+    if let Some(raised) = signals.raised() {
+        return Err(raised); // even when the work finished: the handler's exception is not lost
+    }
+    done.map_err(core_error_to_py)
+}
 
 /// Build the Python exception for a core error (classes live in `astrobio.errors`).
 fn core_error_to_py(err: CoreError) -> PyErr {
@@ -35,6 +105,8 @@ fn build_py_error(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
             ("IntegrityError", reason.clone())
         }
         CoreError::InvalidArgument(msg) => ("ConfigError", msg.clone()),
+        // Only a Cancel that is not Python's signals says stop without an exception to raise.
+        CoreError::Interrupted => return Ok(PyKeyboardInterrupt::new_err(err.to_string())),
         CoreError::IndexOutOfRange { .. } => ("SampleIndexError", err.to_string()),
         CoreError::Io { path, .. } => {
             kwargs.set_item("path", path.to_string_lossy().as_ref())?;
@@ -76,7 +148,7 @@ impl PyBatchReader {
     fn new(py: Python<'_>, path: PathBuf, normalize: &str, threads: usize) -> PyResult<Self> {
         let mode = parse_mode(normalize)?;
         let p = path.clone();
-        let inner = py.detach(move || CoreReader::open(&p, mode, threads)).map_err(core_error_to_py)?;
+        let inner = enter(py, move |_| CoreReader::open(&p, mode, threads))?;
         let path = path.to_string_lossy().into_owned();
         Ok(PyBatchReader { inner, path, normalize: normalize.to_string() })
     }
@@ -90,7 +162,7 @@ impl PyBatchReader {
         indices: Vec<i64>,
         out: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray5<f32>>> {
-        self.fill_batch(py, indices, out, "float32", |idx, slice| self.inner.read_batch_into(idx, slice))
+        self.fill_batch(py, indices, out, "float32", |idx, slice, cancel| self.inner.read_batch_into(idx, slice, cancel))
     }
 
     /// The same batch as bfloat16 bits in a uint16 array [B, V, L, H, W] (view it as
@@ -102,13 +174,13 @@ impl PyBatchReader {
         indices: Vec<i64>,
         out: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyArray5<u16>>> {
-        self.fill_batch(py, indices, out, "uint16", |idx, slice| self.inner.read_batch_bf16_into(idx, slice))
+        self.fill_batch(py, indices, out, "uint16", |idx, slice, cancel| self.inner.read_batch_bf16_into(idx, slice, cancel))
     }
 
     /// Start fetching the batch `indices` in the background (object storage only), so the next
     /// `read_batch` of exactly these indices finds it fetched; False when nothing was started.
     fn prefetch(&self, py: Python<'_>, indices: Vec<i64>) -> PyResult<bool> {
-        py.detach(|| self.inner.prefetch(&indices)).map_err(core_error_to_py)
+        enter(py, |_| self.inner.prefetch(&indices))
     }
 
     /// Read the normalized parameter rows of `indices` as float32 [B, P].
@@ -196,7 +268,7 @@ impl PyBatchReader {
         indices: Vec<i64>,
         out: Option<Bound<'py, PyAny>>,
         dtype: &str,
-        read: impl Fn(&[i64], &mut [T]) -> CoreResult<()> + Send + Sync,
+        read: impl Fn(&[i64], &mut [T], &dyn Cancel) -> CoreResult<()> + Send + Sync,
     ) -> PyResult<Bound<'py, PyArray5<T>>> {
         let [v, l, h, w] = self.inner.store().manifest().sample_shape;
         let shape = [indices.len(), v, l, h, w];
@@ -230,7 +302,7 @@ impl PyBatchReader {
             let slice = guard
                 .as_slice_mut()
                 .map_err(|_| core_error_to_py(CoreError::InvalidArgument("out must be C-contiguous".into())))?;
-            py.detach(|| read(&indices, slice)).map_err(core_error_to_py)?;
+            enter(py, |cancel| read(&indices, slice, cancel))?;
         }
         Ok(array)
     }
@@ -239,7 +311,7 @@ impl PyBatchReader {
 #[pyfunction]
 #[pyo3(signature = (path, max_failures = 20, threads = 0))]
 fn verify_store<'py>(py: Python<'py>, path: PathBuf, max_failures: usize, threads: usize) -> PyResult<Bound<'py, PyDict>> {
-    let report = py.detach(|| core_verify(&path, max_failures, threads)).map_err(core_error_to_py)?;
+    let report = enter(py, |cancel| core_verify(&path, max_failures, threads, cancel))?;
     let d = PyDict::new(py);
     d.set_item("path", path.to_string_lossy().as_ref())?;
     d.set_item("ok", report.ok())?;
@@ -266,27 +338,27 @@ fn verify_store<'py>(py: Python<'py>, path: PathBuf, max_failures: usize, thread
 #[pyfunction]
 #[pyo3(signature = (url, key, max_bytes = 1 << 30))]
 fn object_get<'py>(py: Python<'py>, url: String, key: String, max_bytes: u64) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let got = py.detach(|| RemoteStore::open(&url)?.get(&key, max_bytes)).map_err(core_error_to_py)?;
+    let got = enter(py, |_| RemoteStore::open(&url)?.get(&key, max_bytes))?;
     Ok(got.map(|b| PyBytes::new(py, &b)))
 }
 
 /// Write `data` as the object at `key` of the store at `url` (one PUT).
 #[pyfunction]
 fn object_put(py: Python<'_>, url: String, key: String, data: Vec<u8>) -> PyResult<()> {
-    py.detach(|| RemoteStore::open(&url)?.put(&key, data)).map_err(core_error_to_py)
+    enter(py, |_| RemoteStore::open(&url)?.put(&key, data))
 }
 
 /// Delete the object at `key` of the store at `url` (no error when absent).
 #[pyfunction]
 fn object_delete(py: Python<'_>, url: String, key: String) -> PyResult<()> {
-    py.detach(|| RemoteStore::open(&url)?.delete(&key)).map_err(core_error_to_py)
+    enter(py, |_| RemoteStore::open(&url)?.delete(&key))
 }
 
 /// Every object under `prefix` of the store at `url`, as sorted (key, size) pairs.
 #[pyfunction]
 #[pyo3(signature = (url, prefix = String::new()))]
 fn object_list(py: Python<'_>, url: String, prefix: String) -> PyResult<Vec<(String, u64)>> {
-    py.detach(|| RemoteStore::open(&url)?.list(&prefix)).map_err(core_error_to_py)
+    enter(py, |_| RemoteStore::open(&url)?.list(&prefix))
 }
 
 /// The process id that built the core's I/O runtime (None before the first object-store read).
@@ -303,6 +375,8 @@ fn pool_pid() -> Option<u32> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let main_thread = m.py().import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract::<u64>()?;
+    let _ = MAIN_THREAD.set(main_thread);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyBatchReader>()?;
     m.add_function(wrap_pyfunction!(verify_store, m)?)?;
