@@ -13,6 +13,7 @@ from typing import Sequence
 
 from . import simulate
 from .datasets import PARTS, build_default, data_home
+from .emulator.cli import add_commands as add_emulator_commands
 from .registry.cli import add_commands as add_registry_commands
 from .serve.cli import add_command as add_serve_command
 from .errors import AstrobioError, ConfigError
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_registry_commands(sub)  # registry, keys (their libraries load on use: astrobio[serve])
     add_serve_command(sub)
+    add_emulator_commands(sub)  # predict, evaluate (torch loads on use)
 
     # `astrobio train ...` is `python -m astrobio.train ...` and `astrobio tune ...` the tuner's
     # own parser; main() hands the arguments over.
