@@ -27,9 +27,10 @@ from ..train.tasks.datacube.data import resolve_split
 from ..train.tasks.datacube.evaluate import evaluate
 from ..train.tasks.datacube.report import summary_table
 from .calibration import plot_reliability
+from .load import to_normalized
 
 if TYPE_CHECKING:
-    from .load import Emulator
+    from .load import Emulator  # noqa: F401 (annotations)
 
 __all__ = ["EvaluationResult", "RunNormalizedReader", "check_compatible", "evaluate_store", "resolve_store"]
 
@@ -99,9 +100,8 @@ class RunNormalizedReader:
 
     def read(self, indices: np.ndarray) -> Batch:
         raw = self.reader.read(indices)
-        mean, scale = self.norm.mean[:, :, None, None], self.norm.scale[:, :, None, None]
-        cubes = ((raw.cubes.astype(np.float64) - mean) / scale).astype(np.float32)
-        params = ((raw.params[:, self.columns].astype(np.float64) - self.param_norm.mean) / self.param_norm.scale).astype(np.float32)
+        cubes = to_normalized(self.norm, raw.cubes).astype(np.float32)
+        params = to_normalized(self.param_norm, raw.params[:, self.columns]).astype(np.float32)
         return Batch(indices=raw.indices, cubes=np.ascontiguousarray(cubes), params=np.ascontiguousarray(params))
 
 

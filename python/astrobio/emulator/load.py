@@ -33,7 +33,7 @@ from ..train.history import RunHistory
 from ..train.tasks.datacube import EmulatorModule, param_columns, store_normalization
 from ..train.tasks.datacube.data import resolve_split
 
-__all__ = ["Emulator", "load_emulator", "ExtrapolationWarning", "run_checkpoints"]
+__all__ = ["Emulator", "load_emulator", "ExtrapolationWarning", "run_checkpoints", "to_normalized"]
 
 
 class ExtrapolationWarning(UserWarning):
@@ -63,9 +63,13 @@ def run_checkpoints(run: str | Path) -> tuple[Path, list[Path]]:
     return path, chosen
 
 
-def _physical_to_normalized(norm: Normalization, x: np.ndarray) -> np.ndarray:
-    """The inverse of `Normalization.to_physical` with the same statistics (parameters [..., P])."""
-    return (np.asarray(x, np.float64) - norm.mean) / norm.scale
+def to_normalized(norm: Normalization, x: np.ndarray) -> np.ndarray:
+    """The inverse of `Normalization.to_physical`, with the same statistics (from the core):
+    cubes [..., V, L, H, W] or parameters [..., P], float64."""
+    x = np.asarray(x, np.float64)
+    if norm.mean.ndim == 2:
+        return (x - norm.mean[:, :, None, None]) / norm.scale[:, :, None, None]
+    return (x - norm.mean) / norm.scale
 
 
 @dataclass
@@ -149,7 +153,7 @@ class Emulator:
         rows = np.atleast_2d(np.asarray(rows, np.float64))
         if rows.shape[1] != len(self.params):
             raise ConfigError(f"parameter rows need {len(self.params)} columns ({', '.join(self.param_names)}), got {rows.shape[1]}")
-        pred = self.predict_normalized(_physical_to_normalized(self.param_norm, rows), batch_size).double().cpu().numpy()
+        pred = self.predict_normalized(to_normalized(self.param_norm, rows), batch_size).double().cpu().numpy()
         physical = self.norm.to_physical(pred)  # [M, B, V, L, H, W]
         mean = physical.mean(axis=0)
         spread = physical.std(axis=0) if self.ensemble else None

@@ -20,6 +20,7 @@ from ..datasets.climate import PARAMS, SPEC_KEYS, run_params
 from ..errors import ConfigError, DataNotFoundError
 from ..simulate.planets import (EARTH_FLUX_VARIATIONS, G_EARTH, OTEGI_EXP, OTEGI_R0, PlanetSpec, catalogue_table,
                                 earth_reference_spec, spec_from_catalogue_row)
+from ..simulate.planets import _slug as slug_of  # the one slug rule
 from ..stores.table import open_table
 from .fields import fields_dataset
 
@@ -36,8 +37,8 @@ PLANET_KEYS = {"instellation": "instellation_earth", "star_teff": "star_teff_k",
 
 
 def _slug(name: str) -> str:
-    return PlanetSpec(name=name, source="", source_row=None, star_teff_k=0, instellation_earth=0, radius_earth=0,
-                      gravity_ms2=0, rotation_period_days=0, synchronous=False).slug
+    """The name as `PlanetSpec.slug` spells it (how simulate names its run folders)."""
+    return slug_of(name)
 
 
 def planet_spec(name: str, table: str | Path | None = None) -> PlanetSpec:

@@ -78,7 +78,7 @@ def write_coordinates(group: Any, coords: Mapping[str, Any], sample_shape: Seque
     for name, size in (("level", n_level), ("lat", n_lat), ("lon", n_lon)):
         coord = coords.get(name)
         values = coord.get("values") if isinstance(coord, Mapping) else None
-        if values is None or len(values) != size:
+        if not isinstance(coord, Mapping) or values is None or len(values) != size:
             continue
         arr = group.create_array(name, shape=(size,), chunks=(size,), dtype="float64", dimension_names=(name,))
         arr[...] = np.asarray(values, np.float64)
