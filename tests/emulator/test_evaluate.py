@@ -133,3 +133,31 @@ def test_ensemble_summary_has_calibration_and_evaluate_plots_reliability(ensembl
     ds = em.predict("earth")
     assert "ta_spread" in ds and ds["ta"].attrs["ancillary_variables"] == "ta_spread"
     assert float(ds["ta_spread"].min()) >= 0 and float(ds["ta_spread"].max()) > 0
+
+
+def test_simulate_results_become_an_evaluable_store_with_one_command(emulator, climate: Path, tmp_path: Path, capsys) -> None:
+    """`astrobio simulate` results (here: the shipped runs of two test planets, saved as
+    `astrobio simulate` saves a run) -> `astrobio datasets pack-climate ... --store` -> evaluate."""
+    from astrobio.simulate.output import SimulationResult, save_result
+
+    store = astrobio.open_store(climate)
+    raw = CubeReader(climate, normalize="none")
+    coords = {k: np.asarray(store.manifest["coords"][k]["values"]) for k in ("level", "lat", "lon")}
+    for run_id in ("trappist-1_e", "design-f20"):
+        run = store.run(run_id)
+        data = raw.read(list(run.samples)).cubes
+        save_result(SimulationResult(
+            data=data, surface={}, coords={**coords, "month": np.arange(9, 13)},
+            units={v.name: v.units for v in store.variables},
+            provenance={"planet": dict(run.attrs["spec"]), "campaign": {"drift_K_per_60d": run.attrs["drift_K_per_60d"]}}),
+            tmp_path / "gcm_runs" / run_id)
+    out = tmp_path / "mine.zarr"
+    assert main(["datasets", "pack-climate", str(tmp_path / "gcm_runs"), "--split", "test=trappist-1_e,design-f20",
+                 "--store", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert main(["evaluate", str(emulator.run_dir), "--store", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "all (8)" in table and "run trappist-1_e" in table
+    mine = evaluate_store(emulator, out).summary["evaluation"]["all"]["runs"]["trappist-1_e"]["model"]
+    own = evaluate_store(emulator, climate).summary["evaluation"]["test"]["runs"]["trappist-1_e"]["model"]
+    assert mine == pytest.approx(own, rel=1e-3)  # the pack stores float16: the same fields to ~3 digits

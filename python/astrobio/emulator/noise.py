@@ -81,8 +81,7 @@ def noise_rows(res: dict[str, Any], units: dict[str, str], n_baselines: int, fmt
     floor = res.get("noise_floor")
     pad = [""] * (2 * n_baselines)
     if floor:
-        rows.append(("", f"GCM month-to-month noise floor ({floor['runs']} planets): model RMSE as a multiple of it",
-                     "", *pad))
+        rows.append(("", f"GCM noise floor (month to month, {floor['runs']} planets)", "", *pad[:-1], "model RMSE / floor"))
         rows.append(("", "  all [normalized]", fmt(floor["rmse"]), *pad[:-1], f"model {floor.get('model_multiple_all', float('nan')):.1f}x"))
         for name, unit in units.items():
             if name in floor["rmse_physical"]:
@@ -90,8 +89,8 @@ def noise_rows(res: dict[str, Any], units: dict[str, str], n_baselines: int, fmt
                              f"model {floor.get('model_multiple', {}).get(name, float('nan')):.1f}x"))
     calib = res.get("calibration")
     if calib:
-        rows.append(("", f"ensemble calibration ({calib['members']} members): spread/skill (1 = calibrated), CRPS, "
-                         "CRPS / MAE of the mean", "", *pad))
+        rows.append(("", f"ensemble calibration ({calib['members']} members)", "spread/skill", "CRPS",
+                     *(["CRPS / MAE"] if n_baselines else []), *pad[: max(0, 2 * n_baselines - 2)]))
         for name, unit in units.items():
             c = calib["variables"].get(name)
             if c:
