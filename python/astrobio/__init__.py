@@ -31,4 +31,14 @@ __all__ = [
     "Variable",
     "open_store",
     "write_store",
+    "load_emulator",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `astrobio.load_emulator` loads torch and the trainer's task on first use, not at `import astrobio`
+    if name == "load_emulator":
+        from .emulator.load import load_emulator
+
+        return load_emulator
+    raise AttributeError(f"module 'astrobio' has no attribute {name!r}")

@@ -14,6 +14,7 @@ from typing import Sequence
 from . import simulate
 from ._cli import run_command
 from .datasets import PARTS, build_default, data_home
+from .emulator.cli import add_commands as add_emulator_commands
 from .registry.cli import add_commands as add_registry_commands
 from .serve.cli import add_command as add_serve_command
 from .errors import ConfigError
@@ -42,8 +43,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.action == "pack-climate":
         split = split_arg(args.split)  # None: the campaign's documented held-out rule
-        npz, js = simulate.pack_results(Path(args.name), Path(args.out) if args.out else _pack_dir(), split)
+        # with --store (your own runs -> a store to evaluate an emulator on), never the package's own pack
+        pack_dir = Path(args.out) if args.out else Path(f"{args.store}.pack") if args.store else _pack_dir()
+        npz, js = simulate.pack_results(Path(args.name), pack_dir, split)
         print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
+        if args.store:
+            from .datasets.climate import build_climate_store
+
+            print(f"wrote {build_climate_store(Path(args.store), pack_dir)}")
         return 0
     raise ConfigError(f"unknown action {args.action!r}")
 
@@ -128,13 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("datasets", help="build or list the embedded default dataset", formatter_class=fmt,
                        epilog="examples:\n  astrobio datasets build default\n  astrobio datasets build default --parts climate\n"
                               "  astrobio datasets pack-climate gcm_campaign          # held-out planets by the documented rule\n"
-                              "  astrobio datasets pack-climate gcm_runs --split test=trappist-1_e --split val=toi-700_d")
+                              "  astrobio datasets pack-climate gcm_runs --split test=trappist-1_e --split val=toi-700_d\n"
+                              "  astrobio datasets pack-climate gcm_runs --split test=earth --store earth_gcm.zarr   # for astrobio evaluate")
     d.add_argument("action", choices=["build", "list", "pack-climate"])
     d.add_argument("name", nargs="?", default="default", help="dataset name (build) or results folder (pack-climate)")
     d.add_argument("--parts", help="comma-separated parts to build (default: all)")
     d.add_argument("--root", help="data home (default: $ASTROBIO_HOME or ~/.cache/astrobio)")
     d.add_argument("--split", action="append", default=[], help="pack-climate: SPLIT=run,run (repeatable; default: the campaign's held-out rule, docs/climate-campaign.md)")
     d.add_argument("--out", help="pack-climate: output folder (default: the package's data folder)")
+    d.add_argument("--store", help="pack-climate: also build a cube store from the pack (e.g. your own simulate runs, to "
+                                   "evaluate an emulator on: astrobio evaluate RUN --store PATH)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_datasets)
 
@@ -168,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_registry_commands(sub)  # registry, keys (their libraries load on use: astrobio[serve])
     add_serve_command(sub)
+    add_emulator_commands(sub)  # predict, evaluate (torch loads on use)
 
     # `astrobio train ...` is `python -m astrobio.train ...` and `astrobio tune ...` the tuner's
     # own parser; main() hands the arguments over.

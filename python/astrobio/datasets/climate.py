@@ -137,4 +137,4 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
 
 
 def _code_version() -> str:
-    return f"{__version__}/climate-v2"
+    return f"{__version__}/climate-v3"  # v3: CF coordinate arrays (same content digest)

@@ -22,6 +22,7 @@ from ._group import GroupWriter
 from .location import name_of, store_location
 from .cube import FORMAT, FORMAT_VERSION, Variable, digest
 from .splits import complete_split, split_problem
+from .cube_coords import write_coordinates
 
 __all__ = ["CubeWriter", "write_cube", "StoreWriter", "write_store", "COMPRESSIONS", "DEFAULT_COMPRESSION", "RUN_ID_PATTERN"]
 
@@ -187,6 +188,8 @@ class CubeWriter:
         if not self._runs:
             raise ConfigError("a store needs at least one run; nothing was added")
         split = self._check_split(split)
+        # CF coordinate arrays for xarray; derived, not digested (stores.cube_coords)
+        write_coordinates(self._group.root, self.coords, self.sample_shape, self.variables, self.params, self._runs)
         return self._group.commit(self._manifest(split))
 
     def _check_split(self, split: Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:

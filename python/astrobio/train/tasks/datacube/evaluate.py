@@ -7,7 +7,10 @@ Metrics (grid-point RMSE over samples, levels, lat and lon; not area-weighted):
   rmse_physical        per variable, physical units (errors re-scaled with the store's statistics)
   skill                1 - rmse_model / rmse_climatology (> 0: the model beats the baseline)
   skill_physics_baseline   1 - rmse_model / rmse_physics_baseline
-and, when the physics terms apply, their values for the truth, the model and the baseline.
+and, when the physics terms apply, their values for the truth, the model and the baseline;
+noise_floor          the GCM's month-to-month variability on these samples and the model's RMSE
+                     as a multiple of it (`astrobio.emulator.noise`); with `members` (an
+                     ensemble), calibration: spread-skill, CRPS, reliability (`astrobio.emulator.calibration`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ....emulator.calibration import Calibration
+from ....emulator.noise import NoiseFloor
 from ....reader import CubeReader
 from .data import Normalization
 
@@ -37,11 +42,16 @@ def baseline_label(name: str) -> str:
 def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], store_path: Any, indices: np.ndarray, *, normalize: str,
              norm: Normalization, climatology: np.ndarray, variables: list[str], batch_size: int = 16,
              device: str | torch.device = "cpu", physics: Any = None, keep: list[int] | None = None,
-             baseline: nn.Module | None = None) -> dict[str, Any]:
+             baseline: nn.Module | None = None, members: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             reader: Any = None) -> dict[str, Any]:
     """Metrics of `predict` (full normalized parameter rows [B, P] -> normalized cubes), of the
     climatology and of the physics `baseline` (when given) on `indices`. `keep`: positions in
-    `indices` whose (truth, model, climatology) cubes in physical units are returned under "fields"."""
-    reader = CubeReader(store_path, normalize=normalize)
+    `indices` whose (truth, model, climatology) cubes in physical units are returned under "fields".
+    `members` (an ensemble's every prediction, [M, B, ...]) adds the calibration; `reader` reads
+    the batches (default: the store's own normalization, `CubeReader`)."""
+    reader = reader if reader is not None else CubeReader(store_path, normalize=normalize)
+    noise = NoiseFloor(store_path, indices, norm.scale, variables)
+    calibration = Calibration(norm.scale, variables) if members is not None else None
     v = climatology.shape[0]
     names = ["model", "climatology"] + (["physics_baseline"] if baseline is not None else [])
     sse = {k: np.zeros(v) for k in names}
@@ -64,6 +74,9 @@ def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], store_path: Any, i
             sse[name] += (err ** 2).sum(axis=(0, 2, 3, 4))
             sse_phys[name] += ((err * scale) ** 2).sum(axis=(0, 2, 3, 4))
         n_points += target[:, 0].numel()
+        noise.add(batch.indices, batch.cubes)
+        if calibration is not None:
+            calibration.add(members(params).float(), target)
         if physics is not None:
             for name, x in (("truth", target), ("model", guesses["model"]), ("climatology", guesses["climatology"])):
                 for term, value in physics.terms(x).items():
@@ -85,6 +98,9 @@ def evaluate(predict: Callable[[torch.Tensor], torch.Tensor], store_path: Any, i
     out["skill"] = _skill(out["model"]["rmse"], out["climatology"]["rmse"])
     if baseline is not None:
         out["skill_physics_baseline"] = _skill(out["model"]["rmse"], out["physics_baseline"]["rmse"])
+    out["noise_floor"] = noise.result(out["model"]["rmse_physical"], out["model"]["rmse"])
+    if calibration is not None:
+        out["calibration"] = calibration.result()
     if phys_sums:
         out["physics"] = {name: {k: s / len(indices) for k, s in terms.items()} for name, terms in phys_sums.items()}
     out["fields"] = fields

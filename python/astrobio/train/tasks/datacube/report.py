@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ....stores.cube import Store
+from ....emulator.noise import noise_rows
 from ...report import fmt, plot_metric_curves, pyplot, rows_table, save_figure
 from .evaluate import BASELINES, baseline_label
 
@@ -35,6 +36,7 @@ def summary_table(summary: dict[str, Any]) -> str:
             mp = m["rmse_physical"][name]
             rows.append(("", f"{name} [{unit}]", fmt(mp), *(fmt(res[b]["rmse_physical"][name]) for b in baselines),
                          *(skill(mp, res[b]["rmse_physical"][name]) for b in baselines)))
+        rows += noise_rows(res, summary["units"], len(baselines), fmt)  # the GCM's noise floor, an ensemble's calibration
         if len(res.get("runs", {})) > 1:
             for run_id, r in res["runs"].items():
                 rows.append(("", f"run {run_id} [normalized]", fmt(r["model"]), *(fmt(r[b]) for b in baselines if b in r),

@@ -107,10 +107,12 @@ class DatacubeTask:
         keep = np.linspace(0, len(splits[held_out]) - 1, n_plot).round().astype(int).tolist() if n_plot else []
         evaluation: dict[str, Any] = {}
         self.fields, self.samples = None, []
+        ensemble = getattr(module, "members", None)  # an ensemble's members: calibration of their spread
+        members = (lambda p: torch.stack([m.predict(p) for m in ensemble])) if ensemble else None
         for name, idx in splits.items():
             res = evaluate(module.predict, store.path, idx, normalize=cfg.data.normalize, norm=norm, climatology=clim,
                            variables=self.variables, batch_size=cfg.data.batch_size, device=device, physics=physics,
-                           keep=keep if name == held_out else None, baseline=baseline)
+                           keep=keep if name == held_out else None, baseline=baseline, members=members)
             if name == held_out:
                 self.fields, self.samples = res["fields"], res["field_samples"]
             res.pop("fields"), res.pop("field_samples")
