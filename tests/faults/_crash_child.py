@@ -2,8 +2,8 @@
 astrobio imported (a fresh interpreter per kill would spend its time importing torch).
 
 `train_child` trains the tiny config, optionally SIGKILLing itself at one point of one
-checkpoint write; `ingest_child` rewrites a store, optionally SIGKILLing itself at one point of
-the write. The hooks patch only os/torch functions (not astrobio internals): each completed
+checkpoint write; `ingest_child` rewrites a store, optionally SIGKILLing itself just before or after
+its swap into place. The hooks patch only os/torch functions (not astrobio internals): each completed
 rename of a checkpoint is logged with the file's sha256, so the parent knows exactly which
 version of every file must be on disk after the kill.
 """
@@ -93,9 +93,9 @@ def train_child(store: str, out: str, resume: bool, kill: dict[str, Any] | None,
     train(cfg, resume=out if resume else None)
 
 
-def ingest_child(path: str, seed: int, planets: int, phase: str | None, ready: str) -> None:
+def ingest_child(path: str, seed: int, planets: int, phase: str | None) -> None:
     """Rewrite the store at `path` with new data (`seed`). phase None: no self-kill (the parent
-    may kill at a random delay after `ready` appears); "before-swap" / "after-swap": die just
+    may kill it once its build holds some chunks); "before-swap" / "after-swap": die just
     before / after the finished build is moved into place (manifest written, fsynced)."""
     import astrobio._fsutil as fs
     import astrobio.stores._group as writer
@@ -113,6 +113,5 @@ def ingest_child(path: str, seed: int, planets: int, phase: str | None, ready: s
             _die()
 
         writer.swap_into_place = swap  # the writer's own reference
-    Path(ready).touch()
     n_train = planets - sum(SPLIT[1:])
     build_climate_fixture(Path(path), planets=planets, split=(n_train, *SPLIT[1:]), seed=seed)
