@@ -1,5 +1,5 @@
 """`python -m astrobio` is the `astrobio` command."""
 
-from .cli import main
+from .cli import console
 
-raise SystemExit(main())
+console()

@@ -208,3 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def console() -> None:
+    """The `astrobio` console command: `main()`'s exit status. After Ctrl-C (130) the process ends
+    at once: the work has stopped and said so, and tearing down the libraries a command loaded
+    (torch, Lightning) would keep the user waiting for seconds more."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise SystemExit(code)
