@@ -27,6 +27,10 @@ EXTRAS = {
     "uvicorn": ("serve", "the REST API (astrobio serve)"),
     "httpx": ("serve", "the registry client (astrobio.registry.Client)"),
     "jinja2": ("serve", "the quality report page (astrobio serve)"),
+    "astropy": ("survey", "survey observations (astrobio ingest observations, --model detector)"),
+    "sep": ("survey", "source detection in survey images (astrobio ingest observations)"),
+    "pyarrow": ("survey", "reading alert streams (astrobio ingest observations)"),
+    "astropy_healpix": ("survey", "the sky-region split of observations (astrobio ingest observations)"),
 }
 
 
