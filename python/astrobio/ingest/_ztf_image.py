@@ -1,18 +1,22 @@
 """A ZTF science image and its pipeline mask -> positive and negative patches.
 
-Detection: sep (Source Extractor as a library) at 5 sigma above a background mesh, with every
-mask bit that marks a bad pixel masked (tracks, responsivity, noise, ghosts, spikes, saturation,
-dead, NaN, halos); the two source bits stay visible.
+sep (Source Extractor as a library) detects at 5 sigma above a background mesh, with every mask
+bit that marks a bad pixel masked (tracks, responsivity, noise, ghosts, spikes, saturation,
+dead, NaN, halos); the two source bits stay visible. Its detections confirm positives and keep
+negatives away from sources.
 
-Labels: a detection is a **positive** when ZTF's own pipeline flagged its centre pixel as a
-source (mask bit 1, "contains SExtractor detection": validation "pipeline"), and "catalogue"
-when a VSX variable star lies within `MATCH_ARCSEC`; detections the pipeline did not flag are
-dropped as unvalidated. **Negatives** are made automatically in the same image: patch centres at
-least `CLEAR_PX` pixels from every pipeline source pixel (bits 1 and 11), every sep detection
-and every VSX star, on good pixels, chosen with a fixed seed. Weakness: both labels come from
-thresholded detections in this one image (sep's and the pipeline's), so a source below the
-pipeline's threshold can sit in a negative patch, and the positives are biased to bright,
-clean sources in one field, one night, one band.
+Labels: the **positives** are ZTF's own pipeline detections that a 5-sigma threshold misses:
+each connected blob of mask bit 1 ("contains SExtractor detection"), centred on its
+flux-weighted centre, with no sep detection within 2 px (about 4,800 of the 12,634 blobs;
+validation "pipeline", or "catalogue" when a VSX variable star lies within `MATCH_ARCSEC`;
+confidence 0.5, 1 with VSX). The bright ones are left out on purpose: any threshold finds them
+(a first version with every blob gave the thresholding baseline an AUC of 0.99), so the
+detector is measured on what thresholding cannot do. **Negatives** are made automatically in the same image:
+patch centres at least `CLEAR_PX` pixels from every pipeline source pixel (bits 1 and 11),
+every sep detection and every VSX star, on good pixels, chosen with a fixed seed. Weakness: the
+labels are one pipeline's thresholded extraction in one image (one field, night and band): a
+source below its threshold can sit in a negative patch, and a noise blob it flagged is a
+positive.
 
 Patches are `Cutout2D` cutouts (mode "partial"): at the image edge the part outside is NaN,
 carried as masked pixels, and the detection stays at the centre. The image has no reference or
@@ -130,12 +134,14 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
     bad = ((mask & BAD_BITS) != 0) | ~np.isfinite(data)
     objs = detect(data, bad)
     dropped: Counter = Counter()
-    x, y = objs["x"], objs["y"]
-    iy, ix = np.clip(np.rint(y).astype(int), 0, data.shape[0] - 1), np.clip(np.rint(x).astype(int), 0, data.shape[1] - 1)
-    on_pipeline = (mask[iy, ix] & 2) != 0
-    if (~on_pipeline).any():
-        dropped["detection not confirmed by the pipeline mask (unvalidated)"] += int((~on_pipeline).sum())
+    # positives: the pipeline's own source blobs (mask bit 1), flux-weighted centres
+    blobs, n_blobs = ndimage.label((mask & 2) != 0)
+    centres_yx = np.asarray(ndimage.center_of_mass(np.clip(np.nan_to_num(data), 0, None) + 1e-6, blobs,
+                                                   np.arange(1, n_blobs + 1)), float).reshape(-1, 2)
+    x, y = centres_yx[:, 1], centres_yx[:, 0]
+    ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)
     ra, dec = wcs.pixel_to_world_values(x, y)
+    sep_dist, _ = cKDTree(np.stack([objs["x"], objs["y"]], 1)).query(np.stack([x, y], 1)) if len(objs) else (np.full(len(x), np.inf), None)
     corners = wcs.pixel_to_world_values([0, data.shape[1], 0, data.shape[1]], [0, 0, data.shape[0], data.shape[0]])
     v_ra, v_dec, v_type = read_vsx(vsx, (float(np.min(corners[0])), float(np.max(corners[0]))),
                                    (float(np.min(corners[1])), float(np.max(corners[1]))))
@@ -144,17 +150,19 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
     vx, vy, v_type = vx[inside], vy[inside], [t for t, k in zip(v_type, inside) if k]
     scale = float(header.get("PIXSCALE", 1.012))
     vsx_of: dict[int, str] = {}
-    if len(vx):
+    if len(vx) and len(x):
         dist, j = cKDTree(np.stack([vx, vy], 1)).query(np.stack([x, y], 1), distance_upper_bound=MATCH_ARCSEC / scale)
-        vsx_of = {i: v_type[int(j[i])] for i in np.flatnonzero(np.isfinite(dist))}
-    order = np.flatnonzero(on_pipeline)
-    order = order[np.random.default_rng(seed).permutation(len(order))]
+        vsx_of = {int(i): v_type[int(j[i])] for i in np.flatnonzero(np.isfinite(dist))}
+    # the task: the pipeline's sources that a 5-sigma threshold (sep) misses
+    faint = np.flatnonzero(~(sep_dist <= 2.0))
+    order = faint[np.random.default_rng(seed).permutation(len(faint))]
     if max_positives is not None:
         order = np.concatenate([[i for i in order if i in vsx_of], [i for i in order if i not in vsx_of]]).astype(int)[:max_positives]
-    order = np.sort(order)
+    order = np.sort(order).astype(int)
     blocked = (mask & SOURCE_BITS) != 0
-    for px, py in [*zip(ix, iy), *zip(np.rint(vx).astype(int).clip(0, data.shape[1] - 1), np.rint(vy).astype(int).clip(0, data.shape[0] - 1))]:
-        blocked[py, px] = True
+    for px, py in [*zip(np.rint(objs["x"]).astype(int), np.rint(objs["y"]).astype(int)),
+                   *zip(np.rint(vx).astype(int), np.rint(vy).astype(int))]:
+        blocked[min(max(py, 0), data.shape[0] - 1), min(max(px, 0), data.shape[1] - 1)] = True
     neg = _negatives(data.shape, blocked, bad, negatives_per_positive * len(order), size, seed)
     if len(neg) < negatives_per_positive * len(order):
         dropped["negative not placed (too few source-free positions)"] += negatives_per_positive * len(order) - len(neg)
@@ -170,7 +178,8 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
     label = [1] * n_pos + [0] * len(neg)
     all_ra = np.concatenate([np.asarray(ra)[order], np.asarray(n_ra)])
     all_dec = np.concatenate([np.asarray(dec)[order], np.asarray(n_dec)])
-    core = [float(((mask[max(0, int(iy[i]) - 1):int(iy[i]) + 2, max(0, int(ix[i]) - 1):int(ix[i]) + 2] & 2) != 0).mean()) for i in order]
+    # confidence: 1 when the catalogue agrees, else 0.5 (the pipeline alone)
+    core = [0.5 for _ in order]
     date = time.Time(float(obs_mjd), format="mjd", scale="utc").isot
     band = ZTF_FILTERS.get(int(header.get("FILTERID", 0)), str(header.get("FILTER", "")))
     stem = Path(names[0]).name.removesuffix("_sciimg.fits")
@@ -194,5 +203,6 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
         "validation": ["catalogue" if i in vsx_of else "pipeline" for i in order] + ["pipeline"] * len(neg),
         "anomaly_type": [vsx_of.get(i, "unclassified") for i in order] + ["background"] * len(neg),
     }
-    log.info("%s: %d sep detections, %d positives (%d VSX), %d negatives", stem, len(objs), n_pos, len(vsx_of), len(neg))
+    log.info("%s: %d pipeline sources, %d sep detections, %d positives (%d VSX), %d negatives", stem, n_blobs, len(objs),
+             n_pos, len(vsx_of), len(neg))
     return Patches(pixels, cols, dropped)

@@ -27,7 +27,7 @@ from ._patches import Patches, concat
 from ._ztf_alerts import read_alerts
 from ._ztf_image import read_image
 
-__all__ = ["ALERT_FILES", "IMAGE_FILES", "ObservationRequest", "ingest_observations", "select"]
+__all__ = ["DEFAULT_PART", "ALERT_FILES", "IMAGE_FILES", "ObservationRequest", "ingest_observations", "select"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,11 @@ class ObservationRequest:
             _date(getattr(self, name), name)
         if self.start and self.end and _date(self.start, "start") > _date(self.end, "end"):
             raise ConfigError(f"start {self.start} is after end {self.end}")
+
+
+#: the default dataset's observations part: 32-pixel patches (the alert stamps' central 32"),
+#: 1000 pipeline sources of the ZTF image and as many background patches
+DEFAULT_PART = ObservationRequest(patch_size=32)
 
 
 def _date(text: str, name: str) -> str:

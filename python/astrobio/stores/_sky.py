@@ -1,8 +1,9 @@
 """The split rule of observation patches, fixed before any training: by sky region, and so by
 object.
 
-The sky is cut into HEALPix cells (nside `NSIDE`, nested order: about 14 arcmin across, some
-ten patches wide; a ZTF quadrant image spans about 16 of them). Each cell belongs to one split by
+The sky is cut into HEALPix cells (nside `NSIDE`, nested order: about 7 arcmin across, some
+ten 32-pixel patches wide; a ZTF quadrant image spans about 60 of them, so every split gets
+part of it). Each cell belongs to one split by
 a hash of its number (`FRACTIONS`, in percent), so the rule needs no data and never changes with
 what was collected. Every patch of one object goes where the object's first position falls (its
 alerts cannot straddle a boundary). Two patches of different splits whose footprints overlap
@@ -20,8 +21,8 @@ from ..models._optional import require
 
 __all__ = ["NSIDE", "FRACTIONS", "RULE", "cells", "split_of_cell", "assign"]
 
-NSIDE = 256
-FRACTIONS = {"train": 70, "val": 15, "test": 15}
+NSIDE = 512
+FRACTIONS = {"train": 60, "val": 20, "test": 20}
 RULE = (f"HEALPix nside {NSIDE} (nested) cells, each in one split by sha256 of its number "
         f"(train/val/test {FRACTIONS['train']}/{FRACTIONS['val']}/{FRACTIONS['test']} %); an object's patches "
         "follow its first position; two patches of different splits whose footprints overlap are both dropped")

@@ -121,6 +121,7 @@ _BUILTIN: dict[str, str] = {
     "graph": "astrobio.train.tasks.graph:GraphTask",
     "language": "astrobio.train.tasks.language:LanguageTask",
     "multimodal": "astrobio.train.tasks.multimodal:MultimodalTask",
+    "detector": "astrobio.train.tasks.detector:DetectorTask",
 }
 _REGISTRY: dict[str, TaskFactory | str] = dict(_BUILTIN)
 
