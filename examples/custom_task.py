@@ -4,7 +4,7 @@
 
 The task here predicts one planet parameter (surface gravity) from the others with a small MLP,
 beside the train-mean baseline, on the default climate store's planets (or your own cube store).
-It is the recipe of docs/architecture.md ("Add a model"), step by step: options, a
+It is the recipe of docs/add-a-model.md, step by step: options, a
 LightningModule, the task class, registration. Everything else (checkpoints, exact resume, early
 stopping, logging, the summary table and plots) comes from astrobio's one trainer. In your own
 package, register it with an entry point instead:
@@ -29,7 +29,7 @@ from torch import nn
 
 from astrobio import ConfigError
 from astrobio.reader import CubeReader
-from astrobio.train import BuildContext, Built, TrainConfig, register_task
+from astrobio.train import BuildContext, Built, Evaluation, TrainConfig, register_task
 from astrobio.train.cli import main as train_main
 from astrobio.train.guards import check_finite
 from astrobio.train.history import RunHistory
@@ -102,6 +102,7 @@ class ParamFitTask:
     """One normalized store parameter from the others; baseline: the train mean."""
 
     name = "paramfit"
+    data_kind = "cube"                # data.location is resolved through this kind (astrobio.stores.kinds)
     monitor = "val/rmse"
     mode = "min"
     options_type = ParamFitOptions
@@ -112,7 +113,7 @@ class ParamFitTask:
         names = [p.name for p in self.store.params]
         if cfg.model.options.target not in names:
             raise ConfigError(f"model.options.target must be one of {names}")
-        return {"path": str(self.store.path), "content_digest": self.store.manifest.get("content_digest")}
+        return {}  # the runner records the store's kind, path and content digest itself
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
         store, o = self.store, cfg.model.options
@@ -127,7 +128,7 @@ class ParamFitTask:
         return Built(data, module, per_rank, {"target": o.target, **ctx.hardware})
 
     @torch.no_grad()
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         mean = float(self.y[self.splits["train"]].mean())
         evaluation = {}
         for split in ("val", "test"):
@@ -135,7 +136,9 @@ class ParamFitTask:
             pred = module.model(torch.from_numpy(self.x[idx]).to(module.device)).squeeze(-1).double().cpu().numpy()
             evaluation[split] = {"n": int(len(idx)), "model": float(np.sqrt(np.mean((pred - self.y[idx]) ** 2))),
                                  "train_mean": float(np.sqrt(np.mean((mean - self.y[idx]) ** 2)))}
-        return {"held_out_split": "test", "metric": "rmse", "baseline": "train mean", "evaluation": evaluation}
+        test = evaluation["test"]  # the typed result the runner, the --mode full table and astrobio tune read
+        return Evaluation(held_out_split="test", metric="rmse", direction="min", model=test["model"],
+                          baselines={"train_mean": test["train_mean"]}, evaluation=evaluation)
 
     def table(self, summary: dict[str, Any]) -> str:
         rows = [("split", "metric", "MLP", "train mean")]

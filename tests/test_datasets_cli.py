@@ -30,7 +30,7 @@ def test_build_reanalysis_then_validate_then_detect_corruption(home, capsys):
     capsys.readouterr()
     assert main(["validate"]) == 0
     out = capsys.readouterr().out
-    assert "store ncep_winds.zarr" in out and "12 samples" in out and "0 failed" in out
+    assert "cube ncep_winds.zarr" in out and "12 samples" in out and "0 failed" in out
     chunk = winds / "cubes" / "c" / "3" / "0" / "0" / "0" / "0"
     data = bytearray(chunk.read_bytes())
     data[10] ^= 0x40
@@ -63,7 +63,7 @@ def test_validate_on_a_fresh_machine_builds_the_default_dataset_first(home, caps
     assert main(["validate"]) == 0
     captured = capsys.readouterr()
     assert "building the default dataset first" in captured.err
-    assert "store ncep_winds.zarr" in captured.out and "0 failed" in captured.out
+    assert "cube ncep_winds.zarr" in captured.out and "0 failed" in captured.out
     assert (home / "default" / "ncep_winds.zarr" / "zarr.json").is_file()
 
 

@@ -86,7 +86,7 @@ def test_without_torch_geometric_graph_is_one_line_and_multimodal_trains(tmp_pat
                 "--set", "trainer.progress_bar=false", "--set", "model.options.embed=8")
     assert "BROKEN-RC 2" in proc.stdout and "OTHER-RC 0" in proc.stdout, proc.stdout + proc.stderr[-3000:]
     line = _error_line(proc)
-    assert "DependencyError" in line and "pip install 'astrobio[graph]'" in line and "torch_geometric" in line
+    assert "DependencyError" in line and "pip install \"astrobio[graph]\"" in line and "torch_geometric" in line
     assert (tmp_path / "mm" / "summary.json").is_file()
 
 

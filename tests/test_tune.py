@@ -16,8 +16,8 @@ import optuna  # the dev extra has it: a missing one fails, never skips
 import pytest
 
 from astrobio.errors import ConfigError  # noqa: E402
-from astrobio.train._tune_space import check_space, suggest  # noqa: E402
-from astrobio.train.tune import storage_url, tune  # noqa: E402
+from astrobio.tune.space import check_space, suggest  # noqa: E402
+from astrobio.tune import storage_url, tune  # noqa: E402
 from train_fixtures import build_climate_fixture  # noqa: E402
 
 # a small model, two epochs: each trial takes a few seconds on a CPU
@@ -107,7 +107,7 @@ def test_pruning_stops_a_bad_trial(climate_store, tmp_path):
 
 
 def _cli(args: list[str]) -> list[str]:
-    return [sys.executable, "-c", "import sys; from astrobio.train.tune_cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    return [sys.executable, "-c", "import sys; from astrobio.tune.cli import main; sys.exit(main(sys.argv[1:]))", *args]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -221,7 +221,7 @@ def test_storage_defaults_to_the_registry_database(monkeypatch, tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    from astrobio.train.tune_cli import main
+    from astrobio.tune.cli import main
 
     space = tmp_path / "space.yaml"
     space.write_text("optim.lr: {low: 1, high: 0}\n")
@@ -233,9 +233,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_without_optuna_tune_is_one_dependency_error_and_training_still_imports(tmp_path):
     code = ("import sys; sys.modules['optuna'] = None\n"
             "import astrobio, astrobio.train, astrobio.train.cli\n"
-            "from astrobio.train.tune_cli import main\n"
+            "from astrobio.tune.cli import main\n"
             "sys.exit(main(['--trials', '1']))")
     proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "DependencyError" in lines[0] and "pip install 'astrobio[tune]'" in lines[0]
+    assert len(lines) == 1 and "DependencyError" in lines[0] and 'pip install "astrobio[tune]"' in lines[0]

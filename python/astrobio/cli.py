@@ -12,48 +12,17 @@ from pathlib import Path
 from typing import Sequence
 
 from . import simulate
+from ._cli import run_command
 from .datasets import PARTS, build_default, data_home
 from .registry.cli import add_commands as add_registry_commands
 from .serve.cli import add_command as add_serve_command
-from .errors import AstrobioError, ConfigError
-from .ingest.catalogue import ingest_catalogue
-from .ingest.climate import Grid, ingest_climate
-from .ingest.metabolic import ingest_metabolic
+from .errors import ConfigError
+from .ingest.cli import add_command as add_ingest_command
+from .ingest.climate_format import split_arg
 from .stores._remote import store_location
 from .validate import check_components, check_store
 
 __all__ = ["main"]
-
-
-def _pairs(items: Sequence[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise ConfigError(f"{what} must look like NAME=VALUE, got {item!r}")
-        out[key] = value
-    return out
-
-
-def _ranges(items: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
-    """--range VAR=LO:HI (either side may be empty: open-ended) -> {VAR: (lo, hi)}."""
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for var, spec in _pairs(items, "--range").items():
-        lo_s, sep, hi_s = spec.partition(":")
-        try:
-            if not sep:
-                raise ValueError
-            lo = float(lo_s) if lo_s.strip() else None
-            hi = float(hi_s) if hi_s.strip() else None
-        except ValueError:
-            raise ConfigError(f"--range must look like VAR=LO:HI (a side may be empty, e.g. ta=10:1500 or hus=0:), "
-                              f"got {var}={spec}") from None
-        out[var] = (lo, hi)
-    return out
-
-
-def _split(items: Sequence[str]) -> dict[str, list[str]] | None:
-    return {k: [r for r in v.split(",") if r] for k, v in _pairs(items, "--split").items()} or None
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -72,7 +41,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 print(f"{part:<11} {p}")
         return 0
     if args.action == "pack-climate":
-        split = _split(args.split)  # None: the campaign's documented held-out rule
+        split = split_arg(args.split)  # None: the campaign's documented held-out rule
         npz, js = simulate.pack_results(Path(args.name), Path(args.out) if args.out else _pack_dir(), split)
         print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
         return 0
@@ -103,39 +72,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    if args.format == "climate":
-        runs = _pairs(args.sources, "a run")
-        if not args.var:
-            raise ConfigError("name the variables to ingest with --var (repeatable)")
-        units, ranges = _pairs(args.units, "--units"), _ranges(args.range)
-        for flag, given in (("--units", units), ("--range", ranges)):
-            stray = sorted(set(given) - set(args.var))
-            if stray:
-                raise ConfigError(f"{flag} names {', '.join(stray)}, not among the variables ingested (--var {' --var '.join(args.var)})")
-        out = ingest_climate(runs, args.out, variables=args.var, split=_split(args.split), units=units,
-                             valid_ranges=ranges, kind=args.kind, grid=Grid(), caller="cli", shard_samples=args.shard_samples)
-    elif args.shard_samples:
-        raise ConfigError("--shard-samples applies to climate stores (cubes) only")
-    elif args.format == "catalogue":
-        if len(args.sources) != 1:
-            raise ConfigError("catalogue ingest takes one source file")
-        out = ingest_catalogue(Path(args.sources[0]), args.out, schema=args.schema)
-    else:
-        out = ingest_metabolic({k: Path(v) for k, v in _pairs(args.sources, "a model").items()}, args.out)
-    print(out)
-    return 0
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     if not args.list and not args.out:
         raise ConfigError("name the results folder with --out DIR")
     if args.extend and not args.campaign:
         raise ConfigError("--extend continues the campaign's unsettled runs: use it with --campaign --out DIR")
     if args.campaign:
-        from .simulate.campaign import campaign_specs, extend_campaign, run_campaign
+        from .simulate.campaign import campaign_specs, extend_campaign, run_campaign, untouched_specs
 
-        specs = campaign_specs()
+        specs = untouched_specs() if args.untouched else campaign_specs()
         if args.list:
             for spec in specs:
                 print(f"{spec.slug:<20} {'synchronous' if spec.synchronous else 'fast':<11} S={spec.instellation_earth:.2f} "
@@ -199,28 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--store", action="append", default=[], help="store to scan (repeatable; default: the default dataset, built first on a fresh machine)")
     v.set_defaults(func=cmd_validate)
 
-    i = sub.add_parser("ingest", help="ingest NetCDF or zarr runs, a planet catalogue or metabolic models into a store",
-                       formatter_class=fmt,
-                       epilog="examples:\n  astrobio ingest climate --out runs.zarr --var ta --var ua run-a=run_a.nc run-b=runs/b/\n"
-                              "  astrobio ingest climate --out era.zarr --var t --range t=150:350 --units rh=% --var rh era=era5.zarr\n"
-                              "  astrobio ingest climate --out s3://bucket/runs.zarr --var ta run-a=run_a.nc\n"
-                              "  astrobio ingest catalogue --schema nasa --out planets.zarr planets.csv\n"
-                              "  astrobio ingest metabolic --out nets.zarr iJO1366=iJO1366.xml.gz")
-    i.add_argument("format", choices=["climate", "catalogue", "metabolic"])
-    i.add_argument("sources", nargs="+",
-                   help="climate: RUN_ID=PATH (a .nc file, a folder of .nc files, or a zarr group); metabolic: NAME=PATH; catalogue: FILE")
-    i.add_argument("--out", required=True)
-    i.add_argument("--var", action="append", default=[], help="climate: variable to ingest (repeatable)")
-    i.add_argument("--units", action="append", default=[], help="climate: VAR=UNITS where the source lacks them (repeatable)")
-    i.add_argument("--range", action="append", default=[], metavar="VAR=LO:HI",
-                   help="climate: physical valid range of VAR, inclusive; a side may be empty (repeatable). Without it, "
-                        "the CF default for the variable's standard_name and units applies (docs/store-format.md)")
-    i.add_argument("--kind", default="simulation", choices=["simulation", "observation"])
-    i.add_argument("--split", action="append", default=[], help="climate: SPLIT=run,run (repeatable)")
-    i.add_argument("--shard-samples", type=int, default=None, metavar="N",
-                   help="climate: pack N consecutive samples into one object (for samples well under 1 MB on object storage)")
-    i.add_argument("--schema", default="nasa", choices=["nasa", "exoplanet.eu"], help="catalogue column schema")
-    i.set_defaults(func=cmd_ingest)
+    add_ingest_command(sub)  # one subcommand per registered source format (astrobio.ingest.formats)
 
     s = sub.add_parser("simulate", help="run the ExoPlaSim GCM for catalogue planets (hours)", formatter_class=fmt,
                        epilog="examples:\n  astrobio simulate --campaign --out gcm_campaign --jobs 2   # the default dataset's runs\n"
@@ -229,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "  astrobio simulate --planet trappist-1_e --years 2 --out gcm_runs")
     s.add_argument("--campaign", action="store_true",
                    help="the default dataset's designed campaign (catalogue planets + Latin hypercube; resumable)")
+    s.add_argument("--untouched", action="store_true",
+                   help="--campaign: the untouched evaluation planets (own seed, 8 per regime; never used for any choice)")
     s.add_argument("--extend", type=int, default=0, metavar="YEARS",
                    help="--campaign: continue the unsettled runs from their restart files by up to YEARS model years")
     s.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="--campaign: runs at once, one per core")
@@ -261,19 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return train_main(argv[1:], prog="astrobio train")
     if argv[:1] == ["tune"]:
-        from .train.tune_cli import main as tune_main  # same reason: torch/Lightning load only here
+        from .tune.cli import main as tune_main  # same reason: torch/Lightning load only here
 
         return tune_main(argv[1:], prog="astrobio tune")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args))
-    except AstrobioError as e:
-        print(f"astrobio: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("astrobio: interrupted", file=sys.stderr)
-        return 130
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

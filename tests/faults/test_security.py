@@ -112,7 +112,7 @@ def test_names_in_a_manifest_never_lead_outside_the_store(template, tmp_path):
 
 def test_nul_in_paths_is_one_clear_line(tmp_path, capsys):
     assert main(["--store", "a\0b.zarr", "--output-dir", str(tmp_path / "r"), *TINY]) == 2
-    assert "ConfigError: data.store contains a NUL character" in one_line_error(capsys)
+    assert "ConfigError: data.location contains a NUL character" in one_line_error(capsys)
     assert main(["--store", str(tmp_path / "s.zarr"), "--output-dir", "r\0un", *TINY]) == 2
     assert "ConfigError: trainer.output_dir contains a NUL character" in one_line_error(capsys)
 

@@ -26,7 +26,7 @@ def eofs(source_file) -> Path:
 
 
 def test_real_ncep_winds_ingest_as_one_observed_run(tmp_path, ncep):
-    out = ingest_climate({"ncep-200hpa-1970": ncep}, tmp_path / "ncep.zarr", variables=["uwnd", "vwnd"], kind="observation")
+    out = ingest_climate({"ncep-200hpa-1970": ncep}, tmp_path / "ncep.zarr", variables=["uwnd", "vwnd"], origin="observation")
     s = astrobio.open_store(out)
     assert s.sample_shape == (2, 1, 73, 144) and s.n_samples == 12
     assert [(v.name, v.units) for v in s.variables] == [("uwnd", "m/s"), ("vwnd", "m/s")]
@@ -46,20 +46,20 @@ def test_real_ncep_winds_ingest_as_one_observed_run(tmp_path, ncep):
 
 def test_rerun_on_same_inputs_is_a_no_op(tmp_path, ncep):
     out = tmp_path / "ncep.zarr"
-    ingest_climate({"a": ncep}, out, variables=["uwnd"], kind="observation")
+    ingest_climate({"a": ncep}, out, variables=["uwnd"], origin="observation")
     stamp = (out / "zarr.json").stat().st_mtime_ns
     digest = astrobio.open_store(out).manifest["content_digest"]
-    ingest_climate({"a": ncep}, out, variables=["uwnd"], kind="observation")
+    ingest_climate({"a": ncep}, out, variables=["uwnd"], origin="observation")
     assert (out / "zarr.json").stat().st_mtime_ns == stamp
-    ingest_climate({"a": ncep}, out, variables=["uwnd", "vwnd"], kind="observation")  # options changed: rebuilt
+    ingest_climate({"a": ncep}, out, variables=["uwnd", "vwnd"], origin="observation")  # options changed: rebuilt
     assert astrobio.open_store(out).manifest["content_digest"] != digest
 
 
 def test_missing_units_are_refused_then_supplied(tmp_path, eofs):
     with pytest.raises(astrobio.IntegrityError, match="'z' has no units") as info:
-        ingest_climate({"hgt-djf": eofs / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], kind="observation")
+        ingest_climate({"hgt-djf": eofs / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], origin="observation")
     assert info.value.run == "hgt-djf" and "hgt_djf.nc" in str(info.value)
-    out = ingest_climate({"hgt-djf": eofs / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], units={"z": "m"}, kind="observation")
+    out = ingest_climate({"hgt-djf": eofs / "hgt_djf.nc"}, tmp_path / "h.zarr", variables=["z"], units={"z": "m"}, origin="observation")
     s = astrobio.open_store(out)
     assert s.n_samples == 65 and s.sample_shape == (1, 1, 29, 49)
 
@@ -123,8 +123,8 @@ def test_missing_variable_and_missing_source(tmp_path):
         ingest_climate({"r": src}, tmp_path / "o.zarr", variables=["ua"])
     with pytest.raises(astrobio.DataNotFoundError, match="no NetCDF files"):
         ingest_climate({"r": tmp_path / "absent.nc"}, tmp_path / "o.zarr", variables=["ta"])
-    with pytest.raises(astrobio.ConfigError, match="kind"):
-        ingest_climate({"r": src}, tmp_path / "o.zarr", variables=["ta"], kind="guess")
+    with pytest.raises(astrobio.ConfigError, match="origin must be"):
+        ingest_climate({"r": src}, tmp_path / "o.zarr", variables=["ta"], origin="guess")
 
 
 def test_folder_run_merges_files_and_runs_share_a_grid(tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from astrobio import _core
 from astrobio.errors import ConfigError, IntegrityError
+from astrobio.ingest.formats import get_format, parse_request
 from astrobio.ingest.observations import ObservationRequest, ingest_observations, read_sources, select
 from astrobio.reader import CubeReader
 from astrobio.stores import _sky
@@ -126,5 +127,5 @@ def test_empty_selection_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="selection is empty"):
         ingest_observations(tmp_path / "e.zarr", ObservationRequest(products=("alert",), start="2030-01-01"))
     assert not (tmp_path / "e.zarr").exists()
-    with pytest.raises(ConfigError, match="patch_size"):
-        ingest_observations(tmp_path / "e.zarr", ObservationRequest(patch_size=80))
+    with pytest.raises(ConfigError, match="patch_size 80"):  # refused as the request is read (a 422 over REST)
+        parse_request(get_format("observations"), {"patch_size": 80})

@@ -120,7 +120,7 @@ def test_a_killed_upload_leaves_no_store_that_opens(s3: S3, s3_store: S3Store, t
 def test_cli_validate_on_a_url(s3_store: S3Store, s3: S3, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["validate", "--store", s3_store.url]) == 0
     out = capsys.readouterr().out
-    assert "store fixture.zarr" in out and "12 samples" in out
+    assert "cube fixture.zarr" in out and "12 samples" in out
     s3.delete(f"{s3_store.prefix}/cubes/c/4/0/0/0/0")
     assert cli_main(["validate", "--store", s3_store.url]) == 1
     assert "chunk missing" in capsys.readouterr().out

@@ -153,7 +153,7 @@ def test_validate_finds_tables_and_graphs_at_urls_through_the_kinds_registry(s3:
     assert cli_main(["validate", "--store", table, "--store", graphs]) == 0
     out = capsys.readouterr().out
     assert "table planets.zarr" in out and "4 rows x 12 columns" in out
-    assert "graphs metabolic.zarr" in out and "e_coli_core: 72 nodes" in out
+    assert "graph metabolic.zarr" in out and "e_coli_core: 72 nodes" in out
     _flip_a_byte(s3, _chunk_key(s3, "validate/planets.zarr", "pl_orbper"))
     assert cli_main(["validate", "--store", table]) == 1
     assert "IntegrityError" in capsys.readouterr().out
@@ -170,6 +170,6 @@ def test_the_graph_model_trains_on_a_graph_store_at_a_url(s3: S3, ecoli_graphs: 
                        "--set", "model.options.networks=[e_coli_core]", "--set", "model.options.hidden=16",
                        "--set", "model.options.latent=8"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["data"]["graphs"] == url
+    assert summary["config"]["data"]["location"] == url
     assert summary["networks"]["e_coli_core"]["edges"] == 80
     assert s3.secret not in json.dumps(summary)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import asdict
 
 import pytest
 
 import astrobio
 from astrobio.train.cli import build_config, build_parser
-from astrobio.train.config import TrainConfig, config_from_dict
+from astrobio.train.config import TrainConfig
+from astrobio.train.resolve import config_from_dict
+from astrobio.train.tasks.datacube.options import PhysicsOptions
 
 
 def _config(argv):
@@ -24,8 +28,9 @@ def test_yaml_then_set_then_flags(tmp_path):
     assert cfg.optim.lr == 0.005            # --set beats the file
     assert cfg.trainer.max_epochs == 9      # a flag beats --set and the file
     assert cfg.trainer.seed == 3 and cfg.data.batch_size == 4 and cfg.optim.accumulate == 2  # from the file
-    assert cfg.model.options.channels == [16, 16, 8] and cfg.physics.enabled and cfg.data.store == "x.zarr"
-    assert cfg.physics.stability_weight == 1.0 and isinstance(cfg.physics.stability_weight, float)
+    assert cfg.model.options.channels == [16, 16, 8] and cfg.model.options.physics.enabled and cfg.data.store == "x.zarr"
+    physics = cfg.model.options.physics  # the old top-level physics section moved into the datacube's options
+    assert physics.stability_weight == 1.0 and isinstance(physics.stability_weight, float)
     assert cfg.trainer.patience == TrainConfig().trainer.patience  # untouched default
     assert config_from_dict(cfg.to_dict()) == cfg  # the saved dict round-trips
 
@@ -95,7 +100,7 @@ def test_precision_policy_on_this_cpu(monkeypatch):
 
 
 def test_older_model_layouts_migrate_in_one_place():
-    from astrobio.train.config import migrate_model_section
+    from astrobio.train.resolve import migrate_model_section
 
     # before the other models: the datacube's options at the top level of `model`
     assert migrate_model_section({"name": "datacube", "hidden": 64, "graph": {"hidden": 3}}, "datacube") == \
@@ -127,7 +132,8 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
     old.write_text("model: {name: datacube, hidden: 64, channels: [16, 8]}\ntrainer: {max_epochs: 4}\n")
     cfg = build_config(parser.parse_args(["--config", str(old)]))
     assert asdict(cfg.model.options) == {"hidden": 64, "channels": [16, 8], "skip_channels": 8, "physics_baseline": True,
-                                         "linear_departure": True} and cfg.trainer.max_epochs == 4
+                                         "linear_departure": True, "physics": asdict(PhysicsOptions())}
+    assert cfg.trainer.max_epochs == 4
     new = tmp_path / "new.yaml"
     new.write_text("model: {name: multimodal, options: {modalities: [cube], embed: 8}}\n")
     cfg = build_config(parser.parse_args(["--config", str(new)]))
@@ -144,7 +150,8 @@ def test_model_choices_defaults_and_option_sections(tmp_path):
 def test_a_number_yaml_reads_as_a_string_is_a_number():
     """YAML 1.1 reads 5e-4 (no dot) as a string; --set optim.lr=5e-4 still means 0.0005."""
     from astrobio.errors import ConfigError
-    from astrobio.train.config import TrainConfig, apply_overrides, parse_set
+    from astrobio.train.config import TrainConfig, parse_set
+    from astrobio.train.resolve import apply_overrides
 
     cfg = apply_overrides(TrainConfig(), parse_set(["optim.lr=5e-4", "optim.weight_decay=1E-2"]))
     assert cfg.optim.lr == 0.0005 and cfg.optim.weight_decay == 0.01
@@ -153,8 +160,7 @@ def test_a_number_yaml_reads_as_a_string_is_a_number():
 
 
 def test_a_checkpoint_from_before_the_physics_baseline_or_the_linear_stage_resumes_without_them():
-    from astrobio.train.cli import _migrate_saved_options
-    from astrobio.train.config import config_from_dict
+    from astrobio.train.resolve import config_from_dict, migrate_saved_options as _migrate_saved_options
 
     old = {"model": {"name": "datacube", "options": {"hidden": 16, "channels": [8, 4], "skip_channels": 8}}}
     cfg = config_from_dict(old)
@@ -170,3 +176,24 @@ def test_a_checkpoint_from_before_the_physics_baseline_or_the_linear_stage_resum
     cfg = config_from_dict(new)
     _migrate_saved_options(cfg, new)
     assert cfg.model.options.linear_departure is True
+
+
+def test_an_old_top_level_physics_section_moves_into_the_datacube_options_and_is_dropped_elsewhere():
+    old = {"model": {"name": "datacube", "options": {"hidden": 16}}, "physics": {"enabled": True, "kappa": 0.3}}
+    cfg = config_from_dict(old)  # a checkpoint or config file written before round two
+    assert cfg.model.options.physics.enabled is True and cfg.model.options.physics.kappa == 0.3
+    assert "physics" not in cfg.to_dict() and cfg.to_dict()["model"]["options"]["physics"]["kappa"] == 0.3
+    graph = config_from_dict({"model": {"name": "graph"}, "physics": {"enabled": False}})  # every old checkpoint had one
+    assert graph.model.name == "graph" and not hasattr(graph.model.options, "physics")
+    with pytest.raises(astrobio.ConfigError, match="unknown option 'model.options.physics'"):
+        _config(["--model", "graph", "--physics-constraints"])
+
+
+def test_train_config_loads_no_lightning():
+    code = ("import sys, astrobio.train\n"
+            "from astrobio.train import TrainConfig\n"
+            "cfg = TrainConfig()\n"
+            "assert cfg.model.name == 'datacube' and cfg.model.options.hidden > 0\n"
+            "heavy = sorted(m for m in ('lightning', 'pytorch_lightning', 'torchmetrics') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -36,12 +36,12 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert len(last["astrobio"]["history"]["steps"]) == 2 * 3
     # the validation RMSE reduced over both ranks' shards equals a single-process evaluation
     from astrobio import open_store
-    from astrobio.models import LinearDeparture, PhysicsBaseline, build_model
+    from astrobio.models import DatacubeEmulator, LinearDeparture, PhysicsBaseline
     from astrobio.train.tasks.datacube import climatology, evaluate, store_normalization
 
     s = open_store(store)
     weights = last["state_dict"]
-    model = build_model("datacube", 9, s.sample_shape, hidden=32, channels=[16, 16, 8], skip_channels=8)
+    model = DatacubeEmulator(9, s.sample_shape, hidden=32, channels=[16, 16, 8], skip_channels=8)
     model.load_state_dict({k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")})
     names = ("regime_mean", "exponent", "cube_mean", "cube_scale", "param_mean", "param_scale")
     baseline = PhysicsBaseline([v.name for v in s.variables], [p.name for p in s.params],

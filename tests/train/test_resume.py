@@ -20,7 +20,7 @@ SMALL = {"graph": {"networks": ["e_coli_core"], "hidden": 16, "latent": 8},
 
 def _config(model, out, climate_slice, ecoli_graphs, **trainer) -> TrainConfig:
     cfg = apply_overrides(TrainConfig.for_model(model), {"model": SMALL})
-    cfg.data.store, cfg.data.graphs = str(climate_slice), str(ecoli_graphs)
+    cfg.data.location = str(ecoli_graphs if model == "graph" else climate_slice)
     if model == "multimodal":
         cfg.data.batch_size = 4
     cfg.trainer.output_dir = str(out)

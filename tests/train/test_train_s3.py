@@ -22,7 +22,7 @@ def test_training_on_an_s3_store_equals_training_on_the_local_copy(s3: S3, clima
     assert main(["--store", str(climate_slice), "--output-dir", str(tmp_path / "local"), *ARGS]) == 0
     remote = json.loads((tmp_path / "s3" / "summary.json").read_text())
     local = json.loads((tmp_path / "local" / "summary.json").read_text())
-    assert remote["store"] == url and remote["config"]["data"]["store"] == url
+    assert remote["store"] == url and remote["config"]["data"]["location"] == url
     assert remote["store_digest"] == local["store_digest"]
     assert remote["evaluation"] == local["evaluation"]  # same bytes in, same seed: the same run
     assert s3.env.get("AWS_SECRET_ACCESS_KEY", "never") not in json.dumps(remote)

@@ -65,7 +65,7 @@ def test_cli_smoke_run_writes_summary_plots_checkpoints_and_tensorboard(climate_
         assert key in last, key
     meta = last["astrobio"]
     assert meta["config"]["trainer"]["max_epochs"] == 2 and meta["config"]["model"]["options"]["channels"] == [16, 16, 8]
-    assert meta["config"]["physics"]["enabled"] and set(summary["evaluation"]["test"]["physics"]["model"]) == {"humidity", "stability"}
+    assert meta["config"]["model"]["options"]["physics"]["enabled"] and set(summary["evaluation"]["test"]["physics"]["model"]) == {"humidity", "stability"}
     assert meta["sampler"]["seed"] == 0 and len(meta["history"]["epochs"]) == 2
     assert last["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["epoch"] == 1
     # the same folder again without --resume is refused; with --resume it continues (to epoch 3)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IntegrityError, first_line
-from ..models._optional import require
+from .._optional import require
 from ._patches import CHANNELS, ZTF_FILTERS, ZTF_INSTRUMENT, Patches, concat, crop_center
 
 __all__ = ["STAMPS", "read_alerts", "REAL_THRESHOLD", "BOGUS_THRESHOLD"]

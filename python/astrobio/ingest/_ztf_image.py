@@ -36,7 +36,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..errors import IntegrityError, first_line
-from ..models._optional import require
+from .._optional import require
 from ._patches import CHANNELS, ZTF_FILTERS, ZTF_INSTRUMENT, Patches
 
 __all__ = ["BAD_BITS", "SOURCE_BITS", "read_image", "detect", "read_vsx"]

@@ -27,18 +27,20 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from ..errors import ConfigError, DataNotFoundError, IntegrityError, first_line
 from ..stores import _group, table
 from ..stores.table import COLUMNS, NUMERIC, write_table
 from ..stores._remote import store_location
+from .formats import IngestContext, SourceFormat, SourcePath, StrictRequest
 from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 
-__all__ = ["CREDITS", "SCHEMAS", "ingest_catalogue", "read_votable", "R_JUP_IN_R_EARTH", "M_JUP_IN_M_EARTH"]
+__all__ = ["CREDITS", "SCHEMAS", "CatalogueRequest", "FORMAT", "ingest_catalogue", "read_votable", "R_JUP_IN_R_EARTH", "M_JUP_IN_M_EARTH"]
 
 log = logging.getLogger(__name__)
 
@@ -279,3 +281,25 @@ def ingest_catalogue(source: str | Path, out: str | Path, *, schema: str) -> Pat
     }
     return write_table(out, cols, described={"schema": schema, "credit": credit, "source_notes": notes},
                        provenance=provenance)
+
+
+class CatalogueRequest(StrictRequest):
+    """A planet catalogue (exoplanet.eu CSV, NASA Exoplanet Archive CSV or VOTable)."""
+
+    source: SourcePath
+    catalogue_schema: Literal["nasa", "exoplanet.eu"] = Field("nasa", alias="schema", description="the catalogue's column schema")
+
+
+def _ingest_request(request: CatalogueRequest, out: Path | str, context: IngestContext) -> Path | str:
+    return ingest_catalogue(Path(request.source), out, schema=request.catalogue_schema)
+
+
+def _add_arguments(p: Any) -> None:
+    p.add_argument("source", metavar="FILE", help="the catalogue file (CSV or VOTable)")
+    p.add_argument("--schema", default="nasa", choices=list(SCHEMAS), help="catalogue column schema")
+
+
+FORMAT = SourceFormat("catalogue", kind="table", request=CatalogueRequest, ingest=_ingest_request, add_arguments=_add_arguments,
+                      to_values=lambda args: {"source": args.source, "schema": args.schema},
+                      help="a planet catalogue (CSV or VOTable) -> a table store",
+                      examples=("astrobio ingest catalogue --schema nasa --out planets.zarr planets.csv",))

@@ -227,7 +227,7 @@ def ingest_climate(
     split: Mapping[str, Sequence[str]] | None = None,
     units: Mapping[str, str] | None = None,
     valid_ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
-    kind: str = "simulation",
+    origin: str = "simulation",
     provenance: Mapping[str, Any] | None = None,
     name: str = "",
     caller: Caller = "api",
@@ -238,14 +238,15 @@ def ingest_climate(
 
     `valid_ranges` gives variables' physical ranges (inclusive, None for an open side); the
     others get the CF default for their standard name and units, or the name default, or none
-    (each recorded as the variable's `range_source`). `kind` is "simulation" or "observation"
-    and is recorded. `caller` ("api" or "cli") only sets the syntax of hints in errors.
+    (each recorded as the variable's `range_source`). `origin` is "simulation" or "observation"
+    and is recorded (as the provenance's "kind", the field's name in every existing store).
+    `caller` ("api" or "cli") only sets the syntax of hints in errors.
     `shard_samples` packs that many consecutive samples into one object (StoreWriter; for
     small samples on object storage, docs/object-storage.md).
     Re-running on unchanged inputs returns the existing store untouched. Returns the store path.
     """
-    if kind not in ("simulation", "observation"):
-        raise ConfigError(f"kind must be 'simulation' or 'observation', not {kind!r}")
+    if origin not in ("simulation", "observation"):
+        raise ConfigError(f"origin must be 'simulation' or 'observation', not {origin!r}")
     if not runs:
         raise ConfigError("no runs given")
     out = store_location(out)
@@ -259,7 +260,7 @@ def ingest_climate(
     sources = sources_record(f for _, files in opened.values() for f in files)
     options = {"variables": list(variables), "grid": [grid.levels, grid.lat, grid.lon], "split": split,
                "units": units, "ranges": {v: given.get(v) for v in variables},
-               "range_defaults": {"cf": CF_RANGES, "names": DEFAULT_RANGES}, "kind": kind, "runs": {k: str(v) for k, v in runs.items()}}
+               "range_defaults": {"cf": CF_RANGES, "names": DEFAULT_RANGES}, "kind": origin, "runs": {k: str(v) for k, v in runs.items()}}
     if shard_samples:  # only when set, so the digest of an unsharded ingest is unchanged
         options["shard_samples"] = int(shard_samples)
     digest = inputs_digest(sources, options, __version__)
@@ -282,7 +283,7 @@ def ingest_climate(
                 coords0 = {k: v for k, v in coords.items() if k != "time"}
                 writer = StoreWriter(out, variables=vs, sample_shape=cube.shape[1:], coords=coords0, name=name or name_of(out),
                                      shard_samples=shard_samples,
-                                     provenance={"kind": kind, "sources": sources, "command": command_line(), "inputs_digest": digest,
+                                     provenance={"kind": origin, "sources": sources, "command": command_line(), "inputs_digest": digest,
                                                  "tools": tool_versions("xarray", "netCDF4", "numpy"), **dict(provenance or {})})
             elif {k: v for k, v in coords.items() if k != "time"} != coords0:
                 raise IntegrityError("grid differs from the first run's; pass a target grid to interpolate onto", run=rid)

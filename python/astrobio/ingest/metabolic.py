@@ -35,18 +35,22 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError, first_line
 from ..stores import _group, graph
 from ..stores._group import check_name
 from ..stores.graph import MetabolicGraph, write_graphs
 from ..stores._remote import store_location
+from .formats import IngestContext, SourceFormat, SourcePath, StrictRequest, pairs
 from ._provenance import code_version, command_line, inputs_digest, sources_record, tool_versions, up_to_date
 
-__all__ = ["CURRENCY", "ELEMENTS", "FEATURES", "ingest_metabolic", "load_model"]
+__all__ = ["CURRENCY", "ELEMENTS", "FEATURES", "FORMAT", "MetabolicRequest", "ingest_metabolic", "load_model"]
+
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 log = logging.getLogger(__name__)
 
@@ -275,3 +279,23 @@ def ingest_metabolic(
         "tools": {"astrobio": code, **tool_versions("cobra", "python-libsbml", "numpy", "zarr")},
     }
     return write_graphs(out, graphs, described=described, provenance=provenance)
+
+
+class MetabolicRequest(StrictRequest):
+    """Metabolic models: name -> SBML (.xml, .xml.gz) or COBRA JSON file."""
+
+    models: dict[ModelName, SourcePath] = Field(min_length=1, max_length=64, description="model name -> file")
+
+
+def _ingest_request(request: MetabolicRequest, out: Path | str, context: IngestContext) -> Path | str:
+    return ingest_metabolic({k: Path(v) for k, v in request.models.items()}, out)
+
+
+def _add_arguments(p: Any) -> None:
+    p.add_argument("models", nargs="+", metavar="NAME=PATH", help="a model name and its SBML or COBRA JSON file")
+
+
+FORMAT = SourceFormat("metabolic", kind="graph", request=MetabolicRequest, ingest=_ingest_request, add_arguments=_add_arguments,
+                      to_values=lambda args: {"models": pairs(args.models, "a model")},
+                      help="metabolic models (SBML or COBRA JSON) -> a graph store",
+                      examples=("astrobio ingest metabolic --out nets.zarr iJO1366=iJO1366.xml.gz",))

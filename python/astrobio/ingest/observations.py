@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..datasets.sources import SOURCES, package_file
+from pydantic import ConfigDict, Field, model_validator
+
 from ..errors import ConfigError
 from ..stores.observation import write_observations
 from ._patches import Patches, concat
 from ._ztf_alerts import read_alerts
 from ._ztf_image import read_image
+from .formats import IngestContext, SourceFormat, StrictRequest
 
-__all__ = ["DEFAULT_PART", "ALERT_FILES", "IMAGE_FILES", "ObservationRequest", "ingest_observations", "select"]
+__all__ = ["FORMAT", "DEFAULT_PART", "ALERT_FILES", "IMAGE_FILES", "ObservationRequest", "ingest_observations", "select"]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ PRODUCTS = ("alert", "image")
 VALIDATIONS = ("survey_score", "pipeline", "catalogue")
 
 
-@dataclass(frozen=True)
-class ObservationRequest:
+class ObservationRequest(StrictRequest):
     """What to collect. Every filter applies to every patch (positives and negatives).
 
     `start`/`end`: ISO dates (UTC, inclusive; "" for open); `confidence_threshold`: keep patches
@@ -53,18 +53,28 @@ class ObservationRequest:
     pixels per side (at most 63, the alert stamps); `negatives_per_positive`: background patches
     per image detection."""
 
-    surveys: Sequence[str] = SURVEYS
-    products: Sequence[str] = PRODUCTS
-    start: str = ""
-    end: str = ""
-    confidence_threshold: float = 0.0
-    validation_status: Sequence[str] = field(default_factory=tuple)
-    anomaly_types: Sequence[str] = field(default_factory=tuple)
-    max_samples: int = 0
-    patch_size: int = 63
-    negatives_per_positive: int = 1
-    max_image_positives: int = 1000
-    seed: int = 0
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    surveys: list[str] = Field(default_factory=lambda: list(SURVEYS), description="surveys to collect (ZTF)")
+    products: list[str] = Field(default_factory=lambda: list(PRODUCTS), description="survey products: alert, image")
+    start: str = Field("", description="first observation date, ISO (UTC, inclusive)")
+    end: str = Field("", description="last observation date, ISO (UTC, inclusive)")
+    confidence_threshold: float = Field(0.0, description="keep patches whose label confidence is at least this")
+    validation_status: list[str] = Field(default_factory=list, description="keep these validations (survey_score, pipeline, catalogue)")
+    anomaly_types: list[str] = Field(default_factory=list, description="keep these classes (SIMBAD/VSX class, solar_system, background)")
+    max_samples: int = Field(0, description="at most this many patches (0: all)")
+    patch_size: int = Field(63, description="pixels per side, 8 to 63")
+    negatives_per_positive: int = Field(1, description="background patches per image detection")
+    max_image_positives: int = Field(1000, description="image detections to keep (0: all)")
+    seed: int = Field(0, description="the draw of negatives and of max_samples")
+
+    @model_validator(mode="after")
+    def _in_domain(self) -> "ObservationRequest":
+        try:
+            self.check()
+        except ConfigError as e:  # pydantic reports it as a field error: a 422 over REST
+            raise ValueError(str(e)) from None
+        return self
 
     def check(self) -> None:
         """ConfigError naming the first field out of its domain."""
@@ -88,11 +98,6 @@ class ObservationRequest:
             raise ConfigError(f"start {self.start} is after end {self.end}")
 
 
-#: the default dataset's observations part: 32-pixel patches (the alert stamps' central 32"),
-#: 1000 pipeline sources of the ZTF image and as many background patches
-DEFAULT_PART = ObservationRequest(patch_size=32)
-
-
 def _date(text: str, name: str) -> str:
     """An ISO date or datetime, normalized to 'YYYY-MM-DDTHH:MM:SS' (UTC) for comparison."""
     if not text:
@@ -101,6 +106,11 @@ def _date(text: str, name: str) -> str:
         return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None).isoformat(timespec="seconds")
     except ValueError:
         raise ConfigError(f"{name} {text!r} is not an ISO date (e.g. 2020-09-24 or 2020-09-24T10:00:00)") from None
+
+
+#: the default dataset's observations part: 32-pixel patches (the alert stamps' central 32"),
+#: 1000 pipeline sources of the ZTF image and as many background patches
+DEFAULT_PART = ObservationRequest(patch_size=32)
 
 
 def select(patches: Patches, req: ObservationRequest) -> Patches:
@@ -173,10 +183,20 @@ def ingest_observations(out: str | Path, request: ObservationRequest | None = No
 
 
 def _as_json(req: ObservationRequest) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in asdict(req).items()}
+    return req.model_dump()
 
 
 def _summary(req: ObservationRequest) -> str:
     default = ObservationRequest()
     parts = [f"{k}={v}" for k, v in _as_json(req).items() if v != _as_json(default)[k]]
     return ", ".join(parts) or "the default request"
+
+
+def _ingest(request: ObservationRequest, out: Path | str, context: IngestContext) -> Path | str:
+    return ingest_observations(out, request, name=context.dataset)
+
+
+FORMAT = SourceFormat(
+    "observations", kind="observation", request=ObservationRequest, ingest=_ingest,
+    help="real ZTF alerts and a ZTF science image -> patches around validated detections, with negatives",
+    examples=("astrobio ingest observations obs.zarr --patch-size 32 --start 2020-01-01 --confidence-threshold 0.9",))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._optional import require
+from .._optional import require
 
 __all__ = ["GCNEncoder", "GraphVAE"]
 

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._optional import install_hint, require
 from .._fsutil import file_digest, fsync_tree, swap_into_place, temp_sibling
 from ..datasets.sources import text_encoder_dir
 from ..errors import ConfigError, DataNotFoundError, DependencyError, IntegrityError, first_line
@@ -38,7 +39,7 @@ __all__ = ["ADAPTER_FORMAT", "LLM_EXTRA", "EncoderClassifier", "LoraSettings", "
 
 ADAPTER_FORMAT = 1
 #: the tested pair (pyproject extra `llm`); older peft imports names a newer transformers removed
-LLM_EXTRA = 'pip install "astrobio[llm]"  (transformers>=5.0 with peft>=0.21)'
+LLM_EXTRA = f"{install_hint('peft')}  (transformers>=5.0 with peft>=0.21)"
 _MIN_VERSIONS = {"transformers": (5, 0), "peft": (0, 21)}
 _META = "astrobio_adapter.json"
 _HEAD = "head.safetensors"
@@ -59,10 +60,9 @@ def check_llm_stack() -> tuple[str, str]:
     Raises DependencyError with one line (what failed, and the install command) when either is
     missing, older than the tested pair, or the pair does not import together (e.g. peft
     importing `EncoderDecoderCache` from a transformers that no longer has it)."""
+    transformers, peft = require("transformers"), require("peft")  # missing or broken: the door's one line
     try:
-        import transformers
         from transformers import AutoModel, AutoTokenizer  # noqa: F401
-        import peft
         from peft import LoraConfig, PeftModel, get_peft_model  # noqa: F401
     except (ImportError, AttributeError) as e:
         raise DependencyError(f"the language model needs a working transformers + peft pair, and importing "

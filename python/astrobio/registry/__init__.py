@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import DependencyError
+from .._optional import require
 
 __all__ = ["Registry", "open_registry", "parse_ref", "resolve_data_ref", "record_run", "log_mlflow_dataset",
            "register_built_store", "Client"]
@@ -22,10 +22,7 @@ _WHERE = {"Registry": "core", "open_registry": "core", "parse_ref": "core", "res
 def require_extra() -> None:
     """DependencyError naming the extra when the registry's libraries are missing."""
     for mod in ("sqlalchemy", "alembic"):
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            raise DependencyError(f"the dataset registry needs {mod} ({e}); install it with: pip install 'astrobio[serve]'") from None
+        require(mod)
 
 
 def __getattr__(name: str) -> Any:

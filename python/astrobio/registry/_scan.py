@@ -1,9 +1,9 @@
 """What the registry reads from a store: its kind, digest, splits, provenance and a summary,
-and the full check (Rust chunk scan + digest check) a version must pass to become `ready`.
+and the full check a version must pass to become `ready`.
 
-Store kinds come from the stores package's registry (`astrobio.stores.KINDS`). A store is a
-local directory or an s3:// URL (registered where it is, never copied): cube stores are checked
-object by object by the Rust core, tables and graphs from one downloaded copy (`stores._remote`).
+Everything kind-specific comes from the store's kind (`astrobio.stores.kinds`, found by the
+format its manifest declares): this module names no kind. A store is a local directory or an
+s3:// URL (registered where it is, never copied).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .._fsutil import read_store_file
-from ..errors import AstrobioError, DataNotFoundError, IntegrityError, first_line
-from ..stores import KINDS, open_graphs, open_store, open_table
+from ..errors import AstrobioError, ConfigError, DataNotFoundError, IntegrityError, first_line
 from ..stores._remote import is_url, read_json, store_location
+from ..stores.kinds import get_kind, kind_of_format
 
-__all__ = ["StoreInfo", "FORMAT_KINDS", "read_manifest", "describe", "full_check", "digest_check", "open_by_kind"]
-
-FORMAT_KINDS = {fmt: k.kind for fmt, k in KINDS.items()}
+__all__ = ["StoreInfo", "read_manifest", "describe", "full_check", "digest_check", "open_by_kind"]
 
 
 @dataclass
@@ -33,7 +31,7 @@ class StoreInfo:
     splits: dict[str, dict[str, int]]
     provenance: dict[str, Any]
     summary: dict[str, Any]
-    scan: dict[str, Any] = field(default_factory=dict)   # the Rust scan report (cubes)
+    scan: dict[str, Any] = field(default_factory=dict)   # the kind's scan report (`StoreKind.check`)
 
 
 def _group_document(path: Path | str) -> Any:
@@ -58,68 +56,37 @@ def read_manifest(path: Path | str) -> dict[str, Any]:
         raise DataNotFoundError(f"store manifest unreadable ({first_line(e)})", path=str(path), hint="") from None
     if not isinstance(manifest, dict) or manifest.get("complete") is not True:
         raise DataNotFoundError("store is incomplete (manifest not marked complete)", path=str(path), hint="")
-    if manifest.get("format") not in FORMAT_KINDS:
-        raise IntegrityError(f"unknown store format {manifest.get('format')!r}", path=str(path))
+    try:
+        kind_of_format(manifest.get("format"))
+    except ConfigError as e:
+        raise IntegrityError(str(e), path=str(path)) from None
     return manifest
 
 
 def describe(path: Path | str, manifest: dict[str, Any]) -> StoreInfo:
     """Kind, digest, split counts, provenance and a load summary from the manifest."""
-    kind = FORMAT_KINDS[manifest["format"]]
-    if kind == "cube":
-        counts = {r["id"]: int(r["count"]) for r in manifest["runs"]}
-        splits = {name: {"runs": len(ids), "samples": sum(counts[i] for i in ids)} for name, ids in manifest["split"].items()}
-        summary = {"format": manifest["format"], "format_version": manifest["format_version"], "n_samples": manifest["n_samples"],
-                   "sample_shape": manifest["sample_shape"], "variables": [v["name"] for v in manifest["variables"]],
-                   "params": [p["name"] for p in manifest.get("params", [])], "runs": len(manifest["runs"])}
-    elif kind == "table":
-        splits = {"all": {"runs": 1, "samples": int(manifest["n_rows"])}}
-        summary = {"format": manifest["format"], "format_version": manifest["format_version"], "n_rows": manifest["n_rows"],
-                   "columns": [c["name"] for c in manifest["columns"]], "key": manifest.get("key"), "schema": manifest.get("schema")}
-    else:
-        models = manifest["models"]
-        splits = {"all": {"runs": len(models), "samples": len(models)}}
-        summary = {"format": manifest["format"], "format_version": manifest["format_version"],
-                   "models": {k: v["counts"] for k, v in models.items()}}
-    return StoreInfo(uri=str(path), kind=kind, digest=str(manifest.get("content_digest", "")), splits=splits,
-                     provenance=dict(manifest.get("provenance", {})), summary=summary)
+    kind = kind_of_format(manifest["format"])
+    d = kind.describe(path, manifest)
+    return StoreInfo(uri=str(path), kind=kind.name, digest=str(manifest.get("content_digest", "")), splits=d.splits,
+                     provenance=dict(manifest.get("provenance", {})), summary=d.summary)
 
 
 def open_by_kind(path: Path | str, kind: str, verify: bool = True) -> Any:
     """Open the store with its kind's reader (digest-checked when `verify`)."""
-    if kind == "cube":
-        store = open_store(path)
-        if verify:
-            store.verify_digest()
-        return store
-    if kind == "table":
-        return open_table(path, verify=verify)
-    return open_graphs(path, verify=verify)
+    return get_kind(kind).open(path, verify=verify)
 
 
 def full_check(path: Path | str) -> StoreInfo:
-    """Everything `ready` requires: the store opens, every chunk passes the Rust scan (cubes),
-    and the data matches the digests its manifest records. IntegrityError / DataNotFoundError
-    name the first problem."""
+    """Everything `ready` requires: the store opens, passes its kind's check (for cubes the
+    Rust chunk scan) and matches the digests its manifest records. IntegrityError /
+    DataNotFoundError name the first problem."""
     path = store_location(path)
     manifest = read_manifest(path)
     info = describe(path, manifest)
-    if info.kind == "cube":
-        store = open_store(path)
-        report = store.verify()
-        info.scan = report
-        if not report["ok"]:
-            first = report["failures"][0] if report["failures"] else {}
-            raise IntegrityError(f"{report['chunks_failed']} bad chunks, {report['unexpected_files']} stray files; first: "
-                                 f"{first.get('reason', 'unknown')}", run=first.get("run"), chunk=first.get("chunk"), path=str(path))
-        store.verify_digest()
-    else:
-        open_by_kind(path, info.kind, verify=True)
+    info.scan = get_kind(info.kind).check(path)
     if not info.digest:
         raise IntegrityError("manifest records no content digest", path=str(path))
     return info
-
-
 def digest_check(path: Path | str, digest: str, kind: str) -> str:
     """'' when the store at `path` is the registered one (same content digest, arrays match
     it); else one line saying why not. Reads the arrays once (no chunk decoding)."""

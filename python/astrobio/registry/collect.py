@@ -1,5 +1,10 @@
 """Collect: ingest named sources (what `astrobio ingest` accepts) into a new version.
 
+The spec is a collect body: {"format": NAME, "dataset": NAME, **the format's request fields}.
+Everything format-specific comes from the source-format registry (`astrobio.ingest.formats`):
+its request model, which fields are source paths, its ingest function and the store kind it
+writes. This module names no format.
+
 The version is allocated `collecting` first; the store is written by the ingest's atomic
 writer (temporary sibling, manifest last, rename) under the registry's store root as
 `<name>/v<N>.zarr`; the full scan and digest check run; only then does the version become
@@ -15,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from .._home import data_home
-from ..errors import ConfigError
-from ..ingest.catalogue import ingest_catalogue
-from ..ingest.climate import ingest_climate
-from ..ingest.metabolic import ingest_metabolic
+from ..errors import ConfigError, IntegrityError
+from ..ingest.formats import IngestContext, SourceFormat, get_format, parse_request, sources_of as request_sources, with_sources
+from ..stores import kind_of
 from .core import Registry
 
-__all__ = ["CollectSpec", "collect_into", "store_root", "confine", "FORMATS"]
+__all__ = ["CollectSpec", "collect_into", "store_root", "confine", "sources_of", "request_of"]
 
-FORMATS = ("climate", "catalogue", "metabolic")
 CollectSpec = Mapping[str, Any]
+#: the collect body's own fields; every other field belongs to the format's request model
+BODY_FIELDS = ("format", "dataset")
 
 
 def store_root() -> Path:
@@ -48,27 +53,25 @@ def confine(path: str, roots: list[Path]) -> Path:
     return resolved
 
 
+def request_of(spec: CollectSpec) -> tuple[SourceFormat, Any]:
+    """The spec's source format and its validated request (ConfigError for an unknown format
+    or a bad field)."""
+    fmt = get_format(str(spec.get("format")))
+    return fmt, parse_request(fmt, {k: v for k, v in spec.items() if k not in BODY_FIELDS})
+
+
 def sources_of(spec: CollectSpec) -> dict[str, str]:
-    """Field name -> source path of every source the spec names (for confinement checks)."""
-    fmt = spec["format"]
-    if fmt == "climate":
-        return {f"runs.{k}": v for k, v in spec["runs"].items()}
-    if fmt == "metabolic":
-        return {f"models.{k}": v for k, v in spec["models"].items()}
-    return {"source": spec["source"]}
+    """Field path -> source path of every source the spec names (for confinement checks)."""
+    return request_sources(request_of(spec)[1])
 
 
 def _ingest(spec: CollectSpec, paths: Mapping[str, Path], out: Path) -> Path:
-    fmt = spec["format"]
-    if fmt == "climate":
-        runs = {k: paths[f"runs.{k}"] for k in spec["runs"]}
-        return Path(ingest_climate(runs, out, variables=list(spec["variables"]), split=spec.get("split") or None,
-                                   units=spec.get("units") or {}, kind=spec.get("kind", "simulation"), name=spec["dataset"]))
-    if fmt == "catalogue":
-        return Path(ingest_catalogue(paths["source"], out, schema=spec.get("schema", "nasa")))
-    if fmt == "metabolic":
-        return Path(ingest_metabolic({k: paths[f"models.{k}"] for k in spec["models"]}, out))
-    raise ConfigError(f"unknown format {fmt!r}; use one of {FORMATS}")
+    fmt, request = request_of(spec)
+    written = Path(fmt.ingest(with_sources(request, paths), out, IngestContext(dataset=str(spec["dataset"]), caller="api")))
+    kind = kind_of(written).name
+    if kind != fmt.kind:
+        raise IntegrityError(f"source format {fmt.name!r} declares {fmt.kind!r} stores but wrote a {kind!r} store", path=str(written))
+    return written
 
 
 def collect_into(reg: Registry, spec: CollectSpec, number: int, roots: list[Path], *, root: Path | None = None,

@@ -9,12 +9,11 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["VERSION_TABLE", "Base", "Dataset", "Version", "QualityReport", "TrainingRun", "ApiKey", "Job", "STATUSES", "KINDS", "utcnow"]
+__all__ = ["VERSION_TABLE", "Base", "Dataset", "Version", "QualityReport", "TrainingRun", "ApiKey", "Job", "STATUSES", "utcnow"]
 
 STATUSES = ("collecting", "ready", "failed", "retired")
 #: alembic's version table for the registry (not the default name: optuna shares the database)
 VERSION_TABLE = "astrobio_registry_version"
-KINDS = ("cube", "table", "graph")
 
 
 def utcnow() -> dt.datetime:

@@ -6,34 +6,25 @@
                     "unsuccessful_expectations", "success_percent"},
      "variables": {name: {count, mean, std, min, max}}, "histograms": {...}, "splits": {...}}
 
-Built from the Rust scan (checksum, size, finite, range per array), the store's statistics,
-split counts, leakage and duplicate checks on chunk hashes, and drift against the previous
-version of the same dataset (mean and std shift in units of the old std).
+The shared expectations (digest, values finite and in range, split counts, drift against the
+previous version of the same dataset: mean and std shift in units of the old std) are built
+here; the statistics, histograms and the kind's own expectations (a cube's chunk scan, leakage
+and duplicates; a table's duplicate keys...) come from the store's kind (`StoreKind`), so this
+module names no kind.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-from ..reader import CubeReader
 from ..stores._remote import store_location
-from ..stores.table import open_table
-from ._measure import chunk_hashes, histograms, sample_hashes, variable_stats
+from ..stores.kinds import expectation, get_kind
 from ._scan import StoreInfo, read_manifest
 
-__all__ = ["build_report", "expectation", "summarize", "DRIFT_THRESHOLD", "SCAN_CHECKS"]
+__all__ = ["build_report", "expectation", "summarize", "DRIFT_THRESHOLD"]
 
 DRIFT_THRESHOLD = 0.5  # in units of the previous version's std
-# Rust scan failure reason -> the check it belongs to (verify.rs / chunk.rs / kernel.rs wording)
-SCAN_CHECKS = {"checksum": ("checksum", "crc32c"), "size": ("size", "shorter", "decode", "length"),
-               "finite": ("nan", "infinite", "inf"), "range": ("range",)}
-
-
-def expectation(name: str, success: bool, observed: Any = None, expected: Any = None, details: Any = None) -> dict[str, Any]:
-    return {"expectation": name, "success": bool(success), "observed_value": observed, "expected": expected, "details": details or {}}
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -45,85 +36,25 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                                                "success_percent": round(100.0 * ok / n, 2) if n else 100.0}}
 
 
-def _classify(reason: str) -> str:
-    low = reason.lower()
-    for check, words in SCAN_CHECKS.items():
-        if any(w in low for w in words):
-            return check
-    return "stray" if "unexpected file" in low else "other"
-
-
-def _scan_results(info: StoreInfo) -> list[dict[str, Any]]:
-    scan = info.scan
-    by_check: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for f in scan.get("failures", []):
-        by_check[_classify(str(f.get("reason", "")))].append(f)
+def _variable_results(manifest: dict[str, Any], stats: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Each variable's values finite (an empty column of a table is no failure) and inside the
+    valid range its manifest declares (`variables[].valid_range`, when it has one)."""
     out = []
-    for check in ("checksum", "size", "finite", "range"):
-        fails = by_check.get(check, [])
-        out.append(expectation(f"expect_chunk_{check}_valid", not fails,
-                               {"chunks_checked": scan.get("chunks_checked", 0), "chunks_failed": len(fails)},
-                               {"chunks_failed": 0}, {"array": "cubes", "failures": fails[:5]}))
-    other = by_check.get("stray", []) + by_check.get("other", [])
-    out.append(expectation("expect_no_stray_or_unreadable_chunks", not other and scan.get("unexpected_files", 0) == 0,
-                           {"unexpected_files": scan.get("unexpected_files", 0), "other_failures": len(other)}, 0,
-                           {"failures": other[:5]}))
-    return out
-
-
-def _variable_results(kind: str, manifest: dict[str, Any], stats: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    out = []
-    ranges = {v["name"]: v.get("valid_range") for v in manifest.get("variables", [])} if kind == "cube" else {}
+    ranges = {v["name"]: v.get("valid_range") for v in manifest.get("variables", []) if isinstance(v, dict)}
     for name, s in stats.items():
         lo, hi = ranges.get(name) or (None, None)
-        finite = all(math.isfinite(s[k]) for k in ("mean", "std", "min", "max")) or (kind != "cube" and s["count"] == 0)
+        finite = all(math.isfinite(s[k]) for k in ("mean", "std", "min", "max")) or s["count"] == 0
         inside = finite and (lo is None or s["min"] >= lo) and (hi is None or s["max"] <= hi)
         out.append(expectation("expect_column_values_finite_and_in_range", inside, s,
                                {"min": lo, "max": hi}, {"variable": name}))
     return out
 
 
-def _split_results(kind: str, manifest: dict[str, Any], splits: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
-    out = [expectation("expect_split_counts", all(v["samples"] > 0 for k, v in splits.items() if k in ("train", "all")),
-                       splits, {"train": {"samples": ">0"}} if kind == "cube" else {"all": {"samples": ">0"}})]
-    if kind != "cube":
-        return out
-    seen: dict[str, str] = {}
-    both = []
-    for split, runs in manifest["split"].items():
-        for r in runs:
-            if r in seen:
-                both.append({"run": r, "splits": [seen[r], split]})
-            seen[r] = split
-    out.append(expectation("expect_no_run_in_two_splits", not both, len(both), 0, {"runs": both[:10]}))
-    return out
-
-
-def _chunk_results(path: Path | str, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Leakage (an identical chunk in two splits) and duplicate samples, from chunk hashes."""
-    # A sharded store's samples share objects: hash each sample's decoded values instead.
-    hashes = sample_hashes(path, manifest) if CubeReader(path).shard_samples else chunk_hashes(path, manifest)
-    split_of = {r: s for s, runs in manifest["split"].items() for r in runs}
-    where: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-    for r in manifest["runs"]:
-        for i in range(int(r["start"]), int(r["start"]) + int(r["count"])):
-            if hashes.get(i):
-                where[hashes[i]].append((i, r["id"], split_of.get(r["id"], "none")))
-    dup_groups = [g for g in where.values() if len(g) > 1]
-    leaks = [g for g in dup_groups if len({s for _, _, s in g if s != "none"}) > 1]
-    fmt = [[{"sample": i, "run": r, "split": s} for i, r, s in g] for g in leaks[:5]]
-    dups = [[{"sample": i, "run": r, "split": s} for i, r, s in g] for g in dup_groups[:5]]
-    return [expectation("expect_no_identical_chunk_in_two_splits", not leaks, len(leaks), 0, {"groups": fmt}),
-            expectation("expect_no_duplicate_samples", not dup_groups, sum(len(g) - 1 for g in dup_groups), 0, {"groups": dups})]
-
-
-def _table_duplicates(manifest: dict[str, Any], path: Path | str) -> list[dict[str, Any]]:
-    df, _ = open_table(path, verify=False)
-    key = manifest.get("key") or df.columns[0]
-    dup_keys = int(df[key].duplicated().sum())
-    dup_rows = int(df.duplicated().sum())
-    return [expectation("expect_no_duplicate_samples", dup_keys == 0 and dup_rows == 0,
-                        {"duplicate_keys": dup_keys, "duplicate_rows": dup_rows}, 0, {"key": key})]
+def _split_results(splits: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    """Something to train on: the train split (or, for kinds without splits, "all") is not empty."""
+    main = "train" if "train" in splits else "all"
+    return [expectation("expect_split_counts", all(v["samples"] > 0 for k, v in splits.items() if k in ("train", "all")),
+                        splits, {main: {"samples": ">0"}})]
 
 
 def drift(stats: dict[str, dict[str, float]], previous: dict[str, dict[str, float]], threshold: float) -> dict[str, dict[str, float]]:
@@ -178,24 +109,20 @@ def _clean(obj: Any) -> Any:
 
 def build_report(info: StoreInfo, *, ref: str, previous: tuple[str, dict[str, Any]] | None = None,
                  threshold: float = DRIFT_THRESHOLD) -> dict[str, Any]:
-    """The quality report of a store that passed `_scan.full_check` (`info.scan` holds the Rust
-    scan for cubes). `previous`: (ref, variables statistics) of the previous ready version."""
+    """The quality report of a store that passed `_scan.full_check` (`info.scan` holds its
+    kind's scan report). `previous`: (ref, variables statistics) of the previous ready version."""
     path = store_location(info.uri)
     manifest = read_manifest(path)
-    stats = variable_stats(path, info.kind, manifest)
+    kind = get_kind(info.kind)
+    stats = kind.statistics(path, manifest)
     results = [expectation("expect_digest_matches_manifest", True, info.digest, info.digest, {"uri": info.uri})]
-    if info.kind == "cube":
-        results += _scan_results(info)
-    results += _variable_results(info.kind, manifest, stats)
-    results += _split_results(info.kind, manifest, info.splits)
-    if info.kind == "cube":
-        results += _chunk_results(path, manifest)
-    elif info.kind == "table":
-        results += _table_duplicates(manifest, path)
+    results += _variable_results(manifest, stats)
+    results += _split_results(info.splits)
+    results += kind.expectations(path, manifest, info.scan)
     drift_results, drift_info = _drift_results(stats, previous, threshold)
     results += drift_results
     report = {**summarize(results), "results": results, "ref": ref, "kind": info.kind, "digest": info.digest,
-              "variables": stats, "histograms": histograms(path, info.kind, manifest), "splits": info.splits, "drift": drift_info}
+              "variables": stats, "histograms": kind.histograms(path, manifest), "splits": info.splits, "drift": drift_info}
     return _clean(report)
 
 

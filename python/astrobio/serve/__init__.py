@@ -15,7 +15,7 @@ _WHERE = {"create_app": "app", "API_PREFIX": "app", "Settings": "settings"}
 
 def serve(settings: Any, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Run the service with uvicorn until interrupted."""
-    from ..models._optional import require
+    from .._optional import require
 
     uvicorn = require("uvicorn")
     app = importlib.import_module(".app", __name__)

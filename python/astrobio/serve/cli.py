@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..models._optional import require
+from .._optional import require
 from ..registry import require_extra
 from ..registry.cli import FMT
 from . import serve

@@ -4,52 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ..ingest.formats import format_names, get_format
 from ..registry.core import NAME_PATTERN
 
-__all__ = ["CollectRequest", "ClimateCollect", "CatalogueCollect", "MetabolicCollect", "JobOut", "CollectAccepted",
-           "VersionOut", "DatasetOut", "DatasetSummary", "LoadOut"]
+__all__ = ["CollectRequest", "collect_models", "JobOut", "CollectAccepted", "VersionOut", "DatasetOut", "DatasetSummary", "LoadOut"]
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN.pattern, description="dataset name")]
-PathStr = Annotated[str, Field(min_length=1, max_length=4096, description="path inside an allowed source root")]
-RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ClimateCollect(_Strict):
-    """A climate NetCDF run set: run id -> .nc file or folder of .nc files."""
-
-    format: Literal["climate"]
-    dataset: Name
-    runs: dict[RunId, PathStr] = Field(min_length=1, max_length=512)
-    variables: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(min_length=1, max_length=64)
-    split: dict[Literal["train", "val", "test"], list[RunId]] | None = None
-    units: dict[str, str] = Field(default_factory=dict)
-    kind: Literal["simulation", "observation"] = "simulation"
-
-
-class CatalogueCollect(_Strict):
-    """A planet catalogue (exoplanet.eu CSV, NASA Exoplanet Archive CSV or VOTable)."""
-
-    format: Literal["catalogue"]
-    dataset: Name
-    source: PathStr
-    catalogue_schema: Literal["nasa", "exoplanet.eu"] = Field("nasa", alias="schema")
+def collect_models() -> dict[str, type[BaseModel]]:
+    """One collect body per registered source format (`astrobio.ingest.formats`): its request
+    model plus `format` (the discriminator) and `dataset`, named `<Format>Collect`."""
+    out: dict[str, type[BaseModel]] = {}
+    for name in format_names():
+        fmt = get_format(name)
+        title = "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Collect"
+        out[name] = create_model(title, __base__=fmt.request, __doc__=fmt.request.__doc__ or fmt.help,
+                                 format=(Literal[name], Field(description=f"source format: {fmt.help or name}")),  # type: ignore[valid-type]
+                                 dataset=(Name, ...))
+    return out
 
 
-class MetabolicCollect(_Strict):
-    """Metabolic models: name -> SBML (.xml, .xml.gz) or COBRA JSON file."""
-
-    format: Literal["metabolic"]
-    dataset: Name
-    models: dict[RunId, PathStr] = Field(min_length=1, max_length=64)
-
-
-CollectRequest = Annotated[Union[ClimateCollect, CatalogueCollect, MetabolicCollect], Field(discriminator="format")]
+#: The collect body: a union of every registered format's body, discriminated by "format",
+#: generated from the format registry when the service starts (the OpenAPI schema lists each
+#: format's fields).
+CollectRequest = Annotated[Union[tuple(collect_models().values())], Field(discriminator="format")]  # type: ignore[misc]
 
 
 class JobOut(BaseModel):

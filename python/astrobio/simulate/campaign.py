@@ -45,6 +45,11 @@ __all__ = ["DESIGN_RANGES", "DESIGN_SEED", "N_DESIGN", "MLDEPTH_M", "KEEP_MONTHS
 DESIGN_SEED = 20261129
 #: Designed runs per regime: with the 11 synchronous + 1 fast catalogue planets, 24 of each.
 N_DESIGN = {"synchronous": 13, "fast": 23}
+#: The untouched evaluation campaign (issue: the margin must hold on planets no choice saw): the
+#: same protocol and ranges, a Latin hypercube with its own seed, 8 planets per regime. Its runs are
+#: packed separately and evaluated once per candidate model, never used for any choice.
+UNTOUCHED_SEED = 20261206
+N_UNTOUCHED = {"synchronous": 8, "fast": 8}
 #: Ranges per regime: (low, high, scale). Log scale samples uniformly in log.
 DESIGN_RANGES: dict[str, dict[str, tuple[float, float, str]]] = {
     "synchronous": {"instellation_earth": (0.28, 1.45, "lin"), "rotation_period_days": (3.0, 40.0, "log"),
@@ -66,8 +71,9 @@ MAX_YEARS = 2
 RETRY_TIMESTEP_MIN = 30.0
 
 
-def design_specs(n: dict[str, int] | None = None, seed: int = DESIGN_SEED) -> list[PlanetSpec]:
-    """The designed planets: a Latin hypercube per rotation regime (see the module docstring)."""
+def design_specs(n: dict[str, int] | None = None, seed: int = DESIGN_SEED, prefix: str = "design") -> list[PlanetSpec]:
+    """The designed planets: a Latin hypercube per rotation regime (see the module docstring),
+    named `<prefix>-s01`, `<prefix>-f01`, ..."""
     from scipy.stats import qmc
 
     counts = dict(N_DESIGN if n is None else n)
@@ -79,7 +85,7 @@ def design_specs(n: dict[str, int] | None = None, seed: int = DESIGN_SEED) -> li
         unit = qmc.LatinHypercube(d=len(ranges), seed=seed + offset, optimization="random-cd").random(count)
         for i, row in enumerate(unit):
             values = {key: _scale(u, lo, hi, how) for u, (key, (lo, hi, how)) in zip(row, ranges.items())}
-            specs.append(_designed_spec(f"design-{regime[0]}{i + 1:02d}", regime, values, seed))
+            specs.append(_designed_spec(f"{prefix}-{regime[0]}{i + 1:02d}", regime, values, seed))
     return specs
 
 
@@ -111,6 +117,13 @@ def _designed_spec(name: str, regime: str, v: dict[str, float], seed: int) -> Pl
         orbital_period_days=round(v["rotation_period_days"], 4) if regime == "synchronous" else None,
         notes=notes,
     )
+
+
+def untouched_specs() -> list[PlanetSpec]:
+    """The untouched evaluation campaign (`UNTOUCHED_SEED`, `N_UNTOUCHED`), alternating regimes."""
+    every = design_specs(N_UNTOUCHED, seed=UNTOUCHED_SEED, prefix="untouched")
+    sync, fast = [s for s in every if s.synchronous], [s for s in every if not s.synchronous]
+    return [s for pair in zip(sync, fast) for s in pair]
 
 
 def campaign_specs(table: str | Path | None = None) -> list[PlanetSpec]:
@@ -163,6 +176,7 @@ def _run_one(spec: PlanetSpec, out: str) -> dict[str, Any]:
                                          "settled": abs(drift) <= SETTLED_DRIFT_K, "failed_attempts": attempts}
         save_result(result, run_dir)
         return {"run": spec.slug, "ok": True, "drift": drift, "wall_s": time.time() - started}
+    run_dir.mkdir(parents=True, exist_ok=True)  # a run that failed before ExoPlaSim made its folder
     with atomic_write(run_dir / "failed.json", "w") as f:
         json.dump({"planet": spec.to_dict(), "attempts": attempts, "traceback": traceback.format_exc()[-2000:]}, f, indent=1)
     return {"run": spec.slug, "ok": False, "error": attempts[-1]["error"], "wall_s": time.time() - started}

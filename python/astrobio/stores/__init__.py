@@ -1,50 +1,27 @@
-"""One home per store kind: cube stores (`cube`, `cube_writer`), catalogue tables (`table`) and
-metabolic graphs (`graph`), all zarr v3 groups written by one writer core (`_group`: temporary
-sibling, arrays, manifest last, fsync, rename) with one content-digest rule.
+"""One home per store kind: cube stores (`cube`, `cube_writer`, `cube_kind`), catalogue tables
+(`table`) and metabolic graphs (`graph`), all zarr v3 groups written by one writer core
+(`_group`: temporary sibling, arrays, manifest last, fsync, rename) with one content-digest rule.
 
-`KINDS` maps a manifest's "format" to its kind; `astrobio validate` finds every kind through it.
-Adding a store kind is one module here that defines a `StoreKind` and one entry in `KINDS`.
+Each kind is one object (`kinds.StoreKind`) registered by name in `astrobio.stores.kinds`;
+`astrobio validate`, the registry and the trainer find every kind through that registry. Adding
+a store kind is one module that defines a `StoreKind` and registers it (`register_kind`, or the
+`astrobio.store_kinds` entry point group): docs/add-a-store-kind.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 
-from . import cube, graph, table
-from ._group import read_group_manifest
+from ._group import GroupWriter, content_digest, read_array, read_group_manifest, read_manifest
 from .cube import FORMAT, FORMAT_VERSION, Run, Store, Variable, open_store
 from .cube_writer import StoreWriter, write_store
 from .graph import MetabolicGraph, open_graphs
+from .kinds import Description, StoreKind, get_kind, kind_names, kind_of_format, register_kind, unregister_kind
 from .table import open_table
 
-__all__ = ["KINDS", "StoreKind", "format_of", "FORMAT", "FORMAT_VERSION", "MetabolicGraph", "Run", "Store", "StoreWriter",
-           "Variable", "open_graphs", "open_store", "open_table", "write_store"]
-
-
-@runtime_checkable
-class StoreKind(Protocol):
-    """What a store kind provides to the rest of astrobio."""
-
-    #: the manifest's "format" value
-    format: str
-    #: how `astrobio validate` names a store of this kind ("store", "table", "graphs")
-    label: str
-    #: the kind's short name in the dataset registry ("cube", "table", "graph")
-    kind: str
-
-    def verify(self, path: Path | str) -> tuple[bool, str]:
-        """Open the store and check all of it; (ok, one-line summary). Raises AstrobioError
-        when the store cannot be opened or its digests do not match."""
-        ...
-
-    def digest(self, manifest: Mapping[str, Any]) -> str:
-        """The content digest of a manifest of this kind."""
-        ...
-
-
-KINDS: dict[str, StoreKind] = {k.format: k for k in (cube.KIND, table.KIND, graph.KIND)}
+__all__ = ["Description", "StoreKind", "format_of", "get_kind", "kind_names", "kind_of_format", "kind_of", "register_kind",
+           "unregister_kind", "GroupWriter", "content_digest", "read_array", "read_manifest", "FORMAT", "FORMAT_VERSION",
+           "MetabolicGraph", "Run", "Store", "StoreWriter", "Variable", "open_graphs", "open_store", "open_table", "write_store"]
 
 
 def format_of(path: Path | str) -> str:
@@ -54,3 +31,9 @@ def format_of(path: Path | str) -> str:
         return str(read_group_manifest(path)["format"])
     except (OSError, ValueError, KeyError, TypeError):
         return FORMAT
+
+
+def kind_of(path: Path | str) -> StoreKind:
+    """The kind of the store at `path` (a directory or an s3:// URL), from the format its
+    manifest declares; ConfigError (one line) when no registered kind opens that format."""
+    return kind_of_format(format_of(path))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..models._optional import require
+from .._optional import require
 
 __all__ = ["NSIDE", "FRACTIONS", "RULE", "cells", "split_of_cell", "assign"]
 

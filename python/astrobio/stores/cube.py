@@ -20,7 +20,7 @@ from ._group import check_digests, content_digest, read_group_manifest
 from ._remote import store_location
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ARRAYS", "UNDIGESTED", "SPLITS", "Variable", "Run", "Store", "open_store",
-           "digest", "KIND"]
+           "digest"]
 
 FORMAT = "astrobio.store"
 FORMAT_VERSION = 1
@@ -301,29 +301,3 @@ def _check_split(manifest: dict[str, Any], root: Path | str) -> None:
             if r in seen:
                 raise IntegrityError(f"manifest: run {r!r} is in both the {seen[r]!r} and {name!r} splits", path=str(root))
             seen[r] = name
-
-
-class CubeKind:
-    """The cube store as a `stores.StoreKind`."""
-
-    format = FORMAT
-    label = "store"
-    kind = "cube"
-
-    def verify(self, path: Path | str) -> tuple[bool, str]:
-        """Open, scan every chunk in the Rust core, then check the digests."""
-        store = open_store(path)
-        report = store.verify()
-        if not report["ok"]:
-            first = report["failures"][0]
-            return False, (f"{report['chunks_failed']} bad chunks, {report['unexpected_files']} stray files; first: "
-                           f"run {first['run']!r} chunk {first['chunk']!r}: {first['reason']}")
-        store.verify_digest()  # after the chunk scan, whose failures are more precise
-        gb = report["bytes_decoded"] / 1e9
-        return True, f"{report['samples']} samples, {len(store.runs)} runs, {gb:.3f} GB verified"
-
-    def digest(self, manifest: Mapping[str, Any]) -> str:
-        return digest(manifest)
-
-
-KIND = CubeKind()

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import IntegrityError
 from . import _remote
 from ._group import GroupWriter, check_name, content_digest, read_array, read_manifest
+from .kinds import Description, histogram, moments
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HINT", "MetabolicGraph", "open_graphs", "open_graph_store", "read_graph_manifest", "write_graphs",
            "digest", "KIND"]
@@ -138,18 +139,46 @@ def open_graph_store(path: str | Path, *, verify: bool = True) -> tuple[dict[str
 
 
 class GraphKind:
-    """The graph store as a `stores.StoreKind`."""
+    """The graph store as a store kind: one split ("all") of its networks, statistics and
+    histograms of each node feature over every network."""
 
-    format = FORMAT
-    label = "graphs"
-    kind = "graph"
+    name = "graph"
+    formats = (FORMAT,)
 
-    def verify(self, path: Path | str) -> tuple[bool, str]:
-        graphs = open_graphs(path, verify=True)
+    def open(self, location: Path | str, *, verify: bool = True) -> dict[str, MetabolicGraph]:
+        return open_graphs(location, verify=verify)
+
+    def verify(self, location: Path | str) -> tuple[bool, str]:
+        graphs = open_graphs(location, verify=True)
         return True, ", ".join(f"{k}: {g.num_nodes} nodes" for k, g in graphs.items())
+
+    def check(self, location: Path | str) -> dict[str, Any]:
+        open_graphs(location, verify=True)
+        return {}
 
     def digest(self, manifest: Mapping[str, Any]) -> str:
         return digest(manifest)
+
+    def describe(self, location: Path | str, manifest: Mapping[str, Any]) -> Description:
+        models = manifest["models"]
+        summary = {"format": manifest["format"], "format_version": manifest["format_version"],
+                   "models": {k: v["counts"] for k, v in models.items()}}
+        return Description({"all": {"runs": len(models), "samples": len(models)}}, summary)
+
+    def _features(self, location: Path | str) -> dict[str, np.ndarray]:
+        graphs = open_graphs(location, verify=False)
+        names = sorted({n for g in graphs.values() for n in g.feature_names})
+        return {n: np.concatenate([g.x[:, g.feature_names.index(n)] for g in graphs.values() if n in g.feature_names]).astype(np.float64)
+                for n in names}
+
+    def statistics(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        return {k: moments(v) for k, v in self._features(location).items()}
+
+    def histograms(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+        return {k: histogram(v) for k, v in self._features(location).items()}
+
+    def expectations(self, location: Path | str, manifest: Mapping[str, Any], scan: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return []
 
 
 KIND = GraphKind()

@@ -1,4 +1,4 @@
-"""Observation stores (format "astrobio.observations"): survey image patches around detections,
+"""Observation stores (kind and format "observation"): survey image patches around detections,
 positives and negatives, with one metadata column per field.
 
 Layout (one zarr v3 group, written by the writer core `stores._group`, manifest last):
@@ -29,15 +29,16 @@ import pandas as pd
 from ..errors import ConfigError, IntegrityError
 from ..ingest._patches import CHANNELS, COLUMNS, Patches
 from . import _remote, _sky
-from ._group import GroupWriter, content_digest, read_array, read_manifest
+from ._group import GroupWriter, content_digest, read_array, read_group_manifest, read_manifest
 from .cube import SPLITS, Store, Variable, open_store
 from .cube import digest as cube_digest
 from .cube_writer import StoreWriter
+from .kinds import Description, histogram, moments
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "HINT", "MASKS", "ObservationStore", "open_observations", "write_observations",
            "digest", "KIND", "robust_normalization"]
 
-FORMAT = "astrobio.observations"
+FORMAT = "observation"
 FORMAT_VERSION = 1
 HINT = ("Collect observations with `astrobio ingest observations OUT` or build the default part with "
         "`astrobio datasets build default --parts observations`")
@@ -204,26 +205,66 @@ def open_observations(path: str | Path, *, verify: bool = True) -> ObservationSt
     return store
 
 
+def _raw(store: ObservationStore) -> np.ndarray:
+    """Every patch, unnormalized, [N, 6, H, W] (one core call)."""
+    from ..reader import CubeReader
+
+    return CubeReader(store.patches_path, normalize="none").read(np.arange(len(store))).cubes[:, :, 0]
+
+
 class ObservationKind:
-    """The observation store as a `stores.StoreKind`."""
+    """The observation store as a store kind (`astrobio.stores.kinds`)."""
 
-    format = FORMAT
-    label = "observations"
-    kind = "observation"
+    name = "observation"
+    formats = (FORMAT,)
 
-    def verify(self, path: Path | str) -> tuple[bool, str]:
+    def open(self, location: Path | str, *, verify: bool = True) -> ObservationStore:
+        return open_observations(location, verify=verify)
+
+    def verify(self, location: Path | str) -> tuple[bool, str]:
         """Columns and manifest digests, then every patch chunk through the Rust core."""
-        from .cube import KIND as CUBE
+        from .cube_kind import KIND as CUBE
 
-        store = open_observations(path, verify=True)
+        store = open_observations(location, verify=True)
         ok, summary = CUBE.verify(store.patches_path)
         if not ok:
             return False, f"patches: {summary}"
-        store.cube().verify_digest()
         return True, f"{len(store)} patches ({summary})"
+
+    def check(self, location: Path | str) -> dict[str, Any]:
+        ok, summary = self.verify(location)
+        if not ok:
+            raise IntegrityError(summary, path=str(location))
+        return {"patches": summary}
 
     def digest(self, manifest: Mapping[str, Any]) -> str:
         return digest(manifest)
+
+    def describe(self, location: Path | str, manifest: Mapping[str, Any]) -> Description:
+        counts = manifest["counts"]
+        cube = read_group_manifest(Path(location) / "patches")
+        runs = {s: len(cube["split"].get(s, [])) for s in SPLITS}
+        splits = {s: {"runs": runs[s], "samples": int(c["positive"] + c["negative"])} for s, c in counts.items()}
+        summary = {"format": manifest["format"], "format_version": manifest["format_version"], "n_patches": manifest["n_patches"],
+                   "patch_size": manifest["patch_size"], "channels": manifest["channels"], "masks": manifest["masks"],
+                   "counts": counts, "split_rule": manifest["split_rule"], "request": manifest.get("request")}
+        return Description(splits, summary)
+
+    def _values(self, location: Path | str) -> dict[str, np.ndarray]:
+        raw = _raw(open_observations(location, verify=False))
+        return {c: raw[:, i][raw[:, len(CHANNELS) + i] > 0] for i, c in enumerate(CHANNELS)}
+
+    def statistics(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        return {k: moments(v) for k, v in self._values(location).items()}
+
+    def histograms(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+        return {k: histogram(np.arcsinh(v)) for k, v in self._values(location).items()}
+
+    def expectations(self, location: Path | str, manifest: Mapping[str, Any], scan: Mapping[str, Any]) -> list[dict[str, Any]]:
+        from ._obs_quality import observation_expectations
+
+        store = open_observations(location, verify=False)
+        return observation_expectations(store.columns, _raw(store), manifest)
 
 
 KIND = ObservationKind()

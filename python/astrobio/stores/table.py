@@ -19,6 +19,7 @@ import pandas as pd
 from ..errors import IntegrityError
 from . import _remote
 from ._group import GroupWriter, content_digest, read_array, read_manifest
+from .kinds import Description, expectation, histogram, moments
 
 __all__ = ["Column", "COLUMNS", "NUMERIC", "FORMAT", "FORMAT_VERSION", "HINT", "open_table", "write_table", "digest",
            "KIND"]
@@ -127,18 +128,48 @@ def open_table(path: str | Path, *, verify: bool = True) -> tuple[pd.DataFrame, 
 
 
 class TableKind:
-    """The table store as a `stores.StoreKind`."""
+    """The table store as a store kind: one split ("all"), statistics and histograms of its
+    numeric columns (missing values left out), no duplicate key or row."""
 
-    format = FORMAT
-    label = "table"
-    kind = "table"
+    name = "table"
+    formats = (FORMAT,)
 
-    def verify(self, path: Path | str) -> tuple[bool, str]:
-        df, _ = open_table(path, verify=True)
+    def open(self, location: Path | str, *, verify: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
+        return open_table(location, verify=verify)
+
+    def verify(self, location: Path | str) -> tuple[bool, str]:
+        df, _ = open_table(location, verify=True)
         return True, f"{len(df)} rows x {df.shape[1]} columns"
+
+    def check(self, location: Path | str) -> dict[str, Any]:
+        open_table(location, verify=True)
+        return {}
 
     def digest(self, manifest: Mapping[str, Any]) -> str:
         return digest(manifest)
+
+    def describe(self, location: Path | str, manifest: Mapping[str, Any]) -> Description:
+        summary = {"format": manifest["format"], "format_version": manifest["format_version"], "n_rows": manifest["n_rows"],
+                   "columns": [c["name"] for c in manifest["columns"]], "key": manifest.get("key"), "schema": manifest.get("schema")}
+        return Description({"all": {"runs": 1, "samples": int(manifest["n_rows"])}}, summary)
+
+    def _numeric(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        df, _ = open_table(location, verify=False)
+        return {c["name"]: np.asarray(df[c["name"]], np.float64) for c in manifest["columns"] if c["dtype"] == "float64"}
+
+    def statistics(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        return {k: moments(v) for k, v in self._numeric(location, manifest).items()}
+
+    def histograms(self, location: Path | str, manifest: Mapping[str, Any]) -> dict[str, dict[str, list[float]]]:
+        return {k: histogram(v) for k, v in self._numeric(location, manifest).items()}
+
+    def expectations(self, location: Path | str, manifest: Mapping[str, Any], scan: Mapping[str, Any]) -> list[dict[str, Any]]:
+        df, _ = open_table(location, verify=False)
+        key = manifest.get("key") or df.columns[0]
+        dup_keys = int(df[key].duplicated().sum())
+        dup_rows = int(df.duplicated().sum())
+        return [expectation("expect_no_duplicate_samples", dup_keys == 0 and dup_rows == 0,
+                            {"duplicate_keys": dup_keys, "duplicate_rows": dup_rows}, 0, {"key": key})]
 
 
 KIND = TableKind()

@@ -12,12 +12,13 @@ CLI, not a traceback at `import astrobio.train`.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ._stack import lightning_module
-from .config import (DataConfig, ModelConfig, OptimConfig, PhysicsConfig, TrainConfig, TrainerConfig, apply_overrides,
-                     config_from_dict, migrate_model_section)
-from .tasks import DEFAULT_MODEL, Built, BuildContext, Task, TaskOptions, get_task, register_task, task_names, unregister_task
+from .config import DEFAULT_MODEL, DataConfig, ModelConfig, OptimConfig, TrainConfig, TrainerConfig
+from .evaluation import Evaluation
+from .tasks import Built, BuildContext, Task, TaskOptions, TrainedModule, get_task, register_task, task_names, unregister_task
 
 #: Lightning-backed name -> its module in this package
 _LIGHTNING = {
@@ -25,16 +26,19 @@ _LIGHTNING = {
     "load_checkpoint": "checkpoint", "CHECKPOINT_FORMAT": "checkpoint",
     "NonFiniteLossError": "guards", "DataLoaderError": "guards", "ExplodingGradientError": "guards",
     "GradientGuard": "guards", "preflight": "guards", "RunHistory": "history",
-    "run_full": "pipeline", "PHASES": "pipeline", "RunResult": "trainer", "train": "trainer",
+    "run_full": "pipeline", "RunResult": "trainer", "train": "trainer",
 }
+#: config layering (`resolve`): imports the task registry only
+_RESOLVE = ("resolve", "apply_overrides", "config_from_dict", "migrate_model_section")
 
-__all__ = sorted(["DataConfig", "ModelConfig", "OptimConfig", "PhysicsConfig", "TrainConfig", "TrainerConfig",
-                  "apply_overrides", "config_from_dict", "migrate_model_section", "DEFAULT_MODEL", "Built",
-                  "BuildContext", "Task", "TaskOptions", "get_task", "register_task", "task_names", "unregister_task",
-                  *_LIGHTNING])
+__all__ = sorted(["DataConfig", "Evaluation", "ModelConfig", "OptimConfig", "TrainConfig", "TrainerConfig", "DEFAULT_MODEL", "Built",
+                  "BuildContext", "Task", "TaskOptions", "TrainedModule", "get_task", "register_task", "task_names", "unregister_task",
+                  *_RESOLVE, *_LIGHTNING])
 
 
 def __getattr__(name: str) -> Any:
     if name in _LIGHTNING:
         return getattr(lightning_module(_LIGHTNING[name]), name)
+    if name in _RESOLVE:
+        return getattr(importlib.import_module(f"{__name__}.resolve"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

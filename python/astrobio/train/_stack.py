@@ -9,8 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..errors import DependencyError, first_line
-from ..models._optional import EXTRAS
+from .._optional import broken_install
 
 __all__ = ["lightning_module"]
 
@@ -21,10 +20,4 @@ def lightning_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(f"{__package__}.{name}")
     except ImportError as e:
-        broken = (e.name or "").split(".")[0]
-        if broken in EXTRAS:
-            raise DependencyError(f"the trainer cannot import: {broken} is installed but fails to import ({first_line(e)}); "
-                                  f"reinstall it with: pip install --force-reinstall 'astrobio[{EXTRAS[broken][0]}]' "
-                                  f"(or uninstall {broken})") from None
-        raise DependencyError(f"the trainer cannot import ({first_line(e)}); reinstall astrobio's "
-                              "dependencies: pip install astrobio") from None
+        raise broken_install(e, "the trainer") from None

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any, Sequence
 
-from ..errors import AstrobioError, ConfigError
+from .._cli import log_to_console, run_command
+from ..errors import ConfigError
 from ._stack import lightning_module
-from .config import TrainConfig, apply_overrides, config_from_dict, load_yaml, migrate_model_section, model_name, parse_set
-from .tasks import task_names
+from .config import TrainConfig, load_yaml, nest_dotted, parse_set
+from .resolve import resolve
+from .tasks import Ensembles, Folds, RunsOutcome, get_task, task_names
 
 __all__ = ["build_parser", "build_config", "main"]
 
@@ -42,8 +43,8 @@ config file (YAML; every key optional, see astrobio/train/config.py):
 FLAGS = {
     "model": "model.name", "max_epochs": "trainer.max_epochs", "batch_size": "data.batch_size",
     "devices": "trainer.devices", "num_nodes": "trainer.num_nodes", "output_dir": "trainer.output_dir",
-    "seed": "trainer.seed", "store": "data.store", "data": "data.ref", "precision": "trainer.precision",
-    "accelerator": "trainer.accelerator", "physics_constraints": "physics.enabled",
+    "seed": "trainer.seed", "store": "data.location", "data": "data.location", "precision": "trainer.precision",
+    "accelerator": "trainer.accelerator", "physics_constraints": "model.options.physics.enabled",
 }
 
 
@@ -57,10 +58,12 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
                    help="train: one model; full: every component in phases (each encoder, then fusion) into "
                         "<output-dir>/phases/<name>/, resumable at phase boundaries")
     p.add_argument("--kfold", type=int, metavar="K",
-                   help="datacube: evaluate by k-fold over planets (each planet tested once; K runs in <output-dir>/fold-<i>, "
+                   help="models whose task has run_kfold (datacube): evaluate by k-fold over planets (each planet tested "
+                        "once; K runs in <output-dir>/fold-<i>, "
                         "rerun to continue) and report the mean and spread of the skill over both baselines")
     p.add_argument("--ensemble", type=int, metavar="N",
-                   help="datacube: train N seeds (<output-dir>/member-<i>, rerun to continue) and evaluate their mean "
+                   help="models whose task has run_ensemble (datacube): train N seeds (<output-dir>/member-<i>, rerun to "
+                        "continue) and evaluate their mean "
                         "prediction beside both baselines and each member")
     p.add_argument("--config", metavar="FILE", help="YAML config file")
     p.add_argument("--max-epochs", type=int)
@@ -70,10 +73,12 @@ def build_parser(prog: str = "python -m astrobio.train") -> argparse.ArgumentPar
     p.add_argument("--resume", metavar="PATH", help="checkpoint file or run folder to continue exactly")
     p.add_argument("--output-dir", metavar="DIR", help="run folder (default: runs/<model>-<timestamp>)")
     p.add_argument("--physics-constraints", action="store_const", const=True, default=None,
-                   help="add the physics loss terms (non-negative humidity, dry static stability)")
+                   help="datacube: add the physics loss terms (non-negative humidity, dry static stability; "
+                        "model.options.physics)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--store", metavar="PATH", help="store to train on (default: the default dataset's climate part)")
-    p.add_argument("--data", metavar="NAME@vN", help="train on a registered dataset version (astrobio registry list)")
+    p.add_argument("--data", metavar="LOCATION", help="store to train on: a path, an s3:// URL or a registered version NAME@vN "
+                   "(astrobio registry list), of the model's data kind (default: the default dataset's)")
+    p.add_argument("--store", metavar="PATH", help="the same as --data (its older name)")
     p.add_argument("--precision", choices=["auto", "32-true", "bf16-mixed", "16-mixed"])
     p.add_argument("--accelerator", choices=["auto", "cpu", "gpu"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -90,98 +95,57 @@ def override_layers(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name, path in FLAGS.items():
         value = getattr(args, name, None)
         if value is not None:
-            section, key = path.split(".")
-            flags.setdefault(section, {})[key] = value
-    layers.append(flags)
+            flags[path] = value
+    layers.append(nest_dotted(flags))
     return layers
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The model's defaults (or the resumed checkpoint's config) < --config < --set < flags."""
-    layers = override_layers(args)
-    if args.resume:
-        path = lightning_module("trainer").resolve_checkpoint(args.resume)
-        saved = lightning_module("checkpoint").load_checkpoint(path)["astrobio"]["config"]
-        cfg = config_from_dict(saved)
-        _migrate_saved_options(cfg, saved)
-    else:
-        cfg = TrainConfig.for_model(model_name(*layers))
-    for layer in layers:
-        apply_overrides(cfg, layer)
-    return cfg.validate()
-
-
-def _migrate_saved_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
-    """Options added since a checkpoint was written take the value that reproduces the run:
-    the datacube emulator predicted departures from the climatology before `physics_baseline`,
-    and had no linear stage before `linear_departure`."""
-    options = migrate_model_section(saved.get("model") or {}, cfg.model.name)["options"]
-    for name in ("physics_baseline", "linear_departure"):
-        if hasattr(cfg.model.options, name) and name not in options:
-            setattr(cfg.model.options, name, False)
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to the current sys.stderr, not the one at creation (which may be closed since:
-    pytest's capture, an embedding application)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _log_to_console(level: int) -> None:
-    """astrobio's messages (accelerator, precision) on stderr; Lightning keeps its own handler."""
-    logger = logging.getLogger("astrobio")
-    logger.setLevel(level)
-    for h in list(logger.handlers):  # an older handler bound to a fixed stream: replace it
-        if getattr(h, "_astrobio_console", False) and not isinstance(h, _StderrHandler):
-            logger.removeHandler(h)
-    if not any(getattr(h, "_astrobio_console", False) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler._astrobio_console = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
+    return resolve(override_layers(args), resume=args.resume)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m astrobio.train") -> int:
     args = build_parser(prog).parse_args(argv)
-    _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
-    try:
-        if args.kfold is not None or args.ensemble is not None:  # several runs, each kept on a rerun
-            flag, what, other = ("kfold", "folds", "ensemble") if args.kfold is not None else ("ensemble", "members", "kfold")
-            if args.mode == "full" or args.resume or getattr(args, other) is not None:
-                raise ConfigError(f"--{flag} runs its own {what} (rerun the same command to continue); drop --mode full, "
-                                  f"--resume and --{other}")
-            if args.kfold is not None:
-                kfold = lightning_module("kfold").run_kfold(build_config(args), args.kfold)
-                print(kfold.table)
-                print(f"outputs: {kfold.run_dir} (kfold.txt, kfold.json, fold-<i>/ with each fold's run)")
-            else:
-                ensemble = lightning_module("ensemble").run_ensemble(build_config(args), args.ensemble)
-                print(ensemble.table)
-                print(f"outputs: {ensemble.run_dir} (summary.txt, summary.json, fields.png, member-<i>/ with each member's run)")
-            return 0
-        if args.mode == "full":
-            result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
-            print(result.table)
-            print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
-            return 0
-        train = lightning_module("trainer").train
-        result = train(build_config(args), resume=args.resume)
-        if result.table:
-            print(result.table)
-            print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, plots, checkpoints/, tensorboard/)")
+    log_to_console(logging.DEBUG if args.verbose else logging.INFO)
+    return run_command(lambda: _run(args))
+
+
+def _run_of_runs(cfg: TrainConfig, flag: str, n: int) -> RunsOutcome:
+    """`--kfold K` / `--ensemble N` through the model's task, when its task opts in (`Folds`, `Ensembles`)."""
+    lightning_module("trainer")  # Lightning through its one door before the task imports it
+    task = get_task(cfg.model.name)
+    if flag == "kfold":
+        if not isinstance(task, Folds):
+            raise ConfigError(f"--kfold: model {cfg.model.name!r} has no k-fold evaluation (its task has no run_kfold; "
+                              "see docs/add-a-model.md)")
+        return task.run_kfold(cfg, n)
+    if not isinstance(task, Ensembles):
+        raise ConfigError(f"--ensemble: model {cfg.model.name!r} has no seed ensembles (its task has no run_ensemble; "
+                          "see docs/add-a-model.md)")
+    return task.run_ensemble(cfg, n)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command the flags ask for; its exit status."""
+    if args.kfold is not None or args.ensemble is not None:  # several runs, each kept on a rerun
+        flag, what, other = ("kfold", "folds", "ensemble") if args.kfold is not None else ("ensemble", "members", "kfold")
+        if args.mode == "full" or args.resume or getattr(args, other) is not None:
+            raise ConfigError(f"--{flag} runs its own {what} (rerun the same command to continue); drop --mode full, "
+                              f"--resume and --{other}")
+        outcome = _run_of_runs(build_config(args), "kfold" if args.kfold is not None else "ensemble",
+                               args.kfold if args.kfold is not None else args.ensemble)
+        print(outcome.table)
+        print(f"outputs: {outcome.run_dir} ({outcome.outputs})")
         return 0
-    except AstrobioError as e:
-        message = " ".join(str(e).split())
-        print(f"astrobio: error: {type(e).__name__}: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("astrobio: interrupted", file=sys.stderr)
-        return 130
+    if args.mode == "full":
+        result = lightning_module("pipeline").run_full(override_layers(args), resume=args.resume)
+        print(result.table)
+        print(f"outputs: {result.run_dir} (summary.txt, summary.json, phases/<name>/ with each phase's run)")
+        return 0
+    train = lightning_module("trainer").train
+    result = train(build_config(args), resume=args.resume)
+    if result.table:
+        print(result.table)
+        print(f"outputs: {result.run_dir} (summary.txt, summary.json, loss_curves.png, plots, checkpoints/, tensorboard/)")
+    return 0

@@ -1,25 +1,22 @@
-"""Typed training configuration: dataclasses with defaults, filled from a YAML file, `--set`
-overrides and CLI flags (in that order, later wins). The resolved config is saved as a plain
-dict in every checkpoint and as `config.yaml` in the run folder.
+"""Typed training configuration: plain dataclasses with defaults, and the generic rules that fill
+them from YAML-layout mappings (`fill`, `load_yaml`, `parse_set`, `nest_dotted`). The resolved
+config is saved as a plain dict in every checkpoint and as `config.yaml` in the run folder.
 
 YAML layout (every key optional):
 
-    model:   {name: datacube, options: {hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8}}
-    data:    {store: null, graphs: null, normalize: per_variable, batch_size: 8, num_workers: 0,
+    model:   {name: datacube, options: {hidden: 128, channels: [32, 32, 16, 8], skip_channels: 8,
+              physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}}}
+    data:    {location: null, normalize: per_variable, batch_size: 8, num_workers: 0,
               verify: true, timeout: 600}
     optim:   {lr: 0.002, weight_decay: 0.0001, warmup_fraction: 0.05, min_lr_ratio: 0.02,
               grad_clip: 1.0, accumulate: 1}
-    physics: {enabled: false, humidity_weight: 1.0, stability_weight: 0.1, kappa: 0.2857}
     trainer: {max_epochs: 60, patience: 10, seed: 0, precision: auto, ...}
 
-`model.options` is the options dataclass of the named model's task (`Task.options_type`, see
-`astrobio.train.tasks`); this module knows no model by name. A model's options may also be given
-in a section named after it (`model: {graph: {hidden: 16}}`), which is how `--mode full` sets
-several models' options at once, and configs and checkpoints written in the older layout (the
-default model's options at the top level of `model`) still load: `migrate_model_section` is the
-one place that reads those layouts. Each model also has defaults for the shared sections
-(`Task.defaults`, e.g. the graph VAE trains more, cheaper epochs): they are applied first
-(`TrainConfig.for_model`), then the file, `--set` and flags.
+`model.options` is the options dataclass of the named model's task (`Task.options_type`). This
+module imports no task: the default model's options come from the task registry's table of
+options types (`astrobio.train.tasks.options_type`, which imports only the options module).
+Layering (model defaults, task defaults, YAML, `--set`, flags, checkpoints) and the migration
+of older layouts live in `astrobio.train.resolve`.
 """
 
 from __future__ import annotations
@@ -29,20 +26,27 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from ..errors import ConfigError
-from .tasks import DEFAULT_MODEL, check_name, get_task, task_names
 
-__all__ = ["ModelConfig", "model_name", "DataConfig", "OptimConfig", "PhysicsConfig", "TrainerConfig", "TrainConfig",
-           "load_yaml", "apply_overrides", "config_from_dict", "parse_set", "nest_dotted", "options_for", "migrate_model_section"]
+__all__ = ["DEFAULT_MODEL", "ModelConfig", "DataConfig", "OptimConfig", "TrainerConfig", "TrainConfig", "fill", "load_yaml",
+           "parse_set", "nest_dotted", "migrate_data_section", "LEGACY_LOCATION_KEYS"]
+
+#: the model trained when none is named; its options were the top level of `model` in configs
+#: written before the other models existed (see `astrobio.train.resolve.migrate_model_section`)
+DEFAULT_MODEL = "datacube"
 
 
-def options_for(name: str) -> Any:
-    """The default options of model `name` (an instance of its task's options dataclass)."""
-    return get_task(name).options_type()
+def _default_options() -> Any:
+    """The default model's options. Looked up in the task registry's options table when a
+    ModelConfig is made (not when this module imports); that table imports only the options
+    module of a built-in task, never the task, so `TrainConfig()` loads no Lightning."""
+    from .tasks import options_type
+
+    return options_type(DEFAULT_MODEL)()
 
 
 @dataclass
@@ -51,14 +55,19 @@ class ModelConfig:
     options dataclass (`Task.options_type`), filled from YAML `model: {name: ..., options: {...}}`."""
 
     name: str = DEFAULT_MODEL
-    options: Any = field(default_factory=lambda: options_for(DEFAULT_MODEL))
+    options: Any = field(default_factory=_default_options)
+
+
+#: keys older configs and checkpoints named a store with, and the store kind each named: read by
+#: `migrate_data_section` only (`data.ref` named a registered version of any kind)
+LEGACY_LOCATION_KEYS = {"store": "cube", "graphs": "graph", "ref": None}
 
 
 @dataclass
 class DataConfig:
-    store: str | None = None          # climate store (datacube, multimodal); None: the default dataset's
-    graphs: str | None = None         # metabolic graph store (graph, language); None: the default dataset's
-    ref: str | None = None            # a registered dataset version name@vN (sets store or graphs; astrobio[serve])
+    # the store the model trains on: a path, an s3:// URL or a registered version name@vN
+    # (astrobio[serve]), of the model's data kind (`Task.data_kind`); None: the default dataset's
+    location: str | None = None
     params: list[str] | None = None   # model inputs by name (None: every parameter of the store)
     normalize: str = "per_variable"   # per_variable | per_level
     batch_size: int = 8               # per device
@@ -68,6 +77,57 @@ class DataConfig:
     verify: bool = True               # full integrity scan + digest check of the store before training
     timeout: float = 600.0            # seconds a DataLoader worker may take for one batch (0: no limit)
     split: dict[str, list[str]] | None = None  # runs per split (train/val/test), replacing the store's (k-fold)
+
+    # The older names, for Python code that sets them (`cfg.data.store = path`): each is the location.
+    @property
+    def store(self) -> str | None:
+        return self.location
+
+    @store.setter
+    def store(self, value: str | None) -> None:
+        self.location = value
+
+    graphs = ref = store
+
+
+def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
+    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
+    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        elif len(given) == 1:
+            out["location"] = next(iter(given.values()))
+        else:
+            kind = data_kind()
+            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+    return out
+
+
+def migrate_data_section(data: Any, data_kind: "Callable[[], str | None]") -> Any:
+    """The `data` section of one config layer with the older location keys (`store`, `graphs`,
+    `ref`; see `LEGACY_LOCATION_KEYS`) folded into `location`. A layer that names both a cube
+    and a graph store (configs written for `--mode full`) keeps the one of the run's model's
+    data kind (`data_kind()`, asked only then). An explicit `location` wins."""
+    if not isinstance(data, Mapping) or not any(k in data for k in LEGACY_LOCATION_KEYS):
+        return data
+    out = {k: v for k, v in data.items() if k not in LEGACY_LOCATION_KEYS}
+    given = {k: data[k] for k in LEGACY_LOCATION_KEYS if data.get(k) is not None}
+    if "location" not in out and given:
+        if given.get("ref") is not None:
+            out["location"] = given["ref"]
+        elif len(given) == 1:
+            out["location"] = next(iter(given.values()))
+        else:
+            kind = data_kind()
+            out["location"] = next((v for k, v in given.items() if LEGACY_LOCATION_KEYS[k] == kind), None)
+    return out
 
 
 @dataclass
@@ -83,17 +143,9 @@ class OptimConfig:
 
 
 @dataclass
-class PhysicsConfig:
-    enabled: bool = False
-    humidity_weight: float = 1.0
-    stability_weight: float = 0.1
-    kappa: float = 2.0 / 7.0
-
-
-@dataclass
 class TrainerConfig:
     max_epochs: int = 60
-    patience: int = 10                # early stopping on val RMSE (epochs without improvement)
+    patience: int = 10                # early stopping: epochs without improvement of the task's monitored metric
     seed: int = 0
     precision: str = "auto"           # auto | 32-true | bf16-mixed | 16-mixed
     accelerator: str = "auto"         # auto | cpu | gpu
@@ -115,7 +167,6 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,10 +175,10 @@ class TrainConfig:
     @classmethod
     def for_model(cls, name: str) -> "TrainConfig":
         """Defaults for model `name`: the dataclass defaults, then that model's own defaults for
-        the shared sections (`Task.defaults`)."""
-        task = get_task(check_name(name))
-        cfg = cls(model=ModelConfig(name=name, options=task.options_type()))
-        return apply_overrides(cfg, task.defaults)
+        the shared sections (`Task.defaults`); see `astrobio.train.resolve.defaults`."""
+        from .resolve import defaults
+
+        return defaults(name)
 
     def validate(self) -> "TrainConfig":
         """Range checks that types alone do not express; returns self."""
@@ -160,7 +211,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         self.model.options.validate()
-        for name, value in (("data.store", self.data.store), ("trainer.output_dir", self.trainer.output_dir)):
+        for name, value in (("data.location", self.data.location), ("trainer.output_dir", self.trainer.output_dir)):
             if value is not None and "\0" in value:  # the OS would refuse it later, with a traceback
                 raise ConfigError(f"{name} contains a NUL character: {value!r}")
         return self
@@ -214,7 +265,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported option type {hint!r}")
 
 
-def _fill(obj: Any, values: Mapping[str, Any], where: str) -> None:
+def fill(obj: Any, values: Mapping[str, Any], where: str = "") -> None:
+    """Set the fields of dataclass `obj` from `values` (nested dataclasses recursively), each
+    checked against its annotation; an unknown key or a wrong type is a ConfigError naming it."""
     hints = typing.get_type_hints(type(obj))
     names = {f.name for f in fields(obj)}
     for key, value in values.items():
@@ -225,84 +278,9 @@ def _fill(obj: Any, values: Mapping[str, Any], where: str) -> None:
         if dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{path} must be a mapping of options, got {value!r}")
-            _fill(current, value, path)
+            fill(current, value, path)
         else:
             setattr(obj, key, _coerce(value, hints[key], path))
-
-
-def migrate_model_section(model: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The `model` section of one config layer in the current layout, `{name, options}`, for the
-    run of model `name` (the layer's own `model.name` when it sets one). The one place that reads
-    the other layouts:
-
-    - `options: {...}`: the current layout;
-    - `<model name>: {...}` (a section named after a registered model): that model's options, as
-      configs and checkpoints before the redesign held them (`model.graph`, `model.multimodal`,
-      `model.language`) and as `--mode full` sets several models' options;
-    - any other key: an option of the default model, whose options were the top level of
-      `model` in configs and checkpoints written before the other models existed.
-
-    Options of models other than `name` are dropped (they applied only when that model trained).
-    Within one layer, top-level keys, then the named section, then `options` (later wins)."""
-    if not isinstance(model, Mapping):
-        raise ConfigError(f"model must be a mapping of options, got {model!r}")
-    name = model.get("name", name)
-    if not isinstance(name, str):
-        raise ConfigError(f"model.name must be a string, got {name!r}")
-    models = set(task_names())
-    legacy = {k: v for k, v in model.items() if k not in ("name", "options") and not (k in models and isinstance(v, Mapping))}
-    sections = {k: v for k, v in model.items() if k in models and isinstance(v, Mapping)}
-    options: dict[str, Any] = dict(legacy) if name == DEFAULT_MODEL else {}
-    options.update(sections.get(name, {}))
-    if "options" in model:
-        if not isinstance(model["options"], Mapping):
-            raise ConfigError(f"model.options must be a mapping of options, got {model['options']!r}")
-        options.update(model["options"])
-    out: dict[str, Any] = {"options": options}
-    if "name" in model:
-        out["name"] = name
-    return out
-
-
-def _fill_model(cfg: "TrainConfig", values: Any) -> None:
-    """Fill `cfg.model` from one layer's `model` section (any layout, see `migrate_model_section`).
-    Naming another model starts from that model's default options."""
-    section = migrate_model_section(values, cfg.model.name)
-    name = section.get("name", cfg.model.name)
-    if name != cfg.model.name:
-        cfg.model = ModelConfig(name=check_name(name), options=options_for(name))
-    _fill(cfg.model.options, section["options"], "model.options")
-
-
-def apply_overrides(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
-    """Fill `cfg` in place from a nested mapping (YAML layout) and return it."""
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"a config must be a mapping of sections, got {values!r}")
-    if "model" in values:
-        _fill_model(cfg, values["model"])
-    _fill(cfg, {k: v for k, v in values.items() if k != "model"}, "")
-    return cfg
-
-
-def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
-    """A config from the model's defaults + a nested mapping (e.g. the dict saved in a
-    checkpoint, in any layout astrobio has written)."""
-    model = values.get("model") if isinstance(values, Mapping) else None
-    name = model.get("name", DEFAULT_MODEL) if isinstance(model, Mapping) else DEFAULT_MODEL
-    cfg = TrainConfig(model=ModelConfig(name=check_name(str(name)), options=options_for(str(name))))
-    return apply_overrides(cfg, values).validate()
-
-
-def model_name(*layers: Mapping[str, Any], default: str = DEFAULT_MODEL) -> str:
-    """The `model.name` the last layer that sets it gives (layers in precedence order)."""
-    name = default
-    for layer in layers:
-        model = layer.get("model")
-        if isinstance(model, Mapping) and "name" in model:
-            if not isinstance(model["name"], str):
-                raise ConfigError(f"model.name must be a string, got {model['name']!r}")
-            name = model["name"]
-    return name
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -317,7 +295,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, Mapping):
-        raise ConfigError(f"config file {p} must hold a mapping of sections (model, data, optim, physics, trainer)")
+        raise ConfigError(f"config file {p} must hold a mapping of sections (model, data, optim, trainer)")
     return dict(doc)
 
 

@@ -1,11 +1,14 @@
 """`--mode full`: every component trained in phases from one command, into
 `<run>/phases/<phase>/` (each a normal run folder: checkpoints, summary, plots).
 
-Phases, in order (`trainer.phases` picks a subset, in this order):
+The phases are declared by the tasks (`astrobio.train.tasks.Phased`: each task's `phases`), run
+in the registry's order of their tasks, each task's in its own order, and a phase after the
+phases whose best checkpoints it starts from (`Phase.init_from`); `trainer.phases` picks a subset,
+in that order. The built-in tasks declare
 
+    datacube           the climate emulator
     graph              the graph VAE on the metabolic networks
     language           the LoRA language model (reaction name -> subsystem)
-    datacube           the climate emulator
     multimodal-params  the parameters encoder (multimodal, modalities [params])
     multimodal-cube    the datacube encoder (multimodal, modalities [cube])
     multimodal         fusion (modalities [params, cube]); its encoders and unimodal heads start
@@ -25,40 +28,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._fsutil import atomic_write
 from ..errors import ConfigError
-from .config import TrainConfig, apply_overrides, model_name
+from .config import TrainConfig
+from .resolve import model_name, resolve
 from .report import rows_table, write_json
-from .tasks import get_task
+from .tasks import Phase, Phased, get_task, task_names
 from .trainer import train
 
-__all__ = ["PHASES", "Phase", "PipelineResult", "run_full"]
+__all__ = ["Phase", "PipelineResult", "declared_phases", "run_full"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    model: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-    #: option of the phase's model -> the phase whose best checkpoint fills it
-    init_from: dict[str, str] = field(default_factory=dict)
-
-
-PHASES: tuple[Phase, ...] = (
-    Phase("graph", "graph"),
-    Phase("language", "language"),
-    Phase("datacube", "datacube"),
-    Phase("multimodal-params", "multimodal", {"model": {"options": {"modalities": ["params"]}}}),
-    Phase("multimodal-cube", "multimodal", {"model": {"options": {"modalities": ["cube"]}}}),
-    Phase("multimodal", "multimodal", {"model": {"options": {"modalities": ["params", "cube"]}}},
-          {"init_params": "multimodal-params", "init_cube": "multimodal-cube"}),
-)
 STATE = "pipeline.json"
 
 
@@ -69,21 +55,40 @@ class PipelineResult:
     table: str
 
 
+def declared_phases() -> list[Phase]:
+    """Every phase the registered tasks declare (`Phased`), in the registry's order, each task's in
+    its own order, a phase after the phases it starts from (`init_from`)."""
+    declared = [phase for name in task_names() if isinstance(task := get_task(name), Phased) for phase in task.phases]
+    names = [p.name for p in declared]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two tasks declare a --mode full phase of the same name: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    ordered: list[Phase] = []
+    waiting = list(declared)
+    while waiting:
+        ready = [p for p in waiting if all(src in {o.name for o in ordered} or src not in names for src in p.init_from.values())]
+        if not ready:
+            raise ConfigError(f"--mode full phases start from each other in a circle: {[p.name for p in waiting]}")
+        ordered.append(ready[0])
+        waiting.remove(ready[0])
+    return ordered
+
+
 def _selected(layers: list[dict[str, Any]]) -> list[Phase]:
+    phases = declared_phases()
     chosen = None
     for layer in layers:
         t = layer.get("trainer")
         if isinstance(t, dict) and "phases" in t:
             chosen = t["phases"]
     if chosen is None:
-        return list(PHASES)
+        return phases
     if not isinstance(chosen, list) or not chosen:
         raise ConfigError(f"trainer.phases must be a non-empty list of phases, got {chosen!r}")
-    known = {p.name for p in PHASES}
+    known = {p.name for p in phases}
     unknown = [n for n in chosen if n not in known]
     if unknown:
-        raise ConfigError(f"unknown phases {unknown}; phases: {', '.join(p.name for p in PHASES)}")
-    return [p for p in PHASES if p.name in chosen]
+        raise ConfigError(f"unknown phases {unknown}; phases: {', '.join(p.name for p in phases)}")
+    return [p for p in phases if p.name in chosen]
 
 
 def _output_dir(layers: list[dict[str, Any]]) -> str | None:
@@ -98,15 +103,15 @@ def _output_dir(layers: list[dict[str, Any]]) -> str | None:
 def phase_config(phase: Phase, layers: list[dict[str, Any]], run_dir: Path, done: dict[str, dict[str, Any]]) -> TrainConfig:
     """The phase model's defaults < the user's layers < the phase's own settings. The user's
     model options are per model (`model.<name>`), so each phase takes its own model's."""
-    cfg = TrainConfig.for_model(phase.model)
+    user = []
     for layer in layers:
-        apply_overrides(cfg, {k: v for k, v in layer.items() if k != "model"})
         if isinstance(layer.get("model"), dict):
             if "options" in layer["model"]:
                 raise ConfigError("--mode full trains several models: give options per model (model.<name>.<option>, "
                                   "e.g. --set model.graph.hidden=16), not model.options")
-            apply_overrides(cfg, {"model": {k: v for k, v in layer["model"].items() if k != "name"}})
-    apply_overrides(cfg, phase.overrides)
+            layer = {**layer, "model": {k: v for k, v in layer["model"].items() if k != "name"}}
+        user.append(layer)
+    cfg = resolve([*user, phase.overrides], model=phase.model)
     for option, source in phase.init_from.items():
         best = (done.get(source) or {}).get("checkpoints", {}).get("best")
         if best:

@@ -32,15 +32,19 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from .._fsutil import atomic_write
-from ..errors import ConfigError, DataNotFoundError, DependencyError
+from .._optional import require
+from ..errors import ConfigError, DataNotFoundError
 from ..registry import require_extra as require_registry
+from .location import Registered, resolve_location, store_identity
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
-from .config import TrainConfig, migrate_model_section
+from .config import TrainConfig
+from .evaluation import Evaluation
 from .guards import GradientGuard, loader_failures
 from .history import RunHistory
 from .report import write_summary
+from .resolve import config_from_dict, migrate_saved_options, model_name
 from .resources import ResourceMonitor, format_block, mlflow_metrics
-from .tasks import DEFAULT_MODEL, BuildContext, get_task
+from .tasks import BuildContext, TrainedModule, get_task
 
 __all__ = ["RunResult", "train", "resolve_checkpoint", "resolve_hardware"]
 
@@ -58,6 +62,7 @@ class RunResult:
     history: dict[str, Any]
     summary: dict[str, Any] | None  # rank 0 only
     table: str | None               # the printed summary table (rank 0 only)
+    evaluation: Evaluation | None = None  # the task's typed held-out result (rank 0 only)
 
     @property
     def metrics(self) -> dict[str, Any] | None:
@@ -121,15 +126,19 @@ def _run_dir(cfg: TrainConfig, resume: Path | None) -> Path:
 
 
 def _check_resumable(ckpt_path: Path, ckpt: dict[str, Any], cfg: TrainConfig) -> None:
-    """The checkpoint was trained with the same model and the same model options."""
-    saved = ckpt["astrobio"]["config"].get("model", {})
-    trained = saved.get("name", DEFAULT_MODEL)
+    """The checkpoint was trained with the same model and the same model options (but those its
+    options class lets a resumed run change, `RESUMABLE`). Options its config predates first take
+    the values that reproduce its run (`resolve.migrate_saved_options`), also from Python."""
+    saved = ckpt["astrobio"]["config"]
+    trained = model_name(saved)
     if trained != cfg.model.name:
         raise ConfigError(f"{ckpt_path} was trained with --model {trained}, not --model {cfg.model.name}; "
                           f"resume it with --model {trained} (or without --model)")
-    before = migrate_model_section(saved, trained)["options"]
+    migrate_saved_options(cfg, saved)
+    before = asdict(migrate_saved_options(config_from_dict(saved), saved).model.options)
     now = asdict(cfg.model.options)
-    changed = sorted(k for k in before.keys() & now.keys() if before[k] != now[k])
+    free = getattr(type(cfg.model.options), "RESUMABLE", frozenset())
+    changed = sorted(k for k in before.keys() & now.keys() if before[k] != now[k] and k not in free)
     if changed:
         raise ConfigError(f"{ckpt_path} holds a {trained!r} model with "
                           f"{', '.join(f'{k}={before[k]}' for k in changed)}; this run asks for "
@@ -144,11 +153,7 @@ def _logger(cfg: TrainConfig, run_dir: Path) -> Any:
         return CSVLogger(save_dir=str(run_dir), name="csv", version="")
     if kind == "mlflow":
         return _mlflow_logger(cfg, run_dir)
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise DependencyError("TensorBoard logging needs the tensorboard package: pip install tensorboard "
-                              "(or choose --set trainer.logger=csv / none)") from None
+    require("tensorboard", alternative="or choose --set trainer.logger=csv / none")
     return TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
 
 
@@ -156,11 +161,7 @@ def _mlflow_logger(cfg: TrainConfig, run_dir: Path) -> Any:
     """MLflow tracking, offline by default: a file store inside the run folder (`mlruns/`), no
     server. `MLFLOW_TRACKING_URI` points it at a server instead; credentials stay in MLflow's own
     environment variables and never reach the config, the logs or the checkpoints."""
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        raise DependencyError('MLflow logging needs mlflow: pip install "astrobio[track]" '
-                              "(or choose --set trainer.logger=tensorboard / csv / none)") from None
+    require("mlflow", alternative="or choose --set trainer.logger=tensorboard / csv / none")
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         uri = (run_dir / "mlruns").resolve().as_uri()
@@ -204,23 +205,6 @@ def _lineage() -> Any:
     return importlib.import_module("astrobio.registry.lineage")
 
 
-def _registered_data(cfg: TrainConfig) -> dict[str, Any] | None:
-    """With `data.ref` (name@vN): the registered version's store becomes `data.store` (cubes) or
-    `data.graphs` (graphs), after the registry checked it is still the one registered."""
-    if not cfg.data.ref:
-        return None
-    lineage = _lineage()
-    info = lineage.load_info(cfg.data.ref)
-    if info["kind"] == "cube":
-        cfg.data.store = info["uri"]
-    elif info["kind"] == "graph":
-        cfg.data.graphs = info["uri"]
-    else:
-        raise ConfigError(f"{cfg.data.ref} is a {info['kind']} store; a model trains on a cube or graph store")
-    info["lineage"] = lineage.lineage_record(cfg.data.ref, info["digest"], info["uri"])
-    return info
-
-
 def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any], resources: ResourceMonitor) -> RunResult:
     started = time.perf_counter()
     cfg.validate()
@@ -228,9 +212,9 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if ckpt is not None:
         _check_resumable(ckpt_path, ckpt, cfg)  # type: ignore[arg-type]
-    registered = _registered_data(cfg)
     task = get_task(cfg.model.name)
-    identity = task.open(cfg)
+    registered = resolve_location(cfg, task)  # name@vN: the registry's checked store, of the task's kind
+    identity = store_identity(cfg, task, task.open(cfg))  # the runner records kind, path, digest itself
     accelerator, precision, why = resolve_hardware(cfg)
     log.info("accelerator %s, precision %s (%s)", accelerator, precision, why)
     run_dir = _run_dir(cfg, ckpt_path)
@@ -247,8 +231,9 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     built = task.build(cfg, BuildContext(hardware={"accelerator": accelerator, "precision": precision}, history=history))
     module = built.module
     module.allow_zero_length_dataloader_with_multiple_devices = True
+    built.meta["store"] = {**built.meta.get("store", {}), **identity}  # what --resume checks, for every task
     if registered is not None:
-        built.meta["data"] = registered["lineage"]  # the checkpoint says which version it saw
+        built.meta["data"] = registered.lineage  # the checkpoint says which version it saw
 
     checkpoints = RunCheckpoints(run_dir / "checkpoints", monitor=task.monitor, mode=task.mode,
                                  every_n_epochs=cfg.trainer.checkpoint_every_n_epochs,
@@ -278,12 +263,12 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     best = checkpoints.best_path if checkpoints.best_path.is_file() else None
     last = checkpoints.last_path if checkpoints.last_path.is_file() else None
     if not trainer.is_global_zero:
-        return RunResult(run_dir, best, last, history.to_dict(), None, None)
+        return RunResult(run_dir, best, last, history.to_dict(), None, None, None)
 
     chosen = best or last
     if chosen is not None:
         restore_weights(module, load_checkpoint(chosen)["state_dict"])
-    model = cast(torch.nn.Module, module.model)
+    model = cast(TrainedModule, module).model
     model.to(module.device)
     model.eval()
     summary: dict[str, Any] = {
@@ -293,13 +278,14 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
         "monitor": task.monitor, "mode": task.mode, "best_score": checkpoints.best_score,
         "stopped_early": bool(early.stopped_epoch), "wall_time_s": time.perf_counter() - started,
     }
-    summary.update(task.evaluate(cfg, module, run_dir))
+    evaluation = task.evaluate(cfg, module, run_dir)
+    summary.update(evaluation.summary_entries())
     summary["checkpoints"] = {"best": str(best) if best else None, "last": str(last) if last else None}
     summary["config"] = cfg.to_dict()
     if cfg.trainer.plots and history.epochs:
         summary["plots"] = task.plots(cfg, summary, history.to_dict(), run_dir)
     if registered is not None:
-        summary["data"] = registered["lineage"]
+        summary["data"] = registered.lineage
     summary["wall_time_s"] = time.perf_counter() - started
     summary["resources"] = resources.stop()
     if isinstance(trainer.logger, MLFlowLogger):
@@ -309,11 +295,11 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     table = task.table(summary) + "\n" + format_block(summary["resources"])
     write_summary(run_dir, summary, table)
     if registered is not None:
-        _lineage().record_run(cfg.data.ref, str(run_dir), summary)
-    return RunResult(run_dir, best, last, history.to_dict(), summary, table)
+        _lineage().record_run(registered.ref, str(run_dir), summary)
+    return RunResult(run_dir, best, last, history.to_dict(), summary, table, evaluation)
 
 
-def lineage_mlflow(logger: MLFlowLogger, registered: dict[str, Any], summary: dict[str, Any]) -> None:
+def lineage_mlflow(logger: MLFlowLogger, registered: Registered, summary: dict[str, Any]) -> None:
     """The registered version as an MLflow dataset input of the run (name, digest, source, schema)."""
-    _lineage().log_mlflow_dataset(logger.experiment, logger.run_id, registered["ref"], registered["digest"],
-                               registered["uri"], registered["kind"], registered.get("summary"))
+    _lineage().log_mlflow_dataset(logger.experiment, logger.run_id, registered.ref, registered.digest,
+                                  registered.uri, registered.kind, registered.summary)

@@ -1,4 +1,4 @@
-"""The "add a model" recipe (docs/architecture.md, "Add a model"), tried end to end: a fifth task defined outside
+"""The "add a model" recipe (docs/add-a-model.md), tried end to end: a fifth task defined outside
 astrobio (examples/custom_task.py), registered with `register_task`, trained one epoch through the
 `python -m astrobio.train` entry point (`astrobio.train.cli.main`, in process) on the real
 climate planets the fixtures give. The task predicts one planet parameter from the others with
@@ -74,3 +74,33 @@ def test_step_4_the_example_script_trains_it(climate_slice, tmp_path, capsys):
     finally:
         unregister_task("paramfit")
     assert "paramfit, gravity" in capsys.readouterr().out and (out / "summary.json").is_file()
+
+
+# The runner refuses this resume today: it compares the store digest the task copied into its
+# checkpoint meta by hand, and the example (as a new user's task would) copies none ("different
+# store (digest None)"). The runner is to record the store identity itself (issue 22, item 5;
+# the `plugins` change to trainer.py); strict, so this marker must go when that lands.
+@pytest.mark.xfail(strict=True, raises=ConfigError, reason="resume refused until the runner records the store digest itself")
+def test_step_5_it_resumes_exactly_after_an_interruption(paramfit, climate_slice, tmp_path):
+    import torch
+
+    from astrobio.train import load_checkpoint, train
+    from train_fixtures import Crash
+
+    def config(out):
+        cfg = TrainConfig.for_model(paramfit)
+        cfg.data.store, cfg.data.batch_size = str(climate_slice), 4
+        t = cfg.trainer
+        t.output_dir, t.max_epochs, t.progress_bar, t.logger, t.plots, t.checkpoint_every_n_steps = str(out), 2, False, "none", False, 1
+        return cfg
+
+    whole = train(config(tmp_path / "whole"))
+    steps = len(whole.history["steps"])
+    assert steps >= 3
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(config(tmp_path / "crashed"), callbacks=[Crash(at=steps - 1)])  # the process dies before the last step
+    resumed = train(config(tmp_path / "crashed"), resume=tmp_path / "crashed")
+    assert resumed.history["steps"] == whole.history["steps"] and resumed.history["epochs"] == whole.history["epochs"]
+    a, b = load_checkpoint(whole.last_checkpoint)["state_dict"], load_checkpoint(resumed.last_checkpoint)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.evaluation is not None and resumed.evaluation.model == pytest.approx(whole.evaluation.model)

@@ -14,7 +14,7 @@ import astrobio
 from astrobio.climate_scaling import clausius_clapeyron_factor, equilibrium_temperature, field_scale
 from astrobio.models import PhysicsBaseline, fit_physics_baseline
 from astrobio.train.cli import main
-from astrobio.train.kfold import aggregate, planet_folds
+from astrobio.train.tasks.datacube.kfold import aggregate, planet_folds
 from train_fixtures import build_climate_fixture
 
 VARS = ["ta", "ua", "va", "hus", "wap"]
@@ -143,7 +143,7 @@ def test_kfold_reports_mean_and_spread_and_continues_after_a_crash(twelve_planet
 
 def test_kfold_is_for_the_climate_emulator(capsys):
     assert main(["--kfold", "3", "--model", "graph"]) == 2
-    assert "--kfold evaluates the climate emulator" in capsys.readouterr().err
+    assert "--kfold: model 'graph' has no k-fold evaluation" in capsys.readouterr().err
 
 
 def test_aggregate_of_one_fold_has_zero_spread():
@@ -177,7 +177,7 @@ def test_an_ensemble_evaluates_the_mean_of_its_seeds_and_keeps_finished_members(
 
 def test_an_ensemble_is_for_the_climate_emulator(capsys):
     assert main(["--ensemble", "2", "--model", "graph"]) == 2
-    assert "--ensemble averages the climate emulator" in capsys.readouterr().err
+    assert "--ensemble: model 'graph' has no seed ensembles" in capsys.readouterr().err
     assert main(["--ensemble", "1"]) == 2
     assert "at least 2 members" in capsys.readouterr().err
     assert main(["--ensemble", "2", "--kfold", "3"]) == 2

@@ -23,25 +23,26 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ...errors import ConfigError
+from ..config import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import lightning as L
+    import torch
 
     from ..config import TrainConfig
+    from ..evaluation import Evaluation
     from ..history import RunHistory
 
-__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Task", "TaskOptions", "Tunable", "check_name",
-           "get_task", "register_task", "task_names", "unregister_task"]
+__all__ = ["DEFAULT_MODEL", "ENTRY_POINT_GROUP", "Built", "BuildContext", "Ensembles", "Folds", "Phase", "Phased",
+           "RunsOutcome", "Task", "TaskOptions", "TrainedModule", "Tunable", "check_name", "get_task", "lazy_exports",
+           "options_type", "register_task", "task_names", "unregister_task"]
 
-#: the model trained when none is named; its options were the top level of `model` in configs
-#: written before the other models existed (see `astrobio.train.config.migrate_model_section`)
-DEFAULT_MODEL = "datacube"
 ENTRY_POINT_GROUP = "astrobio.tasks"
 
 
@@ -63,10 +64,22 @@ class BuildContext:
     history: "RunHistory"
 
 
+class TrainedModule(Protocol):
+    """What the runner and a task's `evaluate` rely on in the LightningModule a task builds: after
+    fitting, the runner restores the chosen checkpoint's weights into it, moves `model` to
+    `device` and sets it to eval mode before `Task.evaluate`."""
+
+    model: "torch.nn.Module"          # the trained network (what a checkpoint's weights are restored into)
+
+    @property
+    def device(self) -> "torch.device": ...
+
+
 @dataclass
 class Built:
-    """A task's data and model for one run. `module.model` is the trained nn.Module; `meta`
-    (plain values: store identity, names, ...) is saved in every checkpoint."""
+    """A task's data and model for one run. `module` is a LightningModule that is a
+    `TrainedModule` (its `model` attribute is the trained nn.Module); `meta` (plain values: store
+    identity, names, ...) is saved in every checkpoint."""
 
     data: "L.LightningDataModule"
     module: "L.LightningModule"
@@ -79,20 +92,24 @@ class Task(Protocol):
     run's data between `open`, `build` and `evaluate`."""
 
     name: str
+    data_kind: str                    # the store kind it reads (`astrobio.stores.kinds`): data.location is resolved through it
     monitor: str                      # the validation metric (logged name) checkpoints and early stopping follow
     mode: str                         # "min" | "max": the monitored metric's better direction
     options_type: type                # the dataclass of this model's options (a TaskOptions)
     defaults: Mapping[str, Any]       # this model's defaults for the shared sections (data, optim, trainer, ...)
 
     def open(self, cfg: "TrainConfig") -> dict[str, Any]:
-        """Open and check the data (DependencyError first if an optional library is missing);
-        return its identity: at least `path` and `content_digest`."""
+        """Open and check the data at `data.location` (None: the default dataset's; set it to the
+        store opened), DependencyError first if an optional library is missing; return extra
+        identity fields (may be empty): the runner records kind, path and content digest itself."""
 
     def build(self, cfg: "TrainConfig", ctx: BuildContext) -> Built:
         """The data module, the LightningModule (with its model and baseline) and the checkpoint meta."""
 
-    def evaluate(self, cfg: "TrainConfig", module: Any, run_dir: Path) -> dict[str, Any]:
-        """Held-out metrics of the trained `module` beside the baseline(s): summary entries."""
+    def evaluate(self, cfg: "TrainConfig", module: TrainedModule, run_dir: Path) -> "Evaluation":
+        """Held-out metrics of the trained `module` beside the baseline(s) (`astrobio.train.evaluation`).
+        It reads nothing of the Lightning trainer: what the runner knows (best score, epochs) is in
+        the summary the runner writes around it."""
 
     def table(self, summary: dict[str, Any]) -> str:
         """The printed summary table (summary.txt)."""
@@ -105,6 +122,48 @@ class Task(Protocol):
 
 
 TaskFactory = Callable[[], Task]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of `--mode full`: a normal run of `model` into `<run>/phases/<name>/`, with
+    `overrides` (YAML layout) on top of the user's settings; `init_from` maps an option of the
+    model to the phase whose best checkpoint fills it (that phase runs first)."""
+
+    name: str
+    model: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    init_from: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Phased(Protocol):
+    """A task that `--mode full` trains: its phases, in order (`astrobio.train.pipeline`)."""
+
+    phases: "Sequence[Phase]"
+
+
+class RunsOutcome(Protocol):
+    """What a run of runs (k-fold, ensemble) hands the CLI: its folder, its table, and what the
+    folder holds (the CLI's last line)."""
+
+    run_dir: Path
+    table: str
+    outputs: str
+
+
+@runtime_checkable
+class Folds(Protocol):
+    """A task that evaluates by k-fold (`--kfold K`): each fold one normal run, rerunnable."""
+
+    def run_kfold(self, cfg: "TrainConfig", k: int) -> RunsOutcome: ...
+
+
+@runtime_checkable
+class Ensembles(Protocol):
+    """A task that trains seed ensembles (`--ensemble N`): each member one normal run, rerunnable."""
+
+    def run_ensemble(self, cfg: "TrainConfig", n: int) -> RunsOutcome: ...
 
 @runtime_checkable
 class Tunable(Protocol):
@@ -124,6 +183,15 @@ _BUILTIN: dict[str, str] = {
     "detector": "astrobio.train.tasks.detector:DetectorTask",
 }
 _REGISTRY: dict[str, TaskFactory | str] = dict(_BUILTIN)
+#: the built-in tasks' options types: importing one loads no task (no Lightning, no data), so a
+#: config of a built-in model is made and checked before (and without) its task
+_BUILTIN_OPTIONS: dict[str, str] = {
+    "datacube": "astrobio.train.tasks.datacube.options:DatacubeOptions",
+    "graph": "astrobio.train.tasks.graph.options:GraphOptions",
+    "language": "astrobio.train.tasks.language.options:LanguageOptions",
+    "multimodal": "astrobio.train.tasks.multimodal.options:MultimodalOptions",
+    "detector": "astrobio.train.tasks.detector.options:DetectorOptions",
+}
 
 
 def register_task(name: str, factory: TaskFactory | str) -> None:
@@ -169,6 +237,27 @@ def _resolve(factory: TaskFactory | str) -> TaskFactory:
     for part in attr.split("."):
         target = getattr(target, part)
     return target
+
+
+def lazy_exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module `__getattr__` that imports each public name from its submodule
+    (`where`: name -> submodule) on first use."""
+
+    def __getattr__(name: str) -> Any:
+        if name in where:
+            return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+def options_type(name: str) -> type:
+    """The options dataclass of model `name` (`Task.options_type`), without importing a
+    built-in task (a registered task is made to ask it)."""
+    check_name(name)
+    if _REGISTRY[name] == _BUILTIN.get(name):
+        return _resolve(_BUILTIN_OPTIONS[name])  # type: ignore[return-value]
+    return get_task(name).options_type
 
 
 def get_task(name: str) -> Task:

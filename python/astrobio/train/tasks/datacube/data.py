@@ -34,14 +34,14 @@ def store_normalization(store: Store, mode: str) -> Normalization:
 
 
 def open_climate_store(cfg: TrainConfig) -> Store:
-    """`data.store`, else the default dataset's climate part; train and val must be non-empty.
-    With `data.verify`, the full integrity scan and digest check run first. Sets `data.store`
-    to the resolved path (saved in the run's config)."""
-    store = open_store(cfg.data.store) if cfg.data.store else open_store(default_climate_store())
+    """`data.location`, else the default dataset's climate part; train and val must be non-empty.
+    With `data.verify`, the full integrity scan and digest check run first. Sets `data.location`
+    to the resolved path (saved in the run's config; the runner records its identity)."""
+    store = open_store(cfg.data.location) if cfg.data.location else open_store(default_climate_store())
     resolve_split(store, cfg.data.split)  # unknown runs, overlaps, an empty train or val: ConfigError / DataNotFoundError
     if cfg.data.verify:
         preflight(store)  # every chunk and the digests, before anything trains
-    cfg.data.store = str(store.path.resolve()) if isinstance(store.path, Path) else store.path
+    cfg.data.location = str(store.path.resolve()) if isinstance(store.path, Path) else store.path
     return store
 
 

@@ -28,7 +28,8 @@ __all__ = ["EmulatorModule", "physics_loss"]
 
 def physics_loss(cfg: TrainConfig, store: Store, norm: Normalization, *, force: bool = False) -> PhysicsLoss | None:
     """The physics terms (`astrobio.models.PhysicsLoss`) when enabled (or `force`d), else None."""
-    if not (cfg.physics.enabled or force):
+    physics = cfg.model.options.physics
+    if not (physics.enabled or force):
         return None
     names = [v.name for v in store.variables]
     missing = [v for v in ("ta", "hus") if v not in names]
@@ -39,8 +40,8 @@ def physics_loss(cfg: TrainConfig, store: Store, norm: Normalization, *, force: 
     if level.get("name") != "sigma" or not sigma or len(sigma) != store.sample_shape[1]:
         raise ConfigError("--physics-constraints needs the store's level coordinate as sigma values (coords.level)")
     return PhysicsLoss(torch.as_tensor(norm.mean), torch.as_tensor(norm.scale), sigma, ta_index=names.index("ta"), hus_index=names.index("hus"),
-                       humidity_weight=cfg.physics.humidity_weight, stability_weight=cfg.physics.stability_weight,
-                       kappa=cfg.physics.kappa)
+                       humidity_weight=physics.humidity_weight, stability_weight=physics.stability_weight,
+                       kappa=physics.kappa)
 
 
 class EmulatorModule(L.LightningModule):

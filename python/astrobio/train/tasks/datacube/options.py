@@ -4,11 +4,24 @@ the shared config sections."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ...config import nest_dotted
 
-__all__ = ["DatacubeOptions", "DEFAULTS"]
+__all__ = ["DatacubeOptions", "PhysicsOptions", "DEFAULTS"]
+
+
+@dataclass
+class PhysicsOptions:
+    """The physics loss terms (`astrobio.models.PhysicsLoss`: non-negative humidity, dry static
+    stability), `model.options.physics` (`--physics-constraints` sets `enabled`). Configs and
+    checkpoints written before round two held them as the top-level section `physics`
+    (`astrobio.train.resolve` moves it here)."""
+
+    enabled: bool = False
+    humidity_weight: float = 1.0
+    stability_weight: float = 0.1
+    kappa: float = 2.0 / 7.0
 
 
 @dataclass
@@ -25,12 +38,20 @@ class DatacubeOptions:
     #: (`astrobio.models.linear`) before the network, which learns what is left; checkpoints
     #: written before this option existed load as False
     linear_departure: bool = True
+    physics: PhysicsOptions = field(default_factory=PhysicsOptions)
+
+    #: options a saved config may lack (written before they existed) -> the value that reproduces
+    #: the run it trained (`astrobio.train.resolve.migrate_saved_options`)
+    LEGACY: ClassVar[dict[str, Any]] = {"physics_baseline": False, "linear_departure": False}
+    #: options a resumed run may change: they weigh the loss, the network stays the same
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"physics"})
 
     def validate(self) -> None:
         """Nothing beyond the types: the model refuses bad widths with a ConfigError when built."""
 
     def network_options(self) -> dict[str, Any]:
-        """The options `astrobio.models.DatacubeEmulator` takes (everything but `physics_baseline` and `linear_departure`)."""
+        """The options `astrobio.models.DatacubeEmulator` takes (everything but `physics_baseline`,
+        `linear_departure` and `physics`)."""
         return {"hidden": self.hidden, "channels": list(self.channels), "skip_channels": self.skip_channels}
 
 

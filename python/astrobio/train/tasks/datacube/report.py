@@ -49,7 +49,7 @@ def summary_table(summary: dict[str, Any]) -> str:
                 f"runs (seeds {seeds}) on {summary['store']}; {summary['wall_time_s']:.0f} s")
     else:
         head = (f"run {summary['run_dir']}: {summary['model']} on {summary['store']}; best epoch {summary['best_epoch']} "
-                f"of {summary['epochs_run']} (val rmse {fmt(summary['best_val_rmse'])}); {summary['wall_time_s']:.0f} s; "
+                f"of {summary['epochs_run']} (val rmse {fmt(summary['best_score'] or float('nan'))}); {summary['wall_time_s']:.0f} s; "
                 f"precision {summary['precision']}")
     return rows_table(head, rows)
 

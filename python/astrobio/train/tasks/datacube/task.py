@@ -11,14 +11,17 @@ import numpy as np
 import torch
 
 from ....errors import ConfigError
-from ....models import build_model
+from ....models import DatacubeEmulator
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from .data import StoreDataModule, climatology, open_climate_store, param_columns, store_normalization
 from .baseline import fit_indices, fit_store_baseline, fit_store_linear, read_departures
+from .ensemble import EnsembleResult, run_ensemble
 from .evaluate import BASELINES, evaluate
+from .kfold import KFoldResult, run_kfold
 from .module import EmulatorModule, physics_loss
 from .options import DEFAULTS, DatacubeOptions, search_space
 from .report import coordinate, plot_choice, plot_fields, plot_loss_curves, summary_table
@@ -32,16 +35,17 @@ class DatacubeTask:
     the emulator predicts departures from (`model.options.physics_baseline`)."""
 
     name = "datacube"
+    data_kind = "cube"
     monitor = "val/rmse"
     mode = "min"
     options_type = DatacubeOptions
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
+    phases = (Phase("datacube", "datacube"),)  # its --mode full phase
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
-        return {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
-                "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
+        return {"n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
         store = self.store
@@ -52,7 +56,10 @@ class DatacubeTask:
         self.param_index = param_columns(store, cfg.data.params)
         param_names = [p.name for p in store.params]
         n_inputs = len(self.param_index) if self.param_index is not None else len(param_names)
-        model: Any = build_model(cfg.model.name, n_inputs, store.sample_shape, **cfg.model.options.network_options())
+        try:
+            model = DatacubeEmulator(n_inputs, store.sample_shape, **cfg.model.options.network_options())
+        except (TypeError, ValueError) as e:  # widths the network cannot take
+            raise ConfigError(f"model {cfg.model.name!r}: {e}") from None
         fit_idx = fit_indices(store, data.train_indices)  # all of them unless memory says otherwise
         self.baseline = fit_store_baseline(store, fit_idx, cfg.data.normalize)
         residual_of = self.baseline if cfg.model.options.physics_baseline else None
@@ -60,18 +67,17 @@ class DatacubeTask:
         if residual_of is not None and cfg.model.options.linear_departure:
             linear = fit_store_linear(residual_of, store, fit_idx, cfg.data.normalize, self.param_index)
             meta_linear = {"penalty": dict(zip(self.variables, linear.penalty.tolist())), "rule": "leave one training planet out"}
-        if hasattr(model, "init_base"):
-            if residual_of is None:
-                start = self.clim
-            elif linear is not None:
-                start = np.zeros(store.sample_shape)  # the linear stage's intercept is the mean departure
-            else:
-                start = read_departures(residual_of, store, fit_idx, cfg.data.normalize)[1].mean(axis=0)
-            model.init_base(torch.as_tensor(start, dtype=torch.float32))
+        # the network starts at the mean of what it predicts, its head at zero
+        if residual_of is None:
+            start = self.clim
+        elif linear is not None:
+            start = np.zeros(store.sample_shape)  # the linear stage's intercept is the mean departure
+        else:
+            start = read_departures(residual_of, store, fit_idx, cfg.data.normalize)[1].mean(axis=0)
+        model.init_base(torch.as_tensor(start, dtype=torch.float32))
         self.physics = physics_loss(cfg, store, norm)
         meta = {
-            "store": {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
-                      "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)},
+            "store": {"n_samples": store.n_samples, "sample_shape": list(store.sample_shape)},  # + the runner's identity
             "variables": variables, "params": param_names, "inputs": cfg.data.params or param_names,
             "normalize": cfg.data.normalize, **ctx.hardware,
         }
@@ -85,7 +91,7 @@ class DatacubeTask:
                                 baseline=residual_of, linear=linear)
         return Built(data, module, per_rank, meta)
 
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         """RMSE (normalized, per variable in physical units), skill vs the climatology, per split
         and per run (planet); keeps a few held-out cubes for fields.png."""
         store, data, norm, clim = self.store, self.data, self.norm, self.clim
@@ -118,11 +124,19 @@ class DatacubeTask:
                                        "physics_baseline": one["physics_baseline"]["rmse"], "skill": one["skill"],
                                        "skill_physics_baseline": one["skill_physics_baseline"]}
             evaluation[name] = res
-        best = module.trainer.checkpoint_callback
-        return {"best_val_rmse": getattr(best, "best_score", None), "held_out_split": held_out,
-                "units": {v.name: v.units for v in store.variables}, "evaluation": evaluation,
-                "metric": "rmse", "baseline": "climatology", "baselines": list(BASELINES),
-                "split": data.split}
+        res = evaluation[held_out]
+        return Evaluation(
+            held_out_split=held_out, metric="rmse", direction="min", model=res["model"]["rmse"],
+            baselines={b: res[b]["rmse"] for b in BASELINES if b in res}, evaluation=evaluation,
+            details={"units": {v.name: v.units for v in store.variables}, "split": data.split})
+
+    def run_kfold(self, cfg: TrainConfig, k: int) -> KFoldResult:
+        """`--kfold K` (`Folds`): k-fold by planet, each fold a normal run."""
+        return run_kfold(cfg, k)
+
+    def run_ensemble(self, cfg: TrainConfig, n: int) -> EnsembleResult:
+        """`--ensemble N` (`Ensembles`): N seeds, evaluated by their mean prediction."""
+        return run_ensemble(type(self)(), cfg, n)
 
     def _physics_for_report(self, cfg: TrainConfig) -> Any:
         """The physics terms as diagnostics (also when they were not trained with), if they apply."""

@@ -1,5 +1,5 @@
-"""`--model detector`: the observation store (`data.store`, else the default dataset's
-observations, collected from the real ZTF sources on first use), its split by sky cell and
+"""`--model detector`: the observation store (`data.location`, else the default dataset's
+observations part, collected from the real ZTF sources on first use), its split by sky cell and
 object (fixed by the store, never by the run), the CNN of `astrobio.models.detector`, and the
 held-out evaluation beside the baselines (`evaluate`, `baselines`) with bootstrap intervals.
 
@@ -11,38 +11,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...._home import data_home
-from ....models._optional import require
+from ...._optional import require
+from ....datasets import default_part
 from ....models.detector import Detector
 from ....stores.observation import open_observations
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from .data import PatchDataModule
 from .evaluate import evaluate_detector
 from .module import DetectorModule
 from .options import DEFAULTS, DetectorOptions
 
-__all__ = ["DetectorTask", "default_observations"]
+__all__ = ["DetectorTask"]
 
 METHODS = (("model", "CNN"), ("snr", "central SNR threshold"), ("logistic", "logistic regression"))
-
-
-def default_observations() -> Path:
-    """The default dataset's observation store, collected on first use."""
-    path = data_home() / "default" / "observations.zarr"
-    if not (path / "zarr.json").exists():
-        from ....ingest.observations import DEFAULT_PART, ingest_observations
-
-        ingest_observations(path, DEFAULT_PART, name="default-observations")
-    return path
 
 
 class DetectorTask:
     """Observation patch -> source at the centre or not; baselines SNR threshold and logistic regression."""
 
     name = "detector"
+    data_kind = "observation"
+    phases = (Phase("detector", "detector"),)  # its --mode full phase
     # val loss, not val AUC: AUC saturates at 1 on a small val split and stops training early
     monitor = "val/loss"
     mode = "min"
@@ -52,11 +45,13 @@ class DetectorTask:
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         for lib in ("astropy", "sep", "pyarrow", "astropy_healpix"):
             require(lib)
-        path = Path(cfg.data.store) if cfg.data.store else default_observations()
+        path = Path(cfg.data.location) if cfg.data.location else default_part("observations")
         self.store = open_observations(path, verify=cfg.data.verify)
+        cfg.data.location = str(path.resolve())
         m = self.store.manifest
-        self.identity = {"path": str(path), "content_digest": m["content_digest"], "counts": m["counts"],
-                         "surveys": sorted(set(self.store.columns["survey"])), "split_rule": m["split_rule"]}
+        cols = self.store.columns
+        self.identity = {"counts": m["counts"], "surveys": cols.groupby(["survey", "product"]).size().rename(
+            index=lambda k: " ".join(k) if isinstance(k, tuple) else k).to_dict(), "split_rule": m["split_rule"]}
         return self.identity
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
@@ -71,16 +66,18 @@ class DetectorTask:
         meta = {"store": dict(self.identity), **ctx.hardware}
         return Built(dm, module, per_rank, meta)
 
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         o = cfg.model.options
         ev = evaluate_detector(module.model, self.store, fpr=o.operating_fpr, n_boot=o.bootstrap, seed=cfg.trainer.seed,
                                device=module.device)
-        return {"held_out_split": "test", "metric": "auc", "baseline": "snr, logistic",
-                "baselines": {"snr": "central 5x5 peak SNR threshold (as sep/photutils detect)",
-                              "logistic": "logistic regression on 15 simple per-channel features"},
-                "operating_point": f"each method's threshold at {o.operating_fpr:.0%} false-positive rate on the split",
-                "evaluation": ev, "data": {"counts": self.identity["counts"], "surveys": self.identity["surveys"],
-                                           "split_rule": self.identity["split_rule"]}}
+        test = ev["test"]
+        return Evaluation(
+            held_out_split="test", metric="auc", direction="max", model=test["model"]["auc"],
+            baselines={"snr": test["snr"]["auc"], "logistic": test["logistic"]["auc"]}, evaluation=ev,
+            details={"baseline_methods": {"snr": "central 5x5 peak SNR threshold (as sep/photutils detect)",
+                                          "logistic": "logistic regression on 15 simple per-channel features"},
+                     "operating_point": f"each method's threshold at {o.operating_fpr:.0%} false-positive rate on the split",
+                     "data": self.identity})
 
     def table(self, summary: dict[str, Any]) -> str:
         rows = [("split / rows", "method", "ROC AUC [95% CI]", "precision", "recall", "F1")]

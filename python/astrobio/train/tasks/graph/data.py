@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ....models._optional import require
+from ...._optional import require
 from ...rng import seeded_rng
 
 __all__ = ["BASELINES", "GraphDataModule", "node_features", "link_split", "heuristic_scores", "sample_negatives"]

@@ -16,14 +16,14 @@ __all__ = ["open_metabolic"]
 
 
 def open_metabolic(cfg: TrainConfig, networks: list[str]) -> tuple[Path | str, dict[str, Any], dict[str, Any]]:
-    """(path or URL, manifest, {name: MetabolicGraph}) of `data.graphs` (a directory or an
+    """(path or URL, manifest, {name: MetabolicGraph}) of `data.location` (a directory or an
     s3:// URL; else the default dataset's metabolic part, built on first use), restricted to
-    `networks` (ConfigError for unknown names). Sets `data.graphs` to the resolved location
-    (saved in the run's config)."""
-    path = store_location(cfg.data.graphs) if cfg.data.graphs else default_part("metabolic")
+    `networks` (ConfigError for unknown names). Sets `data.location` to the resolved location
+    (saved in the run's config; the runner records its identity)."""
+    path = store_location(cfg.data.location) if cfg.data.location else default_part("metabolic")
     manifest, graphs = open_graph_store(path, verify=True)  # digests checked over the bytes read
     unknown = [n for n in networks if n not in graphs]
     if unknown:
         raise ConfigError(f"networks {unknown} are not in {path}; it holds {sorted(graphs)}")
-    cfg.data.graphs = path if isinstance(path, str) else str(path.resolve())
+    cfg.data.location = path if isinstance(path, str) else str(path.resolve())
     return path, manifest, {n: graphs[n] for n in networks}

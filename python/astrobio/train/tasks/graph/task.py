@@ -30,13 +30,14 @@ import numpy as np
 import torch
 
 from ....errors import ConfigError
-from ....models._optional import require
+from ...._optional import require
 from ....models.graph import GraphVAE
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...metrics import average_precision, roc_auc
 from ...optim import optimizer_steps
 from ...report import fmt, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from .data import BASELINES, GraphDataModule, heuristic_scores, link_split, node_features
 from .module import GraphModule
 from .options import DEFAULTS, GraphOptions, search_space
@@ -49,16 +50,18 @@ class GraphTask:
     """Link prediction on held-out edges; baselines common neighbours and Adamic-Adar."""
 
     name = "graph"
+    data_kind = "graph"
     monitor = "val/auc"
     mode = "max"
     options_type = GraphOptions
+    phases = (Phase("graph", "graph"),)  # its --mode full phase
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         require("torch_geometric")  # fail here, before any work, when the extra is missing
-        path, manifest, self.graphs = open_metabolic(cfg, list(cfg.model.options.networks))
-        self.identity = {"path": str(path), "content_digest": manifest.get("content_digest"), "networks": list(self.graphs)}
+        _, _, self.graphs = open_metabolic(cfg, list(cfg.model.options.networks))
+        self.identity = {"networks": list(self.graphs)}
         return self.identity
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
@@ -88,7 +91,7 @@ class GraphTask:
         return Built(data, module, per_rank, meta)
 
     @torch.no_grad()
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         model = module.model.eval()
         evaluation: dict[str, Any] = {}
         for split in ("val", "test"):
@@ -111,8 +114,10 @@ class GraphTask:
                                              "ap": average_precision(np.concatenate(v), labels)} for k, v in pooled.items()},
                                  "networks": networks}
             evaluation[split]["all"]["n_pairs"] = int(len(labels))
-        return {"held_out_split": "test", "metric": "auc, ap", "baseline": "common_neighbours, adamic_adar",
-                "evaluation": evaluation, "networks": self.counts, "features": self.feature_names}
+        pooled_test = evaluation["test"]["all"]
+        return Evaluation(held_out_split="test", metric="auc", direction="max", model=pooled_test["model"]["auc"],
+                          baselines={b: pooled_test[b]["auc"] for b in ("common_neighbours", "adamic_adar")},
+                          evaluation=evaluation, details={"networks": self.counts, "features": self.feature_names})
 
     def table(self, summary: dict[str, Any]) -> str:
         rows = [("split", "networks (held-out pairs)", "metric", "VGAE", "common neighbours", "Adamic-Adar")]

@@ -2,13 +2,13 @@
 LightningModule, evaluation, task). transformers, peft and scikit-learn are imported only when
 the task runs (`require` in `LanguageTask.open`)."""
 
-from .baselines import TFIDF_GRID, majority_baseline, tfidf_baseline
-from .data import EpochShuffle, PadCollate, ReactionDataModule, TokenizedTexts, class_weights, tokenize
-from .evaluate import evaluate_language, predict_language, save_reproducible_adapter
-from .module import LanguageModule
-from .options import DEFAULTS, LanguageOptions
-from .task import LanguageTask
+from .. import lazy_exports
 
-__all__ = ["DEFAULTS", "EpochShuffle", "LanguageModule", "LanguageOptions", "LanguageTask", "PadCollate",
-           "ReactionDataModule", "TFIDF_GRID", "TokenizedTexts", "class_weights", "evaluate_language", "majority_baseline",
-           "predict_language", "save_reproducible_adapter", "tfidf_baseline", "tokenize"]
+#: public name -> its module here; loaded on first use, so the options module imports alone
+_WHERE = {"DEFAULTS": "options", "EpochShuffle": "data", "LanguageModule": "module", "LanguageOptions": "options",
+          "LanguageTask": "task", "PadCollate": "data", "ReactionDataModule": "data", "TFIDF_GRID": "baselines",
+          "TokenizedTexts": "data", "class_weights": "data", "evaluate_language": "evaluate", "majority_baseline":
+          "baselines", "predict_language": "evaluate", "save_reproducible_adapter": "evaluate", "tfidf_baseline":
+          "baselines", "tokenize": "data"}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ....datasets.reactions import ReactionSubsystems
-from ....models._optional import require
+from ...._optional import require
 from ...metrics import classification_metrics
 
 __all__ = ["majority_baseline", "tfidf_baseline", "TFIDF_GRID"]

@@ -5,7 +5,7 @@ resume, early stopping on validation macro-F1, logging, summary).
 The model is astrobio.models.language's, the examples and split astrobio.datasets.reactions'
 (see docs/language.md for the task's rules); this package holds the rest:
 
-- data (`data`): `load_reaction_subsystems` on the metabolic store (`data.graphs`, else the
+- data (`data`): `load_reaction_subsystems` on the metabolic store (`data.location`, else the
   default dataset's), the data rules and split from `model.options`; `ReactionDataModule`
   tokenizes and shuffles by (seed, epoch).
 - module (`module`): `LanguageModule` (cross-entropy with class weights, validation accuracy
@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from ....datasets.reactions import load_reaction_subsystems
-from ....models._optional import require
+from ...._optional import require
 from ....models.language import LoraSettings, build_language_model, check_llm_stack, load_tokenizer
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt, jsonable, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from ..graph.store import open_metabolic
 from .data import ReactionDataModule, class_weights
 from .evaluate import evaluate_language, save_reproducible_adapter
@@ -40,9 +41,11 @@ class LanguageTask:
     """Reaction name -> subsystem; baselines majority class and TF-IDF + logistic regression."""
 
     name = "language"
+    data_kind = "graph"
     monitor = "val/f1"
     mode = "max"
     options_type = LanguageOptions
+    phases = (Phase("language", "language"),)  # its --mode full phase
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
 
@@ -51,14 +54,13 @@ class LanguageTask:
             require(name)
         self.versions = check_llm_stack()  # versions, and the pair importing together
         o = cfg.model.options
-        path, manifest, _ = open_metabolic(cfg, list(o.networks or []))
+        path, _, _ = open_metabolic(cfg, list(o.networks or []))
         data = load_reaction_subsystems(path, models=o.networks, min_count=o.min_count, rare=o.rare,  # type: ignore[arg-type]
                                         val=o.val_fraction, test=o.test_fraction, seed=o.split_seed)
         if o.subset:
             data = data.subset(dict(zip(("train", "val", "test"), o.subset)))
         self.data = data
-        self.identity = {"path": str(path), "content_digest": manifest.get("content_digest"),
-                         "examples": {s: int(len(data.indices(s))) for s in ("train", "val", "test")}}
+        self.identity = {"examples": {s: int(len(data.indices(s))) for s in ("train", "val", "test")}}
         return self.identity
 
     def _settings(self, cfg: TrainConfig) -> LoraSettings:
@@ -80,7 +82,7 @@ class LanguageTask:
                                 seed=cfg.trainer.seed, num_workers=cfg.data.num_workers)
         return Built(dm, module, per_rank, meta)
 
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         data, o = self.data, cfg.model.options
         model = module.model.eval()
         device = module.device
@@ -91,10 +93,13 @@ class LanguageTask:
             predictions={s: preds[s]["model"] for s in ("val", "test")},
             extra={"config": cfg.to_dict(), "metrics": {s: metrics[s] for s in ("val", "test")}})
         adapter_bytes = sum(p.stat().st_size for p in adapter.iterdir())
-        return {"held_out_split": "test", "metric": "accuracy, macro_f1", "baseline": "majority, tfidf_lr",
-                "evaluation": {s: metrics[s] for s in ("val", "test")}, "tfidf_lr_info": metrics.get("tfidf_lr_info"),
-                "classes": list(data.classes), "data": jsonable(data.info),
-                "adapter": {"path": str(adapter), "bytes": adapter_bytes, "reproduced_after_reload": True}}
+        test = metrics["test"]
+        return Evaluation(
+            held_out_split="test", metric="macro_f1", direction="max", model=test["model"]["macro_f1"],
+            baselines={b: test[b]["macro_f1"] for b in ("tfidf_lr", "majority")},
+            evaluation={s: metrics[s] for s in ("val", "test")},
+            details={"tfidf_lr_info": metrics.get("tfidf_lr_info"), "classes": list(data.classes), "data": jsonable(data.info),
+                     "adapter": {"path": str(adapter), "bytes": adapter_bytes, "reproduced_after_reload": True}})
 
     def table(self, summary: dict[str, Any]) -> str:
         rows = [("split", "metric", "LoRA MiniLM", "majority class", "TF-IDF + LR")]

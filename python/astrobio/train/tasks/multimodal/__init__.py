@@ -1,10 +1,11 @@
 """`--model multimodal`: fusion of a climate sample's parameters and cube to predict its surface
 climate (options, data, LightningModule, task)."""
 
-from .data import TARGETS, InMemorySamples, MultimodalDataModule, Samples, check_variables, load_samples, surface_targets
-from .module import FusionModule, init_from
-from .options import DEFAULTS, MultimodalOptions
-from .task import MultimodalTask
+from .. import lazy_exports
 
-__all__ = ["DEFAULTS", "FusionModule", "InMemorySamples", "MultimodalDataModule", "MultimodalOptions", "MultimodalTask",
-           "Samples", "TARGETS", "check_variables", "init_from", "load_samples", "surface_targets"]
+#: public name -> its module here; loaded on first use, so the options module imports alone
+_WHERE = {"DEFAULTS": "options", "FusionModule": "module", "InMemorySamples": "data", "MultimodalDataModule":
+          "data", "MultimodalOptions": "options", "MultimodalTask": "task", "Samples": "data", "TARGETS": "data",
+          "check_variables": "data", "init_from": "module", "load_samples": "data", "surface_targets": "data"}
+__all__ = sorted(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)

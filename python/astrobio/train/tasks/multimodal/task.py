@@ -30,9 +30,10 @@ from ....data import BatchIndexSampler
 from ....errors import ConfigError
 from ....models.multimodal import FusionModel
 from ...config import TrainConfig
+from ...evaluation import Evaluation
 from ...optim import optimizer_steps
 from ...report import fmt, plot_metric_curves, rows_table
-from .. import BuildContext, Built
+from .. import BuildContext, Built, Phase
 from ..datacube.data import open_climate_store
 from .data import TARGETS, MultimodalDataModule, check_variables, load_samples
 from .module import FusionModule, init_from
@@ -45,17 +46,24 @@ class MultimodalTask:
     """Surface climate from parameters, cube, and both; baseline: the train mean."""
 
     name = "multimodal"
+    data_kind = "cube"
     monitor = "val/rmse"
     mode = "min"
     options_type = MultimodalOptions
+    #: --mode full: each encoder alone, then fusion starting from their best checkpoints
+    phases = (
+        Phase("multimodal-params", "multimodal", {"model": {"options": {"modalities": ["params"]}}}),
+        Phase("multimodal-cube", "multimodal", {"model": {"options": {"modalities": ["cube"]}}}),
+        Phase("multimodal", "multimodal", {"model": {"options": {"modalities": ["params", "cube"]}}},
+              {"init_params": "multimodal-params", "init_cube": "multimodal-cube"}),
+    )
     defaults = DEFAULTS
     search_space = staticmethod(search_space)  # astrobio tune's default space
 
     def open(self, cfg: TrainConfig) -> dict[str, Any]:
         self.store = store = open_climate_store(cfg)
         check_variables(store, cfg.model.options)
-        self.identity = {"path": str(store.path), "content_digest": store.manifest.get("content_digest"),
-                         "n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
+        self.identity = {"n_samples": store.n_samples, "sample_shape": list(store.sample_shape)}
         return self.identity
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
@@ -81,7 +89,7 @@ class MultimodalTask:
         return Built(data, module, per_rank, meta)
 
     @torch.no_grad()
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         model = module.model.eval()
         heads = model.heads
         evaluation: dict[str, Any] = {}
@@ -102,8 +110,10 @@ class MultimodalTask:
                 res["fusion_beats"] = {m: res["standardized"]["fusion"] < res["standardized"][m] for m in ("params", "cube")}
             evaluation[split] = res
         held_out = "test" if "test" in evaluation else "val"
-        return {"held_out_split": held_out, "metric": "rmse", "baseline": "train mean", "heads": heads,
-                "targets": TARGETS, "evaluation": evaluation}
+        standardized = evaluation[held_out]["standardized"]
+        return Evaluation(held_out_split=held_out, metric="rmse", direction="min", model=standardized[heads[-1]],
+                          baselines={"train_mean": standardized["baseline"]}, evaluation=evaluation,
+                          details={"heads": heads, "targets": TARGETS})
 
     def table(self, summary: dict[str, Any]) -> str:
         heads = summary["heads"]

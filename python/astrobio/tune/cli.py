@@ -1,15 +1,14 @@
-"""`astrobio tune`: hyperparameter search over one model (astrobio.train.tune). Errors are one
+"""`astrobio tune`: hyperparameter search over one model (astrobio.tune). Errors are one
 line and a non-zero exit; without optuna it is one DependencyError line."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any, Sequence
 
-from ..errors import AstrobioError
-from .tasks import task_names
+from .._cli import log_to_console, run_command
+from ..train.tasks import task_names
 
 __all__ = ["build_parser", "main"]
 
@@ -55,11 +54,11 @@ def build_parser(prog: str = "astrobio tune") -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    from .config import load_yaml, parse_set
-    from .tune import HEARTBEAT_S, require_optuna, tune
+    from ..train.config import load_yaml, parse_set
+    from .space import load_space
+    from .study import HEARTBEAT_S, require_optuna, tune
 
     optuna = require_optuna()
-    from ._tune_space import load_space
 
     layers = ([load_yaml(args.config)] if args.config else []) + [parse_set(args.set)]
     beat = args.heartbeat or HEARTBEAT_S
@@ -71,21 +70,15 @@ def _run(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None, prog: str = "astrobio tune") -> int:
     args = build_parser(prog).parse_args(argv)
-    from .cli import _log_to_console
+    log_to_console(logging.DEBUG if args.verbose else logging.INFO)
 
-    _log_to_console(logging.DEBUG if args.verbose else logging.INFO)
-    try:
+    def run() -> int:
         result = _run(args)
-    except AstrobioError as e:
-        print(f"astrobio: error: {type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("astrobio: interrupted", file=sys.stderr)
-        return 130
-    print(result.table)
-    print(f"outputs: {result.study_dir} (best.yaml, summary.txt, summary.json, plots, trial-<n>/)")
-    return 0
+        print(result.table)
+        print(f"outputs: {result.study_dir} (best.yaml, summary.txt, summary.json, plots, trial-<n>/)")
+        return 0
 
+    return run_command(run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

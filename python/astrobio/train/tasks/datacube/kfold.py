@@ -1,4 +1,5 @@
-"""k-fold evaluation by planet (`python -m astrobio.train --kfold K`): every planet of the climate
+"""k-fold evaluation by planet of the climate emulator (`python -m astrobio.train --kfold K`, the
+datacube task's `run_kfold`, see `astrobio.train.tasks.Folds`): every planet of the climate
 store is held out exactly once, and the skill over both baselines is reported as mean and spread
 over the folds.
 
@@ -22,13 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from .._fsutil import atomic_write
-from ..errors import ConfigError
-from ..stores.cube import Store, open_store
-from .config import TrainConfig
-from .report import fmt, rows_table
-from .subruns import kept_or_trained
-from .tasks.datacube.evaluate import BASELINES, baseline_label
+from ...._fsutil import atomic_write
+from ....errors import ConfigError
+from ....reader import CubeReader
+from ....stores.cube import Store, open_store
+from ...config import TrainConfig
+from ...evaluation import Evaluation
+from ...report import fmt, rows_table
+from ...subruns import kept_or_trained
+from .data import default_climate_store
+from .evaluate import BASELINES, baseline_label
 
 __all__ = ["planet_folds", "run_kfold", "KFoldResult", "aggregate"]
 
@@ -40,12 +44,11 @@ class KFoldResult:
     folds: list[dict[str, Any]]
     aggregate: dict[str, Any]
     table: str
+    outputs: str = "kfold.txt, kfold.json, fold-<i>/ with each fold's run"
 
 
 def _planet_keys(store: Store, runs: list[str]) -> dict[str, tuple[int, float]]:
     """(regime, instellation) of each run from its first parameter row (0/0.0 when absent)."""
-    from ..reader import CubeReader
-
     names = [p.name for p in store.params]
     reader = CubeReader(store.path, normalize="none")
     rows = np.asarray(reader.native.read_params([store.run(r).start for r in runs]))
@@ -87,7 +90,8 @@ def planet_folds(store: Store, k: int) -> list[dict[str, list[str]]]:
 
 
 def _fold_metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    res = summary["evaluation"]["test"]
+    evaluation = Evaluation.from_summary(summary)
+    res = evaluation.evaluation[evaluation.held_out_split]
     out: dict[str, Any] = {"n_samples": res["n_samples"], "rmse": {}, "rmse_physical": {}, "skill": {}}
     for name in ("model", *BASELINES):
         if name in res:
@@ -149,11 +153,7 @@ def _trained_on(split: dict[str, list[str]]) -> Callable[[dict[str, Any]], bool]
 
 
 def run_kfold(cfg: TrainConfig, k: int) -> KFoldResult:
-    """Train and evaluate `k` folds by planet of `cfg`'s climate store (datacube model)."""
-    from .tasks.datacube.data import default_climate_store
-
-    if cfg.model.name != "datacube":
-        raise ConfigError(f"--kfold evaluates the climate emulator (--model datacube), not {cfg.model.name!r}")
+    """Train and evaluate `k` folds by planet of `cfg`'s climate store (`DatacubeTask.run_kfold`)."""
     if cfg.data.split is not None:
         raise ConfigError("--kfold chooses the splits itself; drop data.split")
     store = open_store(cfg.data.store) if cfg.data.store else open_store(default_climate_store())

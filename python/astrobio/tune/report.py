@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import yaml
 
 from .._fsutil import atomic_write
 from ..errors import AstrobioError, first_line
-from .report import rows_table
+from ..train.evaluation import Evaluation
+from ..train.report import rows_table
 
-__all__ = ["TuneResult", "finish"]
+__all__ = ["TuneResult", "finish", "held_out"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,15 @@ class TuneResult:
     default: dict[str, Any] | None     # the default config's held-out result (or why there is none)
     plots: dict[str, str] = field(default_factory=dict)   # name -> PNG path, or "not ...: why"
     table: str = ""
+
+
+def held_out(task: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The held-out result of one run (its typed `Evaluation`): the task's headline rows
+    (metric, model, baseline name, baseline value), the split, and the skill over the reference
+    baseline (error metrics only)."""
+    evaluation = Evaluation.from_summary(summary)
+    return {"split": evaluation.held_out_split, "rows": [list(r) for r in task.headline(dict(summary))],
+            "skill": evaluation.skill()}
 
 
 def _counts(study: Any) -> dict[str, int]:
@@ -60,8 +71,6 @@ def _write_best(best: Any, study_dir: Path) -> Path | None:
 def _default_run(task: Any, base: Any, study_dir: Path, train: Any) -> dict[str, Any]:
     """The default config's held-out result from `<study_dir>/default`, trained once (under a
     file lock, so processes finishing together train it once; a killed attempt is resumed)."""
-    from .tune import held_out
-
     run = study_dir / "default"
     run.mkdir(parents=True, exist_ok=True)
     with open(run / ".lock", "w") as lock:

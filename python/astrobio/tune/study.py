@@ -10,7 +10,7 @@ same parameters (optuna's heartbeat + RetryHeartbeatStaleTrialCallback).
 
 `trials` is the number of trials this process runs (optuna's n_trials): two processes with
 `trials=3` on one study run 6. At the end: best.yaml, the best run beside the default config on
-the held-out split, plots and a summary (see astrobio.train._tune_report). docs/tuning.md.
+the held-out split, plots and a summary (see astrobio.tune.report). docs/tuning.md.
 """
 
 from __future__ import annotations
@@ -29,16 +29,17 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..datasets import data_home
+from .._optional import require
 from .._redact import redact
-from ..errors import AstrobioError, ConfigError, DependencyError, first_line
-from ..models._optional import require
-from ._tune_report import TuneResult, finish
-from ._tune_space import suggest, tunable
-from .config import TrainConfig, apply_overrides
-from .resources import ResourceMonitor
+from ..datasets import data_home
+from ..errors import AstrobioError, ConfigError, first_line
+from ..train.config import TrainConfig
+from ..train.resolve import apply_overrides, resolve
+from ..train.resources import ResourceMonitor
+from .report import TuneResult, finish, held_out
+from .space import suggest, tunable
 
-__all__ = ["tune", "TuneResult", "PruningCallback", "storage_url", "require_optuna"]
+__all__ = ["tune", "PruningCallback", "storage_url", "require_optuna", "base_config", "HEARTBEAT_S", "GRACE_S"]
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,7 @@ def _open_study(optuna: Any, name: str, storage: Any, url: str, direction: str, 
 
 def base_config(model: str, overrides: Sequence[Mapping[str, Any]] = ()) -> TrainConfig:
     """The model's defaults, quiet trials (no progress bars, no plots), then `overrides` in order."""
-    cfg = TrainConfig.for_model(model)
-    cfg.trainer.progress_bar, cfg.trainer.plots = False, False
-    for layer in overrides:
-        apply_overrides(cfg, layer)
+    cfg = resolve([{"trainer": {"progress_bar": False, "plots": False}}, *overrides], model=model)
     if cfg.trainer.devices * cfg.trainer.num_nodes != 1:
         raise ConfigError("tune runs single-process trials (devices 1, num_nodes 1); run several tune processes "
                           "on one --study instead")
@@ -147,10 +145,7 @@ def _mlflow_parent(study: Any, study_dir: Path, model: str) -> tuple[Any, str, s
     """(client, tracking uri, parent run id): the study's MLflow run, shared by every process
     of the study (its id is kept in the study); trials nest under it through the
     `mlflow.parentRunId` tag, which MLflow's `MLFLOW_RUN_CONTEXT` adds to every run created."""
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise DependencyError('MLflow logging needs mlflow: pip install "astrobio[track]"') from None
+    MlflowClient = require("mlflow.tracking").MlflowClient
     uri = os.environ.get("MLFLOW_TRACKING_URI") or (study_dir / "mlruns").resolve().as_uri()
     with _env({"MLFLOW_ALLOW_FILE_STORE": os.environ.get("MLFLOW_ALLOW_FILE_STORE", "true")}):
         client = MlflowClient(uri)
@@ -172,13 +167,13 @@ def tune(model: str, trials: int, *, timeout: float | None = None, study: str | 
     """Run `trials` trials of `model` (optuna study `study`, default `<model>-tune`) and report.
 
     overrides: config layers (YAML layout) applied over the model's defaults before each
-    trial's parameters; space: YAML search-space overrides (see `_tune_space`); pruner/sampler:
+    trial's parameters; space: YAML search-space overrides (see `astrobio.tune.space`); pruner/sampler:
     optuna objects (default MedianPruner(n_startup_trials=5, n_warmup_steps=2), TPE);
     heartbeat: (interval, grace) seconds for detecting trials of killed processes;
     compare_default: also train the default config once into `<study_dir>/default`.
     """
-    from .tasks import get_task
-    from .trainer import train
+    from ..train.tasks import get_task
+    from ..train.trainer import train
 
     optuna = require_optuna()
     tunable(model)  # ConfigError for an unknown model or one without a search space
@@ -244,12 +239,3 @@ def _objective(train: Any, task: Any, base: TrainConfig, space: Mapping[str, Any
 
     return objective
 
-
-def held_out(task: Any, summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The held-out result of one run: the task's headline rows (metric, model, baseline name,
-    baseline value) and, where the task reports it, the skill over the baseline."""
-    rows = [list(r) for r in task.headline(summary)] if hasattr(task, "headline") else []
-    split = summary.get("held_out_split")
-    res = summary.get("evaluation", {}).get(split, {}) if split else {}
-    skill = res.get("skill") if isinstance(res, Mapping) else None
-    return {"split": split, "rows": rows, "skill": skill}

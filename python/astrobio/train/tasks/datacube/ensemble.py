@@ -1,4 +1,5 @@
-"""Seed ensembles of the climate emulator (`python -m astrobio.train --ensemble N`): N runs that
+"""Seed ensembles of the climate emulator (`python -m astrobio.train --ensemble N`, the datacube
+task's `run_ensemble`, see `astrobio.train.tasks.Ensembles`): N runs that
 differ only in their seed (`trainer.seed`, + 1, ...), evaluated together by the mean of their
 predictions on the same held-out planets, beside both baselines and each member's own score.
 
@@ -17,19 +18,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .checkpoint import load_checkpoint, restore_weights
-from .config import TrainConfig
-from .history import RunHistory
-from .report import write_summary
-from .subruns import kept_or_trained
-from .tasks import BuildContext, get_task
+from ....errors import ConfigError
+from ...location import store_identity
+from ...checkpoint import load_checkpoint, restore_weights
+from ...config import TrainConfig
+from ...evaluation import Evaluation
+from ...history import RunHistory
+from ...report import write_summary
+from ...subruns import kept_or_trained
+from .. import BuildContext
+from .module import EmulatorModule
+
+if TYPE_CHECKING:
+    from .task import DatacubeTask
 
 __all__ = ["run_ensemble", "EnsembleResult", "MeanPrediction"]
 
@@ -39,17 +45,17 @@ class EnsembleResult:
     run_dir: Path
     summary: dict[str, Any]
     table: str
+    outputs: str = "summary.txt, summary.json, fields.png, member-<i>/ with each member's run"
 
 
 class MeanPrediction(nn.Module):
     """The members' mean prediction, shaped like a trained module for the task's evaluation."""
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Sequence[EmulatorModule]) -> None:
         super().__init__()
         if not members:
             raise ConfigError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
-        self.trainer = SimpleNamespace(checkpoint_callback=None)  # no single best score
 
     @property
     def device(self) -> torch.device:
@@ -57,7 +63,16 @@ class MeanPrediction(nn.Module):
 
     @torch.no_grad()
     def predict(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.stack([m.predict(params) for m in self.members]).mean(dim=0)  # type: ignore[operator]
+        return torch.stack([m.predict(params) for m in self._members()]).mean(dim=0)
+
+    def _members(self) -> list[EmulatorModule]:
+        return [m for m in self.members if isinstance(m, EmulatorModule)]
+
+
+def evaluate_members(task: "DatacubeTask", cfg: TrainConfig, members: Sequence[EmulatorModule], run_dir: Path) -> Evaluation:
+    """The ensemble's held-out result: the task's evaluation of the members' mean prediction
+    (the one place that turns member predictions into the ensemble's metrics)."""
+    return task.evaluate(cfg, MeanPrediction(members).eval(), run_dir)
 
 
 def _member(cfg: TrainConfig, run_dir: Path, i: int) -> dict[str, Any]:
@@ -73,10 +88,9 @@ def _member(cfg: TrainConfig, run_dir: Path, i: int) -> dict[str, Any]:
     return {"member": i, "seed": seed, "run_dir": str(member_dir), "summary": summary}
 
 
-def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
-    """Train `n` seeds of `cfg` (datacube model) and evaluate their mean prediction."""
-    if cfg.model.name != "datacube":
-        raise ConfigError(f"--ensemble averages the climate emulator (--model datacube), not {cfg.model.name!r}")
+def run_ensemble(task: "DatacubeTask", cfg: TrainConfig, n: int) -> EnsembleResult:
+    """Train `n` seeds of `cfg` and evaluate their mean prediction with `task`, a fresh datacube
+    task (`DatacubeTask.run_ensemble`)."""
     if n < 2:
         raise ConfigError(f"--ensemble needs at least 2 members, got {n}")
     started = time.perf_counter()
@@ -89,8 +103,7 @@ def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
     ens_cfg = copy.deepcopy(cfg)
     ens_cfg.trainer.output_dir = str(run_dir)
     ens_cfg.data.verify = False  # scanned by the first member
-    task = get_task(cfg.model.name)
-    identity = task.open(ens_cfg)
+    identity = store_identity(ens_cfg, task, task.open(ens_cfg))
     built = task.build(ens_cfg, BuildContext(hardware={"accelerator": "cpu", "precision": "32-true"}, history=RunHistory()))
     modules = []
     for m in members:
@@ -100,8 +113,9 @@ def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
         modules.append(module.eval())
     summary: dict[str, Any] = {"run_dir": str(run_dir), "model": cfg.model.name, "store": str(identity.get("path")),
                                "store_digest": identity.get("content_digest")}
-    summary.update(task.evaluate(ens_cfg, MeanPrediction(modules).eval(), run_dir))
-    held_out = summary["held_out_split"]
+    evaluation = evaluate_members(task, ens_cfg, modules, run_dir)
+    summary.update(evaluation.summary_entries())
+    held_out = evaluation.held_out_split
     summary["ensemble"] = {"members": [
         {"member": m["member"], "seed": m["seed"], "run_dir": m["run_dir"], "best_epoch": m["summary"].get("best_epoch"),
          "rmse": m["summary"]["evaluation"][held_out]["model"]["rmse"],
@@ -111,7 +125,7 @@ def run_ensemble(cfg: TrainConfig, n: int) -> EnsembleResult:
     summary["config"] = cfg.to_dict()
     summary["wall_time_s"] = time.perf_counter() - started
     if cfg.trainer.plots:
-        summary["plots"] = task.field_plot(run_dir)  # type: ignore[attr-defined]
+        summary["plots"] = task.field_plot(run_dir)
     lines = [task.table(summary), f"members on {held_out} (each alone):"]
     for row in summary["ensemble"]["members"]:
         phys = row["skill_physics_baseline"]

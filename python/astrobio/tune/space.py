@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .config import nest_dotted
-from .tasks import Tunable, get_task
+from ..train.config import load_yaml, nest_dotted
+from ..train.tasks import Tunable, get_task
 
 __all__ = ["load_space", "check_space", "suggest", "tunable"]
 
@@ -71,8 +71,6 @@ def check_space(space: Mapping[str, Any], where: str = "search space") -> dict[s
 
 def load_space(path: str) -> dict[str, Any]:
     """A search-space YAML file (see the module docstring), checked."""
-    from .config import load_yaml
-
     return check_space(load_yaml(path), f"search space {path}")
 
 

@@ -1,0 +1,222 @@
+"""Source formats: one registry maps a format's name to its request model (pydantic), its
+ingest function and the store kind it writes. `astrobio ingest <format>` (its subcommands and
+flags), the REST collect bodies (`POST /api/v1/datasets/collect`, a union discriminated by
+"format" whose OpenAPI schema lists each format's fields) and the registry's collect are all
+generated from it: none of them names a format.
+
+A third party adds a format with
+
+    from astrobio.ingest.formats import SourceFormat, SourcePath, register_format
+    class MyRequest(pydantic.BaseModel):          # the options; source files typed SourcePath
+        source: SourcePath
+    register_format(SourceFormat("mine", kind="table", request=MyRequest, ingest=my_ingest))
+
+or, for an installed package, an entry point in the group `astrobio.source_formats`
+(`mine = "mypkg.formats:FORMAT"`), loaded the first time a name is not found. See
+docs/add-a-source-format.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError
+
+__all__ = ["ENTRY_POINT_GROUP", "IngestContext", "SourceFormat", "SourcePath", "StrictRequest", "format_names", "get_format",
+           "pairs", "parse_request", "register_format", "sources_of", "unregister_format", "with_sources"]
+
+ENTRY_POINT_GROUP = "astrobio.source_formats"
+
+
+class _SourceMarker:
+    """Marks a request field as a source path (the server confines it to its source roots)."""
+
+    def __repr__(self) -> str:
+        return "SourcePath"
+
+
+SOURCE = _SourceMarker()
+#: A request field naming a source file or folder: the REST collect refuses one outside the
+#: server's source roots, and the ingest function receives it resolved.
+SourcePath = Annotated[str, Field(min_length=1, max_length=4096, description="path of a source file or folder"), SOURCE]
+
+
+class StrictRequest(BaseModel):
+    """A base for request models: unknown fields are refused, aliases and names both accepted."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    """What an ingest function is told besides its request: `dataset`, the registry dataset
+    the store becomes a version of ("" from `astrobio ingest`), and `caller` ("cli" or "api"),
+    which only sets the syntax of hints in error messages."""
+
+    dataset: str = ""
+    caller: str = "api"
+
+
+#: ingest(request, out, context) -> where the store was written (`out`)
+IngestFunction = Callable[[Any, "Path | str", IngestContext], "Path | str"]
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """One source format. `request` is a pydantic model of its options (source files typed
+    `SourcePath`); `ingest` writes a store of kind `kind` (`astrobio.stores.kinds`) at `out`.
+    `add_arguments(parser)` / `to_values(args)` optionally replace the CLI flags generated from
+    `request` (one flag per field) with the format's own syntax."""
+
+    name: str
+    kind: str
+    request: type[BaseModel]
+    ingest: IngestFunction
+    help: str = ""
+    examples: tuple[str, ...] = ()
+    add_arguments: Callable[[Any], None] | None = field(default=None, compare=False)
+    to_values: Callable[[Any], dict[str, Any]] | None = field(default=None, compare=False)
+
+
+_BUILTIN: dict[str, str] = {
+    "climate": "astrobio.ingest.climate_format:FORMAT",
+    "catalogue": "astrobio.ingest.catalogue:FORMAT",
+    "metabolic": "astrobio.ingest.metabolic:FORMAT",
+    "observations": "astrobio.ingest.observations:FORMAT",
+}
+_REGISTRY: dict[str, SourceFormat | str] = dict(_BUILTIN)
+
+
+def register_format(fmt: SourceFormat) -> SourceFormat:
+    """Register (or replace) a source format under its name; returns it."""
+    if not isinstance(fmt, SourceFormat):
+        raise ConfigError(f"register_format takes a SourceFormat, got {type(fmt).__name__}")
+    if not fmt.name or not fmt.name.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"a source format's name must be letters, digits, '-' or '_', got {fmt.name!r}")
+    if not (isinstance(fmt.request, type) and issubclass(fmt.request, BaseModel)):
+        raise ConfigError(f"source format {fmt.name!r}: request must be a pydantic model class")
+    reserved = {"format", "dataset"} & set(fmt.request.model_fields)
+    if reserved:
+        raise ConfigError(f"source format {fmt.name!r}: request fields {sorted(reserved)} are reserved for the collect body")
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def unregister_format(name: str) -> None:
+    """Forget a registered format (a built-in one goes back to its built-in definition)."""
+    _REGISTRY.pop(name, None)
+    if name in _BUILTIN:
+        _REGISTRY[name] = _BUILTIN[name]
+
+
+def _load_entry_points() -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
+def format_names() -> list[str]:
+    """Registered format names (built-in, registered, installed entry points), sorted."""
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_format(name: str) -> SourceFormat:
+    """The format called `name`; ConfigError (one line, naming the known ones) otherwise."""
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown source format {name!r}; known formats: {', '.join(format_names())} "
+                          f"(add one with astrobio.ingest.formats.register_format or the {ENTRY_POINT_GROUP} entry points)")
+    entry = _REGISTRY[name]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        if not isinstance(entry, SourceFormat) or entry.name != name:
+            raise ConfigError(f"the source format registered as {name!r} is not a SourceFormat called {name!r}")
+        _REGISTRY[name] = entry
+    return entry
+
+
+def pairs(items: Any, what: str) -> dict[str, str]:
+    """["a=x", "b=y"] -> {"a": "x", "b": "y"} (the CLI's NAME=VALUE syntax); ConfigError otherwise."""
+    out = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def parse_request(fmt: SourceFormat, values: Mapping[str, Any]) -> BaseModel:
+    """`values` validated into `fmt`'s request model; ConfigError naming the first bad field."""
+    try:
+        return fmt.request.model_validate(dict(values))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "request"
+        raise ConfigError(f"{fmt.name}: {where}: {err['msg']}") from None
+
+
+def _is_source(hint: Any) -> bool:
+    return typing.get_origin(hint) is Annotated and any(m is SOURCE for m in typing.get_args(hint)[1:])
+
+
+def _source_shape(info: Any) -> str | None:
+    """'one', 'map' or 'list' when the field holds source paths (SourcePath, dict[_, SourcePath],
+    list[SourcePath], optionally | None); None otherwise."""
+    if any(m is SOURCE for m in info.metadata):
+        return "one"
+    hint = info.annotation
+    if _is_source(hint):
+        return "one"
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
+    for a in args:
+        origin, inner = typing.get_origin(a), typing.get_args(a)
+        if origin is dict and inner and _is_source(inner[-1]):
+            return "map"
+        if origin is list and inner and _is_source(inner[0]):
+            return "list"
+    return None
+
+
+def sources_of(request: BaseModel) -> dict[str, str]:
+    """Field path -> source path of every source the request names ("runs.a", "source",
+    "files.0"), from the fields typed `SourcePath`."""
+    out: dict[str, str] = {}
+    for name, info in type(request).model_fields.items():
+        shape, value = _source_shape(info), getattr(request, name)
+        if shape is None or value is None:
+            continue
+        if shape == "one":
+            out[name] = value
+        elif shape == "map":
+            out.update({f"{name}.{k}": v for k, v in value.items()})
+        else:
+            out.update({f"{name}.{i}": v for i, v in enumerate(value)})
+    return out
+
+
+def with_sources(request: BaseModel, resolved: Mapping[str, Path]) -> BaseModel:
+    """A copy of `request` whose source paths are replaced by `resolved` (keys as `sources_of`)."""
+    update: dict[str, Any] = {}
+    for name, info in type(request).model_fields.items():
+        shape, value = _source_shape(info), getattr(request, name)
+        if shape is None or value is None:
+            continue
+        if shape == "one":
+            update[name] = str(resolved.get(name, value))
+        elif shape == "map":
+            update[name] = {k: str(resolved.get(f"{name}.{k}", v)) for k, v in value.items()}
+        else:
+            update[name] = [str(resolved.get(f"{name}.{i}", v)) for i, v in enumerate(value)]
+    return request.model_copy(update=update)
