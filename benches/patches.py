@@ -4,7 +4,7 @@ against zarr-python reading the same store's chunks + numpy normalization. One p
 interleaved rounds, the median per contender and ratios; every contender's batch is checked
 against the core's first (a fast wrong answer never wins).
 
-    python benches/patches.py [--store PATH] [--batch 64] [--rounds 30]
+    python benches/patches.py [--store PATH] [--batch 64] [--rounds 30] [--threads 1]
 
 Without --store it uses the default dataset's observations part (built on first use).
 """
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--store", default=None)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1, help="core reader threads (0: every core; the peers use one)")
     a = ap.parse_args()
     fits = require("astropy.io.fits")
     nddata = require("astropy.nddata")
@@ -42,7 +43,7 @@ def main() -> None:
     size = int(store.manifest["patch_size"])
     mean = np.asarray(store.manifest["normalization"]["mean"], np.float32)
     std = np.asarray(store.manifest["normalization"]["std"], np.float32)
-    core = CubeReader(store.patches_path, threads=1)
+    core = CubeReader(store.patches_path, threads=a.threads)
     zarr_cubes = zarr.open_array(store=str(store.patches_path / "cubes"), mode="r")
     with fits.open(package_file("ztfimg", IMAGE_FILES[0])) as h, fits.open(package_file("ztfimg", IMAGE_FILES[1])) as m:
         data = np.asarray(h[0].data, np.float32)

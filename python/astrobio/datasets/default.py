@@ -108,7 +108,7 @@ def part_path(part: str, root: Path | None = None) -> Path:
 
 def build_default(parts: Sequence[str] | None = None, root: Path | None = None, progress: bool = True) -> dict[str, list[Path]]:
     """Build (or confirm up to date) the default dataset's parts; returns their store paths."""
-    chosen = list(parts or DEFAULT_PARTS)
+    chosen = list(parts or [p for p in DEFAULT_PARTS if p in PARTS])
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
         raise ConfigError(f"unknown parts {unknown}; parts: {', '.join(PARTS)}")

@@ -19,6 +19,7 @@ import gzip
 import io
 import logging
 import math
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +53,12 @@ def _stamp(blob: Any, where: str) -> np.ndarray:
         raise IntegrityError(f"{where}: no stamp data")
     try:
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        with fits.open(io.BytesIO(raw), memmap=False) as hdul:
+        with warnings.catch_warnings():
+            # ZTF writes the SIMPLE card of its stamps slightly off the standard; astropy reads them
+            # correctly and would warn once per stamp
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            hdul = fits.open(io.BytesIO(raw), memmap=False)
+        with hdul:
             image = hdul[0].data
             if image is None or image.ndim != 2:
                 raise ValueError(f"primary HDU holds {None if image is None else image.shape}, not an image")

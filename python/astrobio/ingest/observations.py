@@ -199,4 +199,4 @@ def _ingest(request: ObservationRequest, out: Path | str, context: IngestContext
 FORMAT = SourceFormat(
     "observations", kind="observation", request=ObservationRequest, ingest=_ingest,
     help="real ZTF alerts and a ZTF science image -> patches around validated detections, with negatives",
-    examples=("astrobio ingest observations obs.zarr --patch-size 32 --start 2020-01-01 --confidence-threshold 0.9",))
+    examples=("astrobio ingest observations --out obs.zarr --patch-size 32 --start 2020-01-01 --confidence-threshold 0.9",))
