@@ -129,3 +129,14 @@ def test_empty_selection_is_one_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "e.zarr").exists()
     with pytest.raises(ConfigError, match="patch_size 80"):  # refused as the request is read (a 422 over REST)
         parse_request(get_format("observations"), {"patch_size": 80})
+
+
+def test_quality_expectations_of_the_real_store(obs_store: Path) -> None:
+    s = open_observations(obs_store)
+    results = {r["expectation"]: r for r in KIND.expectations(obs_store, s.manifest, {})}
+    for name in ("expect_no_duplicate_samples", "expect_no_object_leakage", "expect_no_sky_region_leakage",
+                 "expect_valid_coordinates", "expect_image_integrity", "expect_consistent_labels", "expect_survey_coverage",
+                 "expect_dates_within_request"):
+        assert results[name]["success"], results[name]
+    assert results["expect_image_integrity"]["observed_value"]["missing_fraction"]["reference"] > 0  # image patches lack it
+    assert "duplicate alert (same object and exposure, re-issued with a new candid)" in s.manifest["dropped"]

@@ -146,6 +146,17 @@ def read_alerts(files: Sequence[tuple[Path, str]], size: int = 63, real: float =
     the central `size` x `size` pixels of each cutout triplet, labelled by drb."""
     parts = [_one_file(Path(p), name, size, real, bogus) for p, name in files]
     out = concat(parts, size)
+    # ZTF re-issues some alerts (same object and exposure, a new candid): keep the first
+    seen: set[tuple[str, float]] = set()
+    keep = []
+    for i, key in enumerate(zip(out.columns["object_id"], out.columns["mjd"])):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    if len(keep) < len(out):
+        n = len(out)
+        out = out.take(np.asarray(keep))  # take() keeps the drop counts
+        out.dropped["duplicate alert (same object and exposure, re-issued with a new candid)"] += n - len(keep)
     if out.dropped:
         log.info("alerts dropped: %s", dict(out.dropped))
     return out

@@ -112,7 +112,7 @@ def _negatives(shape: tuple[int, int], blocked: np.ndarray, bad: np.ndarray, n: 
     grid_y, grid_x = np.mgrid[half:shape[0] - half:half, half:shape[1] - half:half]
     ok = clear[grid_y, grid_x] & ~bad[grid_y, grid_x]
     cand = np.stack([grid_x[ok], grid_y[ok]], axis=1)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # real-data-ok: which real background positions
     pick = rng.permutation(len(cand))[:n]
     return cand[np.sort(pick)].astype(float)
 
@@ -155,7 +155,7 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
         vsx_of = {int(i): v_type[int(j[i])] for i in np.flatnonzero(np.isfinite(dist))}
     # the task: the pipeline's sources that a 5-sigma threshold (sep) misses
     faint = np.flatnonzero(~(sep_dist <= 2.0))
-    order = faint[np.random.default_rng(seed).permutation(len(faint))]
+    order = faint[np.random.default_rng(seed).permutation(len(faint))]  # real-data-ok: which real sources
     if max_positives is not None:
         order = np.concatenate([[i for i in order if i in vsx_of], [i for i in order if i not in vsx_of]]).astype(int)[:max_positives]
     order = np.sort(order).astype(int)

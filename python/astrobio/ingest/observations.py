@@ -133,7 +133,7 @@ def select(patches: Patches, req: ObservationRequest) -> Patches:
         keep &= np.isin(c["anomaly_type"], list(req.anomaly_types))
     idx = np.flatnonzero(keep)
     if req.max_samples and len(idx) > req.max_samples:
-        idx = np.sort(np.random.default_rng(req.seed).permutation(idx)[:req.max_samples])
+        idx = np.sort(np.random.default_rng(req.seed).permutation(idx)[:req.max_samples])  # real-data-ok: a subset
     return patches.take(idx)
 
 

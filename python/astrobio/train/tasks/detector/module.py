@@ -24,8 +24,8 @@ __all__ = ["DetectorModule", "augment"]
 def augment(x: torch.Tensor, seed: int) -> torch.Tensor:
     """One of the 8 rotations/flips of the square patch per batch (a patch of sky has no up)."""
     g = torch.Generator().manual_seed(seed)
-    k = int(torch.randint(0, 4, (1,), generator=g))
-    flip = bool(torch.randint(0, 2, (1,), generator=g))
+    k = int(torch.randint(0, 4, (1,), generator=g))  # real-data-ok: picks a rotation of real pixels
+    flip = bool(torch.randint(0, 2, (1,), generator=g))  # real-data-ok: picks a flip
     x = torch.rot90(x, k, dims=(-2, -1))
     return torch.flip(x, dims=(-1,)) if flip else x
 
