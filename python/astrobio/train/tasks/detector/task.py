@@ -50,8 +50,8 @@ class DetectorTask:
         cfg.data.location = str(path.resolve())
         m = self.store.manifest
         cols = self.store.columns
-        self.identity = {"counts": m["counts"], "surveys": cols.groupby(["survey", "product"]).size().rename(
-            index=lambda k: " ".join(k) if isinstance(k, tuple) else k).to_dict(), "split_rule": m["split_rule"]}
+        surveys = {f"{s} {p}": int(n) for (s, p), n in cols.groupby(["survey", "product"]).size().items()}
+        self.identity = {"counts": m["counts"], "surveys": surveys, "split_rule": m["split_rule"]}
         return self.identity
 
     def build(self, cfg: TrainConfig, ctx: BuildContext) -> Built:
@@ -77,7 +77,7 @@ class DetectorTask:
             details={"baseline_methods": {"snr": "central 5x5 peak SNR threshold (as sep/photutils detect)",
                                           "logistic": "logistic regression on 15 simple per-channel features"},
                      "operating_point": f"each method's threshold at {o.operating_fpr:.0%} false-positive rate on the split",
-                     "data": self.identity})
+                     "dataset": self.identity})
 
     def table(self, summary: dict[str, Any]) -> str:
         rows = [("split / rows", "method", "ROC AUC [95% CI]", "precision", "recall", "F1")]
