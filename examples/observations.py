@@ -21,7 +21,7 @@ from astrobio.stores.observation import KIND, open_observations
 
 
 def gallery(store_path: Path, out: Path, per_class: int = 5) -> Path:
-    """Positives and negatives of each survey product (science channel; missing pixels grey)."""
+    """Positives and negatives of each survey product (science channel; missing pixels white)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +45,7 @@ def gallery(store_path: Path, out: Path, per_class: int = 5) -> Path:
             ax.imshow(img, cmap="gray", origin="lower")
             ax.set_title(f"{cols['anomaly_type'].iloc[idx[k]][:12]}", fontsize=6)
         axes[row][0].set_ylabel(f"{name}\n{'positive' if lab else 'negative'}", fontsize=7)
-    fig.suptitle("observation patches: difference (alerts) or science (image), asinh stretch; grey = masked", fontsize=8)
+    fig.suptitle("observation patches: difference (alerts) or science (image), asinh stretch; white = masked", fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
