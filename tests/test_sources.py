@@ -85,7 +85,7 @@ def test_missing_file_in_a_source_names_it(fresh_cache: Path) -> None:
         sources.package_file(SMALL, "no/such.file")
 
 
-def test_every_pin_is_a_wheel_with_a_sha256() -> None:
+def test_every_pin_is_a_wheel_or_sdist_with_a_sha256() -> None:
     for package, src in sources.SOURCES.items():
-        assert src.package == package and src.wheel.endswith(".whl")
+        assert src.package == package and (src.wheel.endswith(".whl") or src.sdist and src.members)
         assert len(src.sha256) == 64 and int(src.sha256, 16) >= 0

@@ -49,6 +49,10 @@ NEEDS: dict[str, Need] = {
     "uvicorn": Need("the REST API (astrobio serve)", "serve"),
     "httpx": Need("the registry client (astrobio.registry.Client)", "serve"),
     "jinja2": Need("the quality report page (astrobio serve)", "serve"),
+    "astropy": Need("survey observations (astrobio ingest observations, --model detector)", "survey"),
+    "sep": Need("source detection in survey images (astrobio ingest observations)", "survey"),
+    "pyarrow": Need("reading alert streams (astrobio ingest observations)", "survey"),
+    "astropy_healpix": Need("the sky-region split of observations (astrobio ingest observations)", "survey"),
 }
 
 

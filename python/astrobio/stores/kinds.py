@@ -126,6 +126,7 @@ _BUILTIN: dict[str, str] = {
     "cube": "astrobio.stores.cube_kind:KIND",
     "table": "astrobio.stores.table:KIND",
     "graph": "astrobio.stores.graph:KIND",
+    "observation": "astrobio.stores.observation:KIND",
 }
 #: the manifest formats of the built-in kinds (older names), known before their modules load
 _BUILTIN_FORMATS: dict[str, str] = {"astrobio.store": "cube", "astrobio.table": "table", "astrobio.graphs": "graph"}

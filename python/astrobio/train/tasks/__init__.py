@@ -180,6 +180,7 @@ _BUILTIN: dict[str, str] = {
     "graph": "astrobio.train.tasks.graph:GraphTask",
     "language": "astrobio.train.tasks.language:LanguageTask",
     "multimodal": "astrobio.train.tasks.multimodal:MultimodalTask",
+    "detector": "astrobio.train.tasks.detector:DetectorTask",
 }
 _REGISTRY: dict[str, TaskFactory | str] = dict(_BUILTIN)
 #: the built-in tasks' options types: importing one loads no task (no Lightning, no data), so a
@@ -189,6 +190,7 @@ _BUILTIN_OPTIONS: dict[str, str] = {
     "graph": "astrobio.train.tasks.graph.options:GraphOptions",
     "language": "astrobio.train.tasks.language.options:LanguageOptions",
     "multimodal": "astrobio.train.tasks.multimodal.options:MultimodalOptions",
+    "detector": "astrobio.train.tasks.detector.options:DetectorOptions",
 }
 
 
