@@ -34,7 +34,7 @@ import astrobio
 from astrobio.cli import main as cli_main
 from astrobio.ingest.formats import format_names, get_format, unregister_format
 from astrobio.stores.kinds import get_kind, kind_names, unregister_kind
-from astrobio.train import Built, BuildContext, TrainConfig, register_task, unregister_task
+from astrobio.train import Built, BuildContext, Evaluation, TrainConfig, register_task, unregister_task
 from astrobio.train.optim import adamw_warmup_cosine, decay_groups, optimizer_steps
 from registry_fixtures import Backend, backend, real_sources, start_server, wait_job  # noqa: F401  (fixtures)
 
@@ -163,7 +163,7 @@ class KeplerTask:
         return Built(KeplerData(self.x, self.y, self.splits, cfg.data.batch_size), module, per_rank, {**ctx.hardware})
 
     @torch.no_grad()
-    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> dict[str, Any]:
+    def evaluate(self, cfg: TrainConfig, module: Any, run_dir: Path) -> Evaluation:
         mean = float(self.y[self.splits["train"]].mean())
         out = {}
         for split in ("val", "test"):
@@ -171,7 +171,8 @@ class KeplerTask:
             pred = module.model(torch.from_numpy(self.x[idx]).to(module.device)).squeeze(-1).double().cpu().numpy()
             out[split] = {"n": int(len(idx)), "model": float(np.sqrt(np.mean((pred - self.y[idx]) ** 2))),
                           "train_mean": float(np.sqrt(np.mean((mean - self.y[idx]) ** 2)))}
-        return {"held_out_split": "test", "metric": "rmse", "baseline": "train mean", "evaluation": out}
+        return Evaluation(held_out_split="test", metric="rmse", direction="min", model=out["test"]["model"],
+                          baselines={"train_mean": out["test"]["train_mean"]}, evaluation=out)
 
     def table(self, summary: dict[str, Any]) -> str:
         r = summary["evaluation"]["test"]
