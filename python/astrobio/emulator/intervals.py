@@ -41,7 +41,8 @@ def bootstrap_skill(model: Mapping[str, float], baseline: Mapping[str, float], w
     w = np.array([weights[i] for i in ids] if weights is not None else [1.0] * len(ids), np.float64)
     if not (np.isfinite(m).all() and np.isfinite(b).all() and (w > 0).all() and (b > 0).all()):
         raise ConfigError("bootstrap over planets: RMSEs must be finite, baselines and weights positive")
-    draw = np.random.default_rng(seed).integers(0, len(ids), size=(draws, len(ids)))
+    # which planets each draw takes: indices into the real per-planet errors
+    draw = np.random.default_rng(seed).integers(0, len(ids), size=(draws, len(ids)))  # real-data-ok: seeded resampling
     skills = 1.0 - np.sqrt((w * m)[draw].sum(axis=1) / (w * b)[draw].sum(axis=1))
     low, high = np.percentile(skills, [50 * (1 - level), 50 * (1 + level)])
     point = 1.0 - float(np.sqrt((w * m).sum() / (w * b).sum()))
