@@ -43,9 +43,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.action == "pack-climate":
         split = split_arg(args.split)  # None: the campaign's documented held-out rule
+        if args.untouched and not args.store:
+            raise ConfigError("--untouched packs the untouched evaluation runs into a store of their own: add --store PATH")
         # with --store (your own runs -> a store to evaluate an emulator on), never the package's own pack
         pack_dir = Path(args.out) if args.out else Path(f"{args.store}.pack") if args.store else _pack_dir()
-        npz, js = simulate.pack_results(Path(args.name), pack_dir, split)
+        npz, js = simulate.pack_results(Path(args.name), pack_dir, split, untouched=args.untouched)
         print(f"wrote {npz} ({npz.stat().st_size / 1e6:.1f} MB) and {js}")
         if args.store:
             from .datasets.climate import build_climate_store
@@ -136,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  astrobio datasets build default\n  astrobio datasets build default --parts climate\n"
                               "  astrobio datasets pack-climate gcm_campaign          # held-out planets by the documented rule\n"
                               "  astrobio datasets pack-climate gcm_runs --split test=trappist-1_e --split val=toi-700_d\n"
-                              "  astrobio datasets pack-climate gcm_runs --split test=earth --store earth_gcm.zarr   # for astrobio evaluate")
+                              "  astrobio datasets pack-climate gcm_runs --split test=earth --store earth_gcm.zarr   # for astrobio evaluate\n"
+                              "  astrobio datasets pack-climate gcm_untouched --untouched --store untouched.zarr   # evaluated once per model")
     d.add_argument("action", choices=["build", "list", "pack-climate"])
     d.add_argument("name", nargs="?", default="default", help="dataset name (build) or results folder (pack-climate)")
     d.add_argument("--parts", help="comma-separated parts to build (default: all)")
@@ -145,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="pack-climate: output folder (default: the package's data folder)")
     d.add_argument("--store", help="pack-climate: also build a cube store from the pack (e.g. your own simulate runs, to "
                                    "evaluate an emulator on: astrobio evaluate RUN --store PATH)")
+    d.add_argument("--untouched", action="store_true", help="pack-climate: the untouched evaluation campaign (every settled run "
+                                                            "in test, the store marked untouched; needs --store)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_datasets)
 

@@ -120,6 +120,8 @@ def build_climate_store(out: Path, pack_dir: Path | None = None) -> Path:
         "runs": {r["id"]: r["provenance"] for r in doc["runs"]},
         "command": "astrobio datasets build default",
     }
+    if doc.get("untouched"):  # the untouched evaluation campaign: the trainer refuses the store
+        provenance.update(untouched=True, command="astrobio datasets pack-climate DIR --untouched --store PATH")
     units = [run.get("units", {}) for run in doc["runs"]]
     if any(u != units[0] for u in units):
         raise IntegrityError("runs of the pack disagree on units", path=str(js))

@@ -54,7 +54,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .load import load_emulator
 
     emulator = load_emulator(args.run, store=args.train_store)
-    result = evaluate_store(emulator, args.store, split=args.split, out_dir=args.out)
+    result = evaluate_store(emulator, args.store, split=args.split, out_dir=args.out, again=args.again)
     print(result.table)
     if result.files:
         print("wrote " + ", ".join(str(p) for p in result.files))
@@ -82,11 +82,14 @@ def add_commands(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="score a trained emulator on a cube store beside the baselines", formatter_class=fmt,
                        epilog="examples:\n  astrobio evaluate runs/base --store ~/.cache/astrobio/default/climate.zarr\n"
                               "  astrobio evaluate runs/base --store my_gcm_runs.zarr --split all\n"
-                              "  astrobio evaluate runs/ens --store climate@v2 --out eval/")
+                              "  astrobio evaluate runs/ens --store climate@v2 --out eval/\n"
+                              "  astrobio evaluate runs/base --store untouched.zarr --out eval/   # once per model (ledger)")
     e.add_argument("run", help="a training run folder (or ensemble folder, or .ckpt file)")
     e.add_argument("--store", required=True, help="a cube store path or URL, or a registered name@vN")
     e.add_argument("--split", default=None, help="test, val, train or all (default: the run's held-out split on its own "
                                                  "store; every sample of any other store)")
     e.add_argument("--out", help="folder for evaluation.json and the plots (default: none written)")
     e.add_argument("--train-store", help="the run's training store, when it moved (same content digest)")
+    e.add_argument("--again", action="store_true", help="an untouched store: evaluate a checkpoint already evaluated on it "
+                                                        "(recorded in $ASTROBIO_HOME/untouched-ledger.jsonl like the first)")
     e.set_defaults(func=cmd_evaluate)

@@ -27,7 +27,9 @@ from ..train.tasks.datacube.data import resolve_split
 from ..train.tasks.datacube.evaluate import evaluate
 from ..train.tasks.datacube.report import summary_table
 from .calibration import plot_reliability
+from .intervals import interval_rows, planet_intervals
 from .load import to_normalized
+from .untouched import checkpoint_digest, is_untouched, ledger_entry, open_ledger
 
 if TYPE_CHECKING:
     from .load import Emulator  # noqa: F401 (annotations)
@@ -75,10 +77,10 @@ def check_compatible(emulator: Emulator, store: Store) -> None:
                           f"{tuple(emulator.store.sample_shape[1:])}")
     mine, other = emulator.coords, store.manifest.get("coords") or {}
     for axis in ("level", "lat", "lon"):
-        a, b = (mine.get(axis) or {}).get("values"), (other.get(axis) or {}).get("values")
-        if a is not None and b is not None and not np.allclose(a, b, rtol=0, atol=1e-3):
+        x, y = (mine.get(axis) or {}).get("values"), (other.get(axis) or {}).get("values")
+        if x is not None and y is not None and not np.allclose(x, y, rtol=0, atol=1e-3):
             raise ConfigError(f"store {store.path}: its {axis} coordinate differs from the emulator's "
-                              f"(first {b[0]:g}..{b[-1]:g} vs {a[0]:g}..{a[-1]:g}); regrid it first")
+                              f"(first {y[0]:g}..{y[-1]:g} vs {x[0]:g}..{x[-1]:g}); regrid it first")
     have = {p.name: p for p in store.params}
     missing = [p.name for p in emulator.params if p.name not in have]
     if missing:
@@ -121,12 +123,31 @@ def _indices(emulator: Emulator, store: Store, own: bool, split: str | None) -> 
 
 
 def evaluate_store(emulator: Emulator, store: str | Path | Store, *, split: str | None = None,
-                   out_dir: str | Path | None = None, batch_size: int = 16) -> EvaluationResult:
+                   out_dir: str | Path | None = None, batch_size: int = 16, again: bool = False) -> EvaluationResult:
     """Score `emulator` on `store` (a path, URL, name@vN or an opened store): its held-out split
     when it is the training store, else every sample (or `split`). With `out_dir`, writes
-    evaluation.json, evaluation.txt and (ensembles) reliability.png there."""
+    evaluation.json, evaluation.txt and (ensembles) reliability.png there. On an untouched store
+    the evaluation is recorded in the ledger; a checkpoint already evaluated on it is refused
+    (ConfigError) unless `again`."""
     opened = store if isinstance(store, Store) else resolve_store(store)
     check_compatible(emulator, opened)
+    if not is_untouched(opened):
+        return _write(_score(emulator, opened, split, batch_size), out_dir)
+    digest = checkpoint_digest(emulator.checkpoints)
+    with open_ledger() as ledger:
+        previous = ledger.check(emulator.run_dir, digest, str(opened.manifest["content_digest"]), again)
+        summary = _score(emulator, opened, split, batch_size)
+        name = summary["held_out_split"]
+        res = summary["evaluation"][name]
+        ledger.append(ledger_entry(emulator.run_dir, emulator.checkpoints, digest, opened, name, res,
+                                   res.get("intervals", {}), again, previous))
+    summary["untouched"] = {"ledger": str(ledger.path), "checkpoint_digest": digest, "evaluation": previous + 1,
+                            "again": again}
+    return _write(summary, out_dir)
+
+
+def _score(emulator: Emulator, opened: Store, split: str | None, batch_size: int) -> dict[str, Any]:
+    """The summary of one evaluation: overall, per planet, and the skills' intervals over planets."""
     own = opened.manifest.get("content_digest") == emulator.store.manifest.get("content_digest")
     name, indices = _indices(emulator, opened, own, split)
     cfg = emulator.config
@@ -143,12 +164,37 @@ def evaluate_store(emulator: Emulator, store: str | Path | Store, *, split: str 
         idx = np.intersect1d(np.arange(run.start, run.start + run.count), indices)
         if len(idx):
             one = evaluate(lambda p: emulator.predict_normalized(p).mean(dim=0), opened.path, idx, **common)
-            res["runs"][run.id] = {k: one[k]["rmse"] for k in ("model", "climatology", "physics_baseline") if k in one}
+            kinds = [k for k in ("model", "climatology", "physics_baseline") if k in one]
+            record: dict[str, Any] = {k: one[k]["rmse"] for k in kinds}
+            record.update(n_samples=int(len(idx)), rmse_physical={k: one[k]["rmse_physical"] for k in kinds})
+            res["runs"][run.id] = record
+    res["intervals"] = planet_intervals(res["runs"])  # {} with fewer than 2 planets
     summary = _summary_shell(emulator)
     summary.update({"store": str(opened.path), "store_digest": opened.manifest.get("content_digest"), "held_out_split": name,
                     "units": {v.name: v.units for v in emulator.variables}, "evaluation": {name: res},
                     "evaluated_on_training_store": own})
-    table = summary_table(summary)
+    return summary
+
+
+def _table(summary: dict[str, Any]) -> str:
+    """The training table, the skills' intervals over planets and, on an untouched set, its ledger line."""
+    name = summary["held_out_split"]
+    parts = [summary_table(summary)]
+    intervals = summary["evaluation"][name].get("intervals")
+    if intervals:
+        parts.append(interval_rows(intervals, summary["units"], f"{name} ({Path(summary['store']).name})"))
+    if "untouched" in summary:
+        u = summary["untouched"]
+        parts.append(f"untouched evaluation set: evaluation {u['evaluation']} of checkpoint {u['checkpoint_digest'][:19]}"
+                     f"{' (--again)' if u['again'] else ''}, recorded in {u['ledger']}")
+    return "\n\n".join(parts)
+
+
+def _write(summary: dict[str, Any], out_dir: str | Path | None) -> EvaluationResult:
+    """The result, with evaluation.json, evaluation.txt and (ensembles) reliability.png in `out_dir`."""
+    table = _table(summary)
+    name = summary["held_out_split"]
+    res = summary["evaluation"][name]
     files: list[Path] = []
     if out_dir is not None:
         out = Path(out_dir)
@@ -160,7 +206,7 @@ def evaluate_store(emulator: Emulator, store: str | Path | Store, *, split: str 
         files += [out / "evaluation.json", out / "evaluation.txt"]
         if res.get("calibration"):
             files.append(plot_reliability(res["calibration"], out / "reliability.png",
-                                          f"reliability on {Path(str(opened.path)).name} ({name}, {len(indices)} samples)"))
+                                          f"reliability on {Path(summary['store']).name} ({name}, {res['n_samples']} samples)"))
     return EvaluationResult(summary, table, files)
 
 

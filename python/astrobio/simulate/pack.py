@@ -18,8 +18,8 @@ import numpy as np
 
 from .._fsutil import atomic_write
 from ..datasets.climate import PACK_CODEC, PACK_FORMAT, PACK_FORMAT_VERSION, VARIABLES, pack_path
-from ..errors import DataNotFoundError, IntegrityError
-from .campaign import KEEP_MONTHS, SETTLED_DRIFT_K, held_out_split, settle_drift
+from ..errors import ConfigError, DataNotFoundError, IntegrityError
+from .campaign import KEEP_MONTHS, SETTLED_DRIFT_K, held_out_split, settle_drift, untouched_specs
 from .output import SimulationResult, global_mean, load_result
 
 __all__ = ["pack_results", "run_drift"]
@@ -40,15 +40,22 @@ def run_drift(result: SimulationResult) -> float:
 
 
 def pack_results(results_dir: Path, out_dir: Path, split: Mapping[str, Sequence[str]] | None = None, *,
-                 keep_months: int = KEEP_MONTHS, max_drift_k: float = SETTLED_DRIFT_K) -> tuple[Path, Path]:
+                 keep_months: int = KEEP_MONTHS, max_drift_k: float = SETTLED_DRIFT_K,
+                 untouched: bool = False) -> tuple[Path, Path]:
     """Collect the settled runs under `results_dir` (``<run>/result.npz|json``) into one float16
     pack in `out_dir`. `split` names runs per split; without it the campaign's documented rule
     (`astrobio.simulate.campaign.held_out_split`) chooses the held-out planets.
+
+    `untouched`: the untouched evaluation campaign's pack: every settled run in ``test`` (no
+    train, no val) and the pack marked ``untouched`` (its store's provenance says so, and the
+    trainer refuses it). Runs of that campaign are refused in any other pack, and it is never
+    written into the package's own (training) pack folder.
 
     float16 keeps ~3 significant digits (0.125 K at 250 K, 0.06 m/s at 100 m/s); the pack
     records this, and the store's statistics are computed from the float32 values decoded from it.
     """
     results_dir = Path(results_dir)
+    _check_untouched(results_dir, out_dir, split, untouched)
     finished = sorted(p.parent for p in results_dir.glob("*/result.json"))
     excluded: dict[str, str] = {}
     for failed in sorted(results_dir.glob("*/failed.json")):
@@ -75,7 +82,9 @@ def pack_results(results_dir: Path, out_dir: Path, split: Mapping[str, Sequence[
         raise DataNotFoundError("no finished, settled simulation results", path=str(results_dir),
                                 hint="Run `astrobio simulate --campaign --out DIR` first")
     ids = [m["id"] for m in meta]
-    if split is None:
+    if untouched:
+        full_split = {"train": [], "val": [], "test": ids}
+    elif split is None:
         full_split = held_out_split({m["id"]: m["spec"] for m in meta})
     else:
         for name, members in split.items():
@@ -100,6 +109,24 @@ def pack_results(results_dir: Path, out_dir: Path, split: Mapping[str, Sequence[
                      "mean of the last two months minus the two before"},
         "excluded": excluded, "runs": meta, "split": full_split,
     }
+    if untouched:
+        doc["untouched"] = True
     with atomic_write(js, "w") as f:
         f.write(json.dumps(doc, indent=1, default=str))
     return npz, js
+
+
+def _check_untouched(results_dir: Path, out_dir: Path, split: Mapping[str, Sequence[str]] | None, untouched: bool) -> None:
+    """The untouched campaign's runs go into their own pack, all of them in test, never the package's."""
+    names = {s.slug for s in untouched_specs()}
+    theirs = sorted(p.parent.name for p in results_dir.glob("*/result.json") if p.parent.name in names)
+    if untouched:
+        if split is not None:
+            raise ConfigError("--untouched puts every settled run in test; drop --split")
+        shipped = Path(pack_path()[0]).parent.resolve()
+        if Path(out_dir).resolve() == shipped:
+            raise ConfigError(f"the untouched runs are never packed into the package's training pack ({shipped}); "
+                              "name the store: --untouched --store PATH")
+    elif theirs:
+        raise ConfigError(f"{results_dir} holds runs of the untouched evaluation campaign ({', '.join(theirs[:3])}"
+                          f"{', ...' if len(theirs) > 3 else ''}); pack them with --untouched --store PATH, never for training")

@@ -39,6 +39,9 @@ def open_climate_store(cfg: TrainConfig) -> CubeStore:
     With `data.verify`, the full integrity scan and digest check run first. Sets `data.location`
     to the resolved path (saved in the run's config; the runner records its identity)."""
     store = open_cube(cfg.data.location) if cfg.data.location else open_cube(default_climate_store())
+    if (store.manifest.get("provenance") or {}).get("untouched"):  # issue 27: evaluated once, never trained on
+        raise ConfigError(f"store {store.path} is the untouched evaluation set: never trained or early-stopped on; "
+                          "score a run on it with astrobio evaluate RUN --store PATH")
     resolve_split(store, cfg.data.split)  # unknown runs, overlaps, an empty train or val: ConfigError / DataNotFoundError
     if cfg.data.verify:
         preflight(store)  # every chunk and the digests, before anything trains

@@ -1,7 +1,8 @@
 """k-fold evaluation by planet of the climate emulator (`python -m astrobio.train --kfold K`, the
 datacube task's `run_kfold`, see `astrobio.train.tasks.Folds`): every planet of the climate
 store is held out exactly once, and the skill over both baselines is reported as mean and spread
-over the folds.
+over the folds and, pooled over the held-out planets of every fold, with bootstrap intervals over
+planets (`astrobio.emulator.intervals`), beside each planet's own row.
 
 Folds: within each rotation regime the planets are ordered by instellation and dealt to the folds
 in turn, so every fold holds both regimes and spans the instellation range. Fold i tests on its
@@ -31,6 +32,7 @@ from ...config import TrainConfig
 from ...evaluation import Evaluation
 from ...report import fmt, rows_table
 from ...subruns import kept_or_trained
+from ....emulator.intervals import interval_rows, planet_intervals
 from .data import default_climate_store
 from .evaluate import BASELINES, baseline_label
 
@@ -103,11 +105,13 @@ def _fold_metrics(summary: dict[str, Any]) -> dict[str, Any]:
         overall = 1 - res["model"]["rmse"] / res[base]["rmse"]
         per_var = {v: 1 - res["model"]["rmse_physical"][v] / b for v, b in res[base]["rmse_physical"].items() if b > 0}
         out["skill"][base] = {"all": overall, **per_var}
+    out["planets"] = dict(res.get("runs", {}))  # each held-out planet's record: the intervals over planets
     return out
 
 
 def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and standard deviation (over folds, ddof 1) of every skill and RMSE."""
+    """Mean and standard deviation (over folds, ddof 1) of every skill and RMSE; the skills pooled
+    over every fold's held-out planets with bootstrap intervals over planets ("planets")."""
     def stats(values: list[float]) -> dict[str, float]:
         a = np.asarray(values, dtype=np.float64)
         return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
@@ -121,6 +125,8 @@ def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
     for name in metrics[0]["rmse_physical"]:
         out["rmse_physical"][name] = {v: stats([m["rmse_physical"][name][v] for m in metrics])
                                       for v in metrics[0]["rmse_physical"][name]}
+    planets = {r: rec for m in metrics for r, rec in m.get("planets", {}).items()}  # every planet tested once
+    out["planets"] = {"intervals": planet_intervals(planets), "runs": planets}
     return out
 
 
@@ -144,6 +150,12 @@ def _table(run_dir: Path, folds: list[dict[str, Any]], agg: dict[str, Any], unit
         skills = ", ".join(f"{baseline_label(b)} {100 * f['metrics']['skill'][b]['all']:+.1f}%"
                            for b in bases)
         lines.append(f"  fold {i}: test {', '.join(f['split']['test'])}: skill {skills}")
+    planets = agg.get("planets", {})
+    if planets.get("intervals"):
+        lines += ["", interval_rows(planets["intervals"], units, "held-out planets of every fold, pooled")]
+        for run_id, r in sorted(planets["runs"].items()):
+            lines.append(f"  {run_id}: rmse {fmt(r['model'])}, skill " + ", ".join(
+                f"{baseline_label(b)} {100 * (1 - r['model'] / r[b]):+.1f}%" for b in bases if r.get(b)))
     return "\n".join(lines)
 
 

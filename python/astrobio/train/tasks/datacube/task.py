@@ -124,7 +124,8 @@ class DatacubeTask:
                                device=device, baseline=baseline)
                 res["runs"][run_id] = {"model": one["model"]["rmse"], "climatology": one["climatology"]["rmse"],
                                        "physics_baseline": one["physics_baseline"]["rmse"], "skill": one["skill"],
-                                       "skill_physics_baseline": one["skill_physics_baseline"]}
+                                       "skill_physics_baseline": one["skill_physics_baseline"], "n_samples": one["n_samples"],
+                                       "rmse_physical": {k: one[k]["rmse_physical"] for k in ("model", *BASELINES)}}
             evaluation[name] = res
         res = evaluation[held_out]
         return Evaluation(
