@@ -33,8 +33,8 @@ def tiny_run(climate: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ensemble_run(climate: Path, tmp_path_factory) -> Path:
-    from astrobio.train.ensemble import run_ensemble
+    from astrobio.train.tasks.datacube import DatacubeTask
 
     out = tmp_path_factory.mktemp("emulator-ensemble") / "ens"
-    run_ensemble(tiny_config(climate, out), 2)
+    DatacubeTask().run_ensemble(tiny_config(climate, out), 2)
     return out
