@@ -25,7 +25,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from astrobio.train.config import TrainConfig, apply_overrides
+from astrobio.train.config import TrainConfig
+from astrobio.train.resolve import apply_overrides
 from astrobio.train.history import RunHistory
 from astrobio.train.resources import ResourceMonitor, batch_samples
 from astrobio.train.tasks import BuildContext, get_task, task_names
