@@ -157,9 +157,10 @@ def test_a_loader_without_workers_reads_ahead_from_s3(s3_store: S3Store, fault_p
     sampler = BatchIndexSampler(np.arange(12), 4, shuffle=True, seed=2)
     want = [b["cubes"] for b in make_loader(CubeBatchDataset(s3_store.local.path), sampler)]
     dataset = CubeBatchDataset(s3_store.url)
+    loader = make_loader(dataset, sampler)  # chooses the core's threads (the reader reopens with them)
     len(dataset)  # open the store (metadata and parameters) before counting chunk GETs
     gets = fault_proxy.gets
-    got = [b["cubes"] for b in make_loader(dataset, sampler)]
+    got = [b["cubes"] for b in loader]
     assert sampler.readahead is not None
     assert [torch.equal(g.view(torch.int32), w.view(torch.int32)) for g, w in zip(got, want)] == [True] * 3
     assert fault_proxy.gets - gets == 12  # every sample once: batches 2 and 3 came from the read-ahead
