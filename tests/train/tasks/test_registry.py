@@ -18,13 +18,13 @@ class EntryPointTask:
 
 
 def test_built_in_tasks_are_fresh_objects_with_their_options():
-    assert {"datacube", "graph", "language", "multimodal"} <= set(task_names())
-    for name in ("datacube", "graph", "language", "multimodal"):
+    assert {"datacube", "detector", "graph", "language", "multimodal"} <= set(task_names())
+    for name in ("datacube", "detector", "graph", "language", "multimodal"):
         a, b = get_task(name), get_task(name)
         assert a.name == name and a is not b  # no state shared between runs
         a.options_type().validate()  # the defaults are valid
         assert set(a.defaults) <= {"data", "optim", "physics", "trainer"}
-    with pytest.raises(ConfigError, match="unknown model 'nope'; available: datacube, graph, language, multimodal"):
+    with pytest.raises(ConfigError, match="unknown model 'nope'; available: datacube, detector, graph, language, multimodal"):
         get_task("nope")
 
 
