@@ -1,6 +1,6 @@
 """REST collect of observations on a real server (SQLite): a filtered collect gives a ready
-version whose patches all satisfy the filters; an out-of-domain request is a 422; a selection
-with no patch fails its job, never a ready empty version."""
+version whose patches all satisfy the filters; an out-of-domain request is a 422; so is a
+selection with no patch (the format's pre-check), before any version is allocated."""
 
 from __future__ import annotations
 
@@ -54,10 +54,11 @@ def test_out_of_domain_request_is_422(api) -> None:
     assert r.status_code == 422 and "patch_size" in r.text
 
 
-def test_empty_selection_never_becomes_ready(api) -> None:
-    r = _post(api, {"format": "observations", "dataset": "empty", "products": ["alert"], "start": "2030-01-01"})
-    assert r.status_code == 202
-    job = wait_job(api["server"].api, api["write"], r.json()["job_id"])
-    assert job["state"] == "failed" and "selection is empty" in str(job)
-    v = httpx.get(f"{api['server'].api}/datasets/empty/versions/1", headers={"X-API-Key": api["read"]}, timeout=10).json()
-    assert v["status"] == "failed"
+@pytest.mark.parametrize("filters", [{"products": ["alert"], "start": "2030-01-01"},
+                                     {"products": ["image"], "anomaly_types": ["no-such-class"]}])
+def test_empty_selection_is_422_and_allocates_no_version(api, filters) -> None:
+    r = _post(api, {"format": "observations", "dataset": "empty", **filters})
+    assert r.status_code == 422, r.text
+    assert "selection is empty" in r.json()["detail"] or "selection is empty" in r.text
+    v = httpx.get(f"{api['server'].api}/datasets/empty", headers={"X-API-Key": api["read"]}, timeout=10)
+    assert v.status_code == 404  # nothing was queued, no version allocated

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from astrobio import _core
 from astrobio.errors import ConfigError, IntegrityError
 from astrobio.ingest.formats import get_format, parse_request
-from astrobio.ingest.observations import ObservationRequest, ingest_observations, read_sources, select
+from astrobio.ingest.observations import ObservationRequest, ingest_observations, precheck, read_sources, select
 from astrobio.reader import CubeReader
 from astrobio.stores import _sky
 from astrobio.stores.observation import KIND, open_observations
@@ -127,8 +127,25 @@ def test_empty_selection_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="selection is empty"):
         ingest_observations(tmp_path / "e.zarr", ObservationRequest(products=("alert",), start="2030-01-01"))
     assert not (tmp_path / "e.zarr").exists()
-    with pytest.raises(ConfigError, match="patch_size 80"):  # refused as the request is read (a 422 over REST)
-        parse_request(get_format("observations"), {"patch_size": 80})
+    # refused as the request is read (a 422 over REST), before any source is opened
+    for body, field in (({"patch_size": 80}, "patch_size"), ({"seed": -1}, "seed"),
+                        ({"negatives_per_positive": 10**9}, "negatives_per_positive"),
+                        ({"confidence_threshold": 1.5}, "confidence_threshold")):
+        with pytest.raises(ConfigError, match=field):
+            parse_request(get_format("observations"), body)
+
+
+def test_precheck_counts_what_the_collect_selects() -> None:
+    """The REST pre-check reads metadata only (no cutouts); it must select exactly the patches
+    the collect then writes."""
+    req = ObservationRequest(patch_size=16, max_image_positives=50, negatives_per_positive=2, seed=3,
+                             anomaly_types=("unclassified", "background", "BLLac"), confidence_threshold=0.6)
+    full = select(read_sources(req), req)
+    meta = select(read_sources(req, pixels=False), req)
+    assert precheck(req) == len(full) == len(meta) > 0
+    assert meta.columns["patch_id"] == full.columns["patch_id"] and meta.pixels.shape[2:] == (0, 0)
+    with pytest.raises(ConfigError, match="selection is empty"):
+        precheck(ObservationRequest(products=("image",), anomaly_types=("no-such-class",)))
 
 
 def test_quality_expectations_of_the_real_store(obs_store: Path) -> None:

@@ -25,9 +25,11 @@ difference: those channels are NaN (masked) for image patches.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +105,10 @@ def _wcs(header: Any, path: Path) -> Any:
     return wcs.celestial
 
 
-def _negatives(shape: tuple[int, int], blocked: np.ndarray, bad: np.ndarray, n: int, size: int, seed: int) -> np.ndarray:
-    """`n` centres (x, y) at least CLEAR_PX from every blocked pixel, on good pixels, whole
-    patches inside the image, at least half a patch apart (no two negatives share pixels at
-    their centres)."""
-    clear = ndimage.distance_transform_edt(~blocked) >= CLEAR_PX
+def _negatives(shape: tuple[int, int], clear: np.ndarray, bad: np.ndarray, n: int, size: int, seed: int) -> np.ndarray:
+    """`n` centres (x, y) where `clear` (at least CLEAR_PX from every source pixel, detection
+    and catalogued star), on good pixels, whole patches inside the image, at least half a patch
+    apart (no two negatives share pixels at their centres)."""
     half = size // 2 + 1
     grid_y, grid_x = np.mgrid[half:shape[0] - half:half, half:shape[1] - half:half]
     ok = clear[grid_y, grid_x] & ~bad[grid_y, grid_x]
@@ -117,12 +118,41 @@ def _negatives(shape: tuple[int, int], blocked: np.ndarray, bad: np.ndarray, n: 
     return cand[np.sort(pick)].astype(float)
 
 
-def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: int = 63, negatives_per_positive: int = 1,
-               max_positives: int | None = None, seed: int = 0) -> Patches:
-    """Positives at validated sep detections and `negatives_per_positive` background patches
-    per positive, all from the image `sci` with its mask `msk`; `names` are recorded as the
-    patches' source files (science, mask)."""
-    nddata, time = require("astropy.nddata"), require("astropy.time")
+@dataclass(frozen=True)
+class _Field:
+    """What one image gives before any request option: its pixels (bad ones NaN), detections,
+    the pipeline's source blobs and their VSX matches, and where negatives may go."""
+
+    masked: np.ndarray
+    bad: np.ndarray
+    clear: np.ndarray
+    header: Any
+    wcs: Any
+    obs_mjd: float
+    n_blobs: int
+    n_detections: int
+    x: np.ndarray
+    y: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    sep_dist: np.ndarray
+    vsx_of: dict[int, str]
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size
+
+
+def _field(sci: Path, msk: Path, vsx: Path) -> _Field:
+    """The image's `_Field`, kept for the last image read (keyed by path, size and mtime): the
+    REST collect's pre-check and the collect itself then detect once."""
+    return _cached_field(_identity(sci), _identity(msk), _identity(vsx))
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_field(sci_id: tuple[str, int, int], msk_id: tuple[str, int, int], vsx_id: tuple[str, int, int]) -> _Field:
+    sci, msk, vsx = Path(sci_id[0]), Path(msk_id[0]), Path(vsx_id[0])
     data, header = _open(sci, "science")
     mask, _ = _open(msk, "mask")
     if mask.shape != data.shape:
@@ -133,13 +163,11 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
         raise IntegrityError("science image has no OBSMJD (observation time)", path=str(sci))
     bad = ((mask & BAD_BITS) != 0) | ~np.isfinite(data)
     objs = detect(data, bad)
-    dropped: Counter = Counter()
     # positives: the pipeline's own source blobs (mask bit 1), flux-weighted centres
     blobs, n_blobs = ndimage.label((mask & 2) != 0)
     centres_yx = np.asarray(ndimage.center_of_mass(np.clip(np.nan_to_num(data), 0, None) + 1e-6, blobs,
                                                    np.arange(1, n_blobs + 1)), float).reshape(-1, 2)
     x, y = centres_yx[:, 1], centres_yx[:, 0]
-    ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)
     ra, dec = wcs.pixel_to_world_values(x, y)
     sep_dist, _ = cKDTree(np.stack([objs["x"], objs["y"]], 1)).query(np.stack([x, y], 1)) if len(objs) else (np.full(len(x), np.inf), None)
     corners = wcs.pixel_to_world_values([0, data.shape[1], 0, data.shape[1]], [0, 0, data.shape[0], data.shape[0]])
@@ -153,35 +181,54 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
     if len(vx) and len(x):
         dist, j = cKDTree(np.stack([vx, vy], 1)).query(np.stack([x, y], 1), distance_upper_bound=MATCH_ARCSEC / scale)
         vsx_of = {int(i): v_type[int(j[i])] for i in np.flatnonzero(np.isfinite(dist))}
-    # the task: the pipeline's sources that a 5-sigma threshold (sep) misses
-    faint = np.flatnonzero(~(sep_dist <= 2.0))
-    order = faint[np.random.default_rng(seed).permutation(len(faint))]  # real-data-ok: which real sources
-    if max_positives is not None:
-        order = np.concatenate([[i for i in order if i in vsx_of], [i for i in order if i not in vsx_of]]).astype(int)[:max_positives]
-    order = np.sort(order).astype(int)
     blocked = (mask & SOURCE_BITS) != 0
     for px, py in [*zip(np.rint(objs["x"]).astype(int), np.rint(objs["y"]).astype(int)),
                    *zip(np.rint(vx).astype(int), np.rint(vy).astype(int))]:
         blocked[min(max(py, 0), data.shape[0] - 1), min(max(px, 0), data.shape[1] - 1)] = True
-    neg = _negatives(data.shape, blocked, bad, negatives_per_positive * len(order), size, seed)
+    clear = ndimage.distance_transform_edt(~blocked) >= CLEAR_PX
+    masked = np.where(bad, np.nan, data).astype(np.float32)
+    arrays = [masked, bad, clear, x, y, np.asarray(ra, float), np.asarray(dec, float), np.asarray(sep_dist, float)]
+    for a in arrays:
+        a.flags.writeable = False  # shared by every read of this image
+    return _Field(masked, bad, clear, header, wcs, float(obs_mjd), int(n_blobs), len(objs), *arrays[3:], vsx_of)
+
+
+def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: int = 63, negatives_per_positive: int = 1,
+               max_positives: int | None = None, seed: int = 0, pixels: bool = True) -> Patches:
+    """Positives at validated sep detections and `negatives_per_positive` background patches
+    per positive, all from the image `sci` with its mask `msk`; `names` are recorded as the
+    patches' source files (science, mask). `pixels=False` gives the metadata only (patches of
+    0x0 pixels), for checking what a request selects."""
+    nddata, time = require("astropy.nddata"), require("astropy.time")
+    f = _field(sci, msk, vsx)
+    shape = f.masked.shape
+    dropped: Counter = Counter()
+    vsx_of = f.vsx_of
+    # the task: the pipeline's sources that a 5-sigma threshold (sep) misses
+    faint = np.flatnonzero(~(f.sep_dist <= 2.0))
+    order = faint[np.random.default_rng(seed).permutation(len(faint))]  # real-data-ok: which real sources
+    if max_positives is not None:
+        order = np.concatenate([[i for i in order if i in vsx_of], [i for i in order if i not in vsx_of]]).astype(int)[:max_positives]
+    order = np.sort(order).astype(int)
+    neg = _negatives(shape, f.clear, f.bad, negatives_per_positive * len(order), size, seed)
     if len(neg) < negatives_per_positive * len(order):
         dropped["negative not placed (too few source-free positions)"] += negatives_per_positive * len(order) - len(neg)
-    n_ra, n_dec = wcs.pixel_to_world_values(neg[:, 0], neg[:, 1]) if len(neg) else (np.zeros(0), np.zeros(0))
-    masked = np.where(bad, np.nan, data).astype(np.float32)
-    pos_xy = np.stack([x[order], y[order]], 1)
+    n_ra, n_dec = f.wcs.pixel_to_world_values(neg[:, 0], neg[:, 1]) if len(neg) else (np.zeros(0), np.zeros(0))
+    pos_xy = np.stack([f.x[order], f.y[order]], 1)
     centres = np.concatenate([pos_xy, neg]) if len(neg) else pos_xy
-    pixels = np.full((len(centres), len(CHANNELS), size, size), np.nan, np.float32)
-    for k, (cx, cy) in enumerate(centres):
-        cut = nddata.Cutout2D(masked, (cx, cy), (size, size), mode="partial", fill_value=np.nan, copy=True)
-        pixels[k, 0] = cut.data
+    side = size if pixels else 0
+    cutouts = np.full((len(centres), len(CHANNELS), side, side), np.nan, np.float32)
+    for k, (cx, cy) in enumerate(centres if pixels else ()):
+        cut = nddata.Cutout2D(f.masked, (cx, cy), (size, size), mode="partial", fill_value=np.nan, copy=True)
+        cutouts[k, 0] = cut.data
     n_pos = len(order)
     label = [1] * n_pos + [0] * len(neg)
-    all_ra = np.concatenate([np.asarray(ra)[order], np.asarray(n_ra)])
-    all_dec = np.concatenate([np.asarray(dec)[order], np.asarray(n_dec)])
+    all_ra = np.concatenate([f.ra[order], np.asarray(n_ra)])
+    all_dec = np.concatenate([f.dec[order], np.asarray(n_dec)])
     # confidence: 1 when the catalogue agrees, else 0.5 (the pipeline alone)
     core = [0.5 for _ in order]
-    date = time.Time(float(obs_mjd), format="mjd", scale="utc").isot
-    band = ZTF_FILTERS.get(int(header.get("FILTERID", 0)), str(header.get("FILTER", "")))
+    date = time.Time(f.obs_mjd, format="mjd", scale="utc").isot
+    band = ZTF_FILTERS.get(int(f.header.get("FILTERID", 0)), str(f.header.get("FILTER", "")))
     stem = Path(names[0]).name.removesuffix("_sciimg.fits")
     jname = [f"J{a:09.5f}{d:+09.5f}" for a, d in zip(all_ra, all_dec)]
     cols: dict[str, list[Any]] = {
@@ -191,7 +238,7 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
         "product": ["image"] * len(label),
         "instrument": [ZTF_INSTRUMENT] * len(label),
         "filter": [band] * len(label),
-        "mjd": [float(obs_mjd)] * len(label),
+        "mjd": [f.obs_mjd] * len(label),
         "date": [date] * len(label),
         "ra": all_ra.tolist(),
         "dec": all_dec.tolist(),
@@ -203,6 +250,6 @@ def read_image(sci: Path, msk: Path, vsx: Path, names: tuple[str, str], size: in
         "validation": ["catalogue" if i in vsx_of else "pipeline" for i in order] + ["pipeline"] * len(neg),
         "anomaly_type": [vsx_of.get(i, "unclassified") for i in order] + ["background"] * len(neg),
     }
-    log.info("%s: %d pipeline sources, %d sep detections, %d positives (%d VSX), %d negatives", stem, n_blobs, len(objs),
-             n_pos, len(vsx_of), len(neg))
-    return Patches(pixels, cols, dropped)
+    log.info("%s: %d pipeline sources, %d sep detections, %d positives (%d VSX), %d negatives", stem, f.n_blobs,
+             f.n_detections, n_pos, len(vsx_of), len(neg))
+    return Patches(cutouts, cols, dropped)

@@ -75,7 +75,10 @@ class SourceFormat:
     """One source format. `request` is a pydantic model of its options (source files typed
     `SourcePath`); `ingest` writes a store of kind `kind` (`astrobio.stores.kinds`) at `out`.
     `add_arguments(parser)` / `to_values(args)` optionally replace the CLI flags generated from
-    `request` (one flag per field) with the format's own syntax."""
+    `request` (one flag per field) with the format's own syntax. `precheck(request, context)`,
+    optional, is a quick look at the sources that raises ConfigError when the request cannot give
+    a store (e.g. its filters select nothing): the REST collect runs it before accepting the
+    collect, so such a request is a 422, not a failed job."""
 
     name: str
     kind: str
@@ -85,6 +88,7 @@ class SourceFormat:
     examples: tuple[str, ...] = ()
     add_arguments: Callable[[Any], None] | None = field(default=None, compare=False)
     to_values: Callable[[Any], dict[str, Any]] | None = field(default=None, compare=False)
+    precheck: Callable[[Any, IngestContext], Any] | None = field(default=None, compare=False)
 
 
 _BUILTIN: dict[str, str] = {

@@ -12,6 +12,7 @@ ConfigError (a 422 over REST), never an empty store.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -55,18 +56,18 @@ class ObservationRequest(StrictRequest):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    surveys: list[str] = Field(default_factory=lambda: list(SURVEYS), description="surveys to collect (ZTF)")
-    products: list[str] = Field(default_factory=lambda: list(PRODUCTS), description="survey products: alert, image")
+    surveys: list[str] = Field(default_factory=lambda: list(SURVEYS), max_length=8, description="surveys to collect (ZTF)")
+    products: list[str] = Field(default_factory=lambda: list(PRODUCTS), max_length=8, description="survey products: alert, image")
     start: str = Field("", description="first observation date, ISO (UTC, inclusive)")
     end: str = Field("", description="last observation date, ISO (UTC, inclusive)")
-    confidence_threshold: float = Field(0.0, description="keep patches whose label confidence is at least this")
-    validation_status: list[str] = Field(default_factory=list, description="keep these validations (survey_score, pipeline, catalogue)")
-    anomaly_types: list[str] = Field(default_factory=list, description="keep these classes (SIMBAD/VSX class, solar_system, background)")
-    max_samples: int = Field(0, description="at most this many patches (0: all)")
-    patch_size: int = Field(63, description="pixels per side, 8 to 63")
-    negatives_per_positive: int = Field(1, description="background patches per image detection")
-    max_image_positives: int = Field(1000, description="image detections to keep (0: all)")
-    seed: int = Field(0, description="the draw of negatives and of max_samples")
+    confidence_threshold: float = Field(0.0, ge=0.0, le=1.0, description="keep patches whose label confidence is at least this")
+    validation_status: list[str] = Field(default_factory=list, max_length=8, description="keep these validations (survey_score, pipeline, catalogue)")
+    anomaly_types: list[str] = Field(default_factory=list, max_length=256, description="keep these classes (SIMBAD/VSX class, solar_system, background)")
+    max_samples: int = Field(0, ge=0, description="at most this many patches (0: all)")
+    patch_size: int = Field(63, ge=8, le=63, description="pixels per side, 8 to 63")
+    negatives_per_positive: int = Field(1, ge=0, le=100, description="background patches per image detection")
+    max_image_positives: int = Field(1000, ge=0, description="image detections to keep (0: all)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="the draw of negatives and of max_samples")
 
     @model_validator(mode="after")
     def _in_domain(self) -> "ObservationRequest":
@@ -141,18 +142,32 @@ def _file(package: str, relative: str) -> tuple[Path, str]:
     return package_file(package, relative), f"{package}/{relative}"
 
 
-def read_sources(req: ObservationRequest) -> Patches:
-    """Every patch the request's surveys and products can give, before the filters."""
+def read_sources(req: ObservationRequest, *, pixels: bool = True) -> Patches:
+    """Every patch the request's surveys and products can give, before the filters.
+    `pixels=False`: the metadata only (0x0-pixel patches), for checking what a request selects."""
     parts = []
     if "alert" in req.products:
-        parts.append(read_alerts([_file("fink_science", f) for f in ALERT_FILES], size=req.patch_size))
+        files = tuple(_file("fink_science", f) for f in ALERT_FILES)
+        parts.append(read_alerts(files, size=req.patch_size) if pixels else _alert_metadata(files, req.patch_size))
     if "image" in req.products:
         (sci, sci_name), (msk, msk_name) = (_file("ztfimg", f) for f in IMAGE_FILES)
         vsx, _ = _file("fink_science", VSX_FILE)
         parts.append(read_image(sci, msk, vsx, (sci_name, msk_name), size=req.patch_size,
                                 negatives_per_positive=req.negatives_per_positive,
-                                max_positives=req.max_image_positives or None, seed=req.seed))
-    return concat(parts, req.patch_size)
+                                max_positives=req.max_image_positives or None, seed=req.seed, pixels=pixels))
+    return concat(parts, req.patch_size if pixels else 0)
+
+
+def _alert_metadata(files: tuple[tuple[Path, str], ...], size: int) -> Patches:
+    """The alerts' metadata (0x0-pixel patches), kept per source-file version and patch size."""
+    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size, name) for p, name in files)
+    return _cached_alert_metadata(key, size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_alert_metadata(key: tuple[tuple[str, int, int, str], ...], size: int) -> Patches:
+    full = read_alerts([(Path(p), name) for p, _, _, name in key], size=size)
+    return Patches(np.zeros((len(full), full.pixels.shape[1], 0, 0), np.float32), full.columns, full.dropped)
 
 
 def _provenance(req: ObservationRequest) -> dict[str, Any]:
@@ -196,7 +211,18 @@ def _ingest(request: ObservationRequest, out: Path | str, context: IngestContext
     return ingest_observations(out, request, name=context.dataset)
 
 
+def precheck(request: ObservationRequest, context: IngestContext | None = None) -> int:
+    """How many patches `request` selects, from the sources' metadata (no pixels cut; the
+    image's detections are kept for the collect that follows); ConfigError when none: the REST
+    collect answers 422 instead of queueing a collect that would fail."""
+    request.check()
+    n = len(select(read_sources(request, pixels=False), request))
+    if n == 0:
+        raise ConfigError(f"the selection is empty: no patch satisfies {_summary(request)}")
+    return n
+
+
 FORMAT = SourceFormat(
-    "observations", kind="observation", request=ObservationRequest, ingest=_ingest,
+    "observations", kind="observation", request=ObservationRequest, ingest=_ingest, precheck=precheck,
     help="real ZTF alerts and a ZTF science image -> patches around validated detections, with negatives",
     examples=("astrobio ingest observations --out obs.zarr --patch-size 32 --start 2020-01-01 --confidence-threshold 0.9",))

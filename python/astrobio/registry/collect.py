@@ -65,6 +65,16 @@ def sources_of(spec: CollectSpec) -> dict[str, str]:
     return request_sources(request_of(spec)[1])
 
 
+def precheck(spec: CollectSpec, roots: list[Path]) -> None:
+    """Run the spec's source-format pre-check (`SourceFormat.precheck`) on its confined sources:
+    ConfigError when the request cannot give a store (e.g. its filters select nothing)."""
+    fmt, request = request_of(spec)
+    if fmt.precheck is None:
+        return
+    paths = {field: confine(p, roots) for field, p in request_sources(request).items()}
+    fmt.precheck(with_sources(request, paths), IngestContext(dataset=str(spec["dataset"]), caller="api"))
+
+
 def _ingest(spec: CollectSpec, paths: Mapping[str, Path], out: Path) -> Path:
     fmt, request = request_of(spec)
     written = Path(fmt.ingest(with_sources(request, paths), out, IngestContext(dataset=str(spec["dataset"]), caller="api")))

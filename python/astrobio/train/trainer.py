@@ -35,7 +35,8 @@ from .._fsutil import atomic_write
 from .._optional import require
 from ..errors import ConfigError, DataNotFoundError
 from ..registry import require_extra as require_registry
-from .location import Registered, resolve_location, store_identity
+from .data_record import log_data_mlflow
+from .location import resolve_location, store_identity
 from .checkpoint import AtomicCheckpointIO, RunCheckpoints, RunSection, load_checkpoint, restore_weights
 from .config import TrainConfig
 from .evaluation import Evaluation
@@ -290,16 +291,9 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
     summary["resources"] = resources.stop()
     if isinstance(trainer.logger, MLFlowLogger):
         trainer.logger.log_metrics(mlflow_metrics(summary["resources"]))
-        if registered is not None:
-            lineage_mlflow(trainer.logger, registered, summary)
+        log_data_mlflow(trainer.logger, identity, registered)
     table = task.table(summary) + "\n" + format_block(summary["resources"])
     write_summary(run_dir, summary, table)
     if registered is not None:
         _lineage().record_run(registered.ref, str(run_dir), summary)
     return RunResult(run_dir, best, last, history.to_dict(), summary, table, evaluation)
-
-
-def lineage_mlflow(logger: MLFlowLogger, registered: Registered, summary: dict[str, Any]) -> None:
-    """The registered version as an MLflow dataset input of the run (name, digest, source, schema)."""
-    _lineage().log_mlflow_dataset(logger.experiment, logger.run_id, registered.ref, registered.digest,
-                                  registered.uri, registered.kind, registered.summary)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ...errors import ConfigError
-from ...registry.collect import confine, sources_of
+from ...errors import AstrobioError, ConfigError, first_line
+from ...registry.collect import confine, precheck, sources_of
 from ..auth import require
 from ..problems import errors
 from ..schemas import CollectAccepted, CollectRequest, DatasetOut, DatasetSummary, LoadOut, VersionOut
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+log = logging.getLogger(__name__)
 
 NameParam = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="dataset name")
 VersionParam = Path(pattern=r"^v?[0-9]{1,9}$", description="version number (3 or v3)")
@@ -82,6 +84,12 @@ def collect(request: Request, body: Annotated[CollectRequest, Body(discriminator
                             "type": "value_error.source_path"})
     if refused:
         raise HTTPException(422, refused)
+    try:  # a request that cannot give a store (its filters select nothing) is refused now, not failed later
+        precheck(spec, roots)
+    except ConfigError as e:
+        raise HTTPException(422, [{"loc": ["body"], "msg": str(e), "type": "value_error.selection"}]) from None
+    except AstrobioError as e:  # sources unreadable here: the collect itself reports it on its job
+        log.warning("collect pre-check skipped: %s", first_line(e))
     number = request.app.state.registry.begin_version(spec["dataset"])
     job_id = request.app.state.jobs.submit(spec, number)
     return {"job_id": job_id, "ref": f"{spec['dataset']}@v{number}", "state": "queued"}
