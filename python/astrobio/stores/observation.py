@@ -44,6 +44,9 @@ HINT = ("Collect observations with `astrobio ingest observations OUT` or build t
         "`astrobio datasets build default --parts observations`")
 MASKS = tuple(f"{c}_valid" for c in CHANNELS)
 NORMALIZATION_RULE = "per channel: median and IQR/1.349 of the train split's real pixels; masks unscaled"
+#: patches packed per object (zarr v3 sharding): a batch reads a few shard files instead of one
+#: file per patch (benches/patches.py: 1.5x faster batches of 64 on local disk)
+SHARD_PATCHES = 64
 
 
 def digest(manifest: Mapping[str, Any]) -> str:
@@ -129,7 +132,7 @@ def write_observations(out: str | Path, patches: Patches, *, request: Mapping[st
     run_split = {f"hpx{_sky.NSIDE}-{c}": split[idx[0]] for c, idx in runs.items()}
     with GroupWriter(out) as g:
         with _PatchWriter(Path(g.tmp) / "patches", robust, variables=variables, sample_shape=(len(variables), 1, size, size),
-                          name="patches") as w:
+                          name="patches", shard_samples=SHARD_PATCHES) as w:
             for c, idx in runs.items():
                 w.add_run(f"hpx{_sky.NSIDE}-{c}", cube[idx[0]:idx[-1] + 1])
             w.commit({s: [r for r, v in run_split.items() if v == s] for s in SPLITS})
