@@ -99,6 +99,56 @@ def test_a_killed_worker_stops_the_run_without_hanging(template, tmp_path, monke
     _epoch_one_checkpoint_kept(out)
 
 
+class AtEpochTwoStart(L.Callback):
+    """Runs `action` before the first batch of epoch 2 is trained on."""
+
+    def __init__(self, action) -> None:
+        self.action = action
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            self.action()
+
+
+def test_a_worker_killed_with_a_batch_queued_stops_the_run_in_one_line(template, tmp_path, monkeypatch):
+    """The worker hands over batches through shared memory that only a live worker can pass on:
+    killed while a finished batch waits in the queue, the parent's unpickling of that batch
+    fails (a refused or reset connection to the dead worker). The run still stops with
+    DataLoaderError. Kill point from progress: in epoch 2 the worker finishes two batches and
+    announces itself inside the third; the trainer, waiting before its first batch of epoch 2,
+    goes on only after the kill, so the second batch is queued and unread when the worker dies."""
+    store = fresh_copy(template, tmp_path / "climate.zarr")
+    flag, inside = tmp_path / "kill", tmp_path / "inside"
+    getitem = CubeBatchDataset.__getitem__
+    calls = [0]
+
+    def announced(self, indices):
+        if get_worker_info() is not None and flag.exists():
+            calls[0] += 1
+            if calls[0] == 3:
+                inside.write_text(str(os.getpid()))
+                time.sleep(600)  # killed long before
+        return getitem(self, indices)
+
+    monkeypatch.setattr(CubeBatchDataset, "__getitem__", announced)
+    killed: list[int] = []
+
+    def kill_when_inside() -> None:
+        deadline = time.monotonic() + 300
+        while not (inside.exists() and inside.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed.append(int(inside.read_text()))
+        os.kill(killed[0], signal.SIGKILL)
+
+    out = tmp_path / "run"
+    with pytest.raises(DataLoaderError) as info:
+        train(loader_config(store, out), callbacks=[AtEpochEnd(flag.touch), AtEpochTwoStart(kill_when_inside)])
+    msg = str(info.value)
+    assert killed and "at epoch 2" in msg and f"continue with --resume {out}" in msg and "\n" not in msg, msg
+    assert "DataLoader worker" in msg, msg
+    _epoch_one_checkpoint_kept(out)
+
+
 def test_a_hung_worker_times_out(template, tmp_path, monkeypatch):
     """A worker stuck in I/O (here: from epoch 2 on, for far longer than the timeout) stops the
     run after data.timeout seconds instead of hanging it forever. The timeout is far above what a
@@ -128,3 +178,34 @@ def test_a_hung_worker_times_out(template, tmp_path, monkeypatch):
 
 def test_the_default_loader_timeout_is_finite():
     assert 0 < TrainConfig().data.timeout <= 3600
+
+
+class _Trainer:
+    current_epoch, global_step = 1, 6
+
+
+def _raise_from(filename: str, exc: BaseException) -> None:
+    """Raise `exc` from a frame whose code lives in `filename` (as torch's own code would)."""
+    namespace: dict[str, object] = {}
+    exec(compile("def receive(exc):\n    raise exc\n", filename, "exec"), namespace)
+    namespace["receive"](exc)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
+                                   ConnectionRefusedError(111, "Connection refused"), EOFError()])
+def test_a_batch_lost_with_its_worker_is_a_loader_error(tmp_path, error):
+    """The other side of the kill race: the parent already unpickling the dead worker's batch
+    gets the socket's error from torch's multiprocessing; it becomes DataLoaderError, one line."""
+    from astrobio.train.guards import loader_failures
+
+    torch_file = str(Path(__import__("torch").__file__).parent / "multiprocessing" / "reductions.py")
+    with pytest.raises(DataLoaderError) as info:
+        with loader_failures(_Trainer(), tmp_path):
+            _raise_from(torch_file, error)
+    msg = str(info.value)
+    assert "worker died while handing over a batch" in msg and type(error).__name__ in msg and "\n" not in msg
+    assert "at epoch 2, optimizer step 6" in msg and f"--resume {tmp_path}" in msg
+    # the same error raised elsewhere (e.g. a user's callback talking to a server) is not the loader's
+    with pytest.raises(type(error)):
+        with loader_failures(_Trainer(), tmp_path):
+            _raise_from(str(tmp_path / "callback.py"), error)

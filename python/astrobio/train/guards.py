@@ -109,6 +109,17 @@ class GradientGuard(Callback):
 _WORKER_WRAPPED = re.compile(r"Caught \w+ in DataLoader worker process (\d+)")
 
 
+def _raised_in_loader(e: BaseException) -> bool:
+    """Whether `e` was raised while the DataLoader or torch's multiprocessing received a batch."""
+    tb = e.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "torch/utils/data/" in name or "torch/multiprocessing/" in name or name.endswith("multiprocessing/resource_sharer.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 @contextlib.contextmanager
 def loader_failures(trainer: Any, run_dir: Path) -> Iterator[None]:
     """Translate DataLoader worker failures raised inside `trainer.fit` into one-line errors."""
@@ -128,6 +139,14 @@ def loader_failures(trainer: Any, run_dir: Path) -> Iterator[None]:
         except Exception:  # a subclass with another constructor
             err = AstrobioError(f"{type(e).__name__}: {original} (in DataLoader worker {m.group(1)})")
         raise err from None
+    except (ConnectionError, EOFError) as e:
+        # a worker killed while its finished batch waits in the queue: the batch's shared memory
+        # is handed over by the worker itself, so unpickling it fails with the socket's error
+        if not _raised_in_loader(e):
+            raise
+        where = f"epoch {trainer.current_epoch + 1}, optimizer step {trainer.global_step}"
+        raise DataLoaderError(f"a DataLoader worker died while handing over a batch ({type(e).__name__}: {e}) at {where}; "
+                              f"the run stopped (the last checkpoint is kept: continue with --resume {run_dir})") from None
     except RuntimeError as e:
         text = " ".join(str(e).split())
         if "DataLoader worker" not in text and "DataLoader timed out" not in text:
