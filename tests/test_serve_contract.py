@@ -105,7 +105,8 @@ def test_schemathesis_finds_nothing_in_a_short_session(live, tmp_path):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
     from api_fuzz import CHECKS
 
-    out = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", live["s"].base + "/openapi.json", "--checks", CHECKS,
+    cli = __import__("pathlib").Path(__file__).resolve().parents[1] / "scripts" / "schemathesis_cli.py"
+    out = subprocess.run([sys.executable, str(cli), "run", live["s"].base + "/openapi.json", "--checks", CHECKS,
                           "-H", f"X-API-Key: {live['write']}", "--max-time", "20", "--workers", "1", "--seed", "25",
                           "--phases", "coverage,fuzzing", "--suppress-health-check", "too_slow", "--request-timeout", "30"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -113,3 +114,34 @@ def test_schemathesis_finds_nothing_in_a_short_session(live, tmp_path):
     assert "passed" in out.stdout
     log = live["s"].log.read_text()
     assert "Traceback" not in log and '"status": 500' not in log
+
+
+def test_the_fuzzer_wrapper_turns_only_the_ast_bug_into_a_syntax_error(monkeypatch):
+    """scripts/schemathesis_cli.py: the CPython 3.11 ast bug becomes the SyntaxError hypothesis
+    handles; a real parse still works and any other SystemError is raised unchanged."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("schemathesis_cli", Path(__file__).resolve().parents[1] / "scripts" / "schemathesis_cli.py")
+    module = importlib.util.module_from_spec(spec)
+    original = ast.parse
+    try:
+        spec.loader.exec_module(module)
+        assert isinstance(ast.parse("f = lambda x: x + 1"), ast.Module)
+
+        def failing(message):
+            def parse(*_a, **_k):
+                raise SystemError(message)
+            return parse
+
+        monkeypatch.setattr(module, "_parse", failing("AST constructor recursion depth mismatch (before=66, after=92)"))
+        with pytest.raises(SyntaxError, match="CPython 3.11 ast bug"):
+            ast.parse("x = 1")
+        monkeypatch.setattr(module, "_parse", failing("something else"))
+        with pytest.raises(SystemError, match="something else"):
+            ast.parse("x = 1")
+    finally:
+        ast.parse = original

@@ -273,7 +273,34 @@ class BatchIndexSampler(Sampler[list[int]]):
         self.start = int(state["start"])
 
 
-class StatefulLoader(DataLoader):
+def rearm_worker_failure_signal() -> bool:
+    """Let torch install its SIGCHLD handler again when it is no longer there; returns whether
+    it had to. torch installs it once per process (a flag) and relies on it to notice a worker
+    killed by a signal (e.g. the OOM killer) at once; Lightning's teardown after `fit` restores
+    the handler it found before the run (the default), so a second run in the same process
+    (k-fold, tuning, ensembles, `--mode full`, evaluation after fit) would wait `data.timeout`
+    on a dead worker instead. Checked before each multi-worker iterator starts."""
+    import signal
+
+    flags = getattr(getattr(torch.utils.data, "_utils", None), "signal_handling", None)
+    if flags is None or not getattr(flags, "_SIGCHLD_handler_set", False) or not hasattr(signal, "SIGCHLD"):
+        return False
+    if callable(signal.getsignal(signal.SIGCHLD)):
+        return False
+    flags._SIGCHLD_handler_set = False
+    return True
+
+
+class _Loader(DataLoader):
+    """DataLoader whose multi-worker iterators find torch's worker-failure signal armed."""
+
+    def _get_iterator(self) -> Any:
+        if self.num_workers > 0:
+            rearm_worker_failure_signal()
+        return super()._get_iterator()
+
+
+class StatefulLoader(_Loader):
     """A DataLoader over a `BatchIndexSampler` that counts the batches it has handed out, so its
     `state_dict()` says exactly where in the epoch the consumer is (worker prefetch is not
     counted). Lightning saves and restores it with the fit loop (its `_Stateful` protocol)."""
@@ -344,7 +371,7 @@ def make_loader(dataset: Dataset, sampler: BatchIndexSampler, *, num_workers: in
             sampler.readahead = dataset.prefetch
             sampler.readahead_depth = dataset.ahead_depth
             dataset.pin_ahead = bool(pin_memory) and torch.cuda.is_available()
-    cls = StatefulLoader if stateful else DataLoader
+    cls = StatefulLoader if stateful else _Loader
     return cls(
         dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
         multiprocessing_context=multiprocessing_context if num_workers > 0 else None,

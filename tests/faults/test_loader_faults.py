@@ -25,6 +25,7 @@ from ._util import chunk_file, fresh_copy, tiny_config
 def loader_config(store: Path, out: Path, **data: object) -> TrainConfig:
     cfg = tiny_config(store, out, max_epochs=3)
     cfg.data.num_workers = 1
+    cfg.data.timeout = 120  # far above a batch here; a dead worker unnoticed fails in 2 minutes, not 10
     for k, v in data.items():
         setattr(cfg.data, k, v)
     return cfg
@@ -39,6 +40,16 @@ class AtEpochEnd(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == 0:
             self.action()
+
+
+def _claim(path: Path) -> bool:
+    """True for the first process to call it (the validation loader's worker also reads
+    batches: only one worker may wait to be killed, or the run waits on the other at shutdown)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
 
 
 def _epoch_one_checkpoint_kept(out: Path) -> None:
@@ -69,7 +80,7 @@ def test_a_killed_worker_stops_the_run_without_hanging(template, tmp_path, monke
     getitem = CubeBatchDataset.__getitem__
 
     def announced(self, indices):
-        if get_worker_info() is not None and flag.exists():
+        if get_worker_info() is not None and flag.exists() and _claim(tmp_path / "claimed"):
             inside.write_text(str(os.getpid()))
             time.sleep(600)  # killed long before
         return getitem(self, indices)
@@ -125,7 +136,7 @@ def test_a_worker_killed_with_a_batch_queued_stops_the_run_in_one_line(template,
     def announced(self, indices):
         if get_worker_info() is not None and flag.exists():
             calls[0] += 1
-            if calls[0] == 3:
+            if calls[0] == 3 and _claim(tmp_path / "claimed"):
                 inside.write_text(str(os.getpid()))
                 time.sleep(600)  # killed long before
         return getitem(self, indices)
@@ -208,4 +219,20 @@ def test_a_batch_lost_with_its_worker_is_a_loader_error(tmp_path, error):
     # the same error raised elsewhere (e.g. a user's callback talking to a server) is not the loader's
     with pytest.raises(type(error)):
         with loader_failures(_Trainer(), tmp_path):
-            _raise_from(str(tmp_path / "callback.py"), error)
+            _raise_from(str(tmp_path / "callback.py"), type(error)(*error.args))  # a fresh one: no torch frame
+
+
+def test_a_second_run_in_the_process_still_notices_a_killed_worker(template, tmp_path):
+    """Lightning's teardown puts back the SIGCHLD handler it found before fit, while torch
+    installs its own only once per process: after one run, a second one (k-fold, tuning,
+    evaluation after fit) would wait data.timeout on a dead worker. astrobio re-arms it."""
+    store = fresh_copy(template, tmp_path / "climate.zarr")
+    cfg = loader_config(store, tmp_path / "first")
+    cfg.trainer.max_epochs = 1
+    train(cfg)
+    assert not callable(signal.getsignal(signal.SIGCHLD))  # Lightning's teardown put back the default
+    from astrobio.data import BatchIndexSampler, make_loader
+
+    loader = make_loader(CubeBatchDataset(store), BatchIndexSampler(range(4), 2), num_workers=1)
+    next(iter(loader))
+    assert callable(signal.getsignal(signal.SIGCHLD))  # torch's handler is back for this loader's workers

@@ -34,6 +34,7 @@ from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 from .._fsutil import atomic_write
 from .._optional import require
 from ..errors import ConfigError, DataNotFoundError
+from ..data import rearm_worker_failure_signal
 from ..registry import require_extra as require_registry
 from .data_record import log_data_mlflow
 from .location import resolve_location, store_identity
@@ -259,6 +260,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
         with atomic_write(run_dir / "config.yaml", "w") as f:
             f.write(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     with _deterministic(cfg.trainer.deterministic, accelerator == "gpu"), loader_failures(trainer, run_dir):
+        rearm_worker_failure_signal()  # a previous run in this process may have disarmed it
         trainer.fit(module, datamodule=built.data, ckpt_path=str(ckpt_path) if ckpt_path else None)
 
     best = checkpoints.best_path if checkpoints.best_path.is_file() else None
@@ -279,6 +281,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, callbacks: Sequence[Any]
         "monitor": task.monitor, "mode": task.mode, "best_score": checkpoints.best_score,
         "stopped_early": bool(early.stopped_epoch), "wall_time_s": time.perf_counter() - started,
     }
+    rearm_worker_failure_signal()  # fit's teardown put back the handler it found (see there)
     evaluation = task.evaluate(cfg, module, run_dir)
     summary.update(evaluation.summary_entries())
     summary["checkpoints"] = {"best": str(best) if best else None, "last": str(last) if last else None}
