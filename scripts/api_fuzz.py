@@ -36,6 +36,8 @@ from registry_fixtures import free_port, real_sources  # noqa: E402  (the test s
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
           "response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,"
           "allow_header_conformance,ignored_auth")
+# settings shared with the contract test (413 counts as rejecting an oversized invalid body)
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 def prepare(home: Path, sources: Path, database_url: str | None) -> str:
@@ -76,7 +78,7 @@ def start(home: Path, sources: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 def fuzz(base: str, key: str, max_time: int, out: Path, seed: int | None = None, workers: int = 2) -> int:
-    cmd = [sys.executable, str(Path(__file__).with_name("schemathesis_cli.py")), "run", f"{base}/openapi.json", "--checks", CHECKS,
+    cmd = [sys.executable, str(Path(__file__).with_name("schemathesis_cli.py")), "--config-file", str(CONFIG), "run", f"{base}/openapi.json", "--checks", CHECKS,
            "-H", f"X-API-Key: {key}", "--max-time", str(max_time), "--workers", str(workers),
            "--request-timeout", "30", "--report", "junit,ndjson", "--report-dir", str(out),
            "--suppress-health-check", "too_slow", "--output-sanitize", "true"]

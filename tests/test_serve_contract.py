@@ -103,10 +103,10 @@ def test_schemathesis_finds_nothing_in_a_short_session(live, tmp_path):
     """The outside fuzzer, bounded: its checks fail on a 5xx, an undocumented status, a
     response off the schema and an accepted invalid request."""
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
-    from api_fuzz import CHECKS
+    from api_fuzz import CHECKS, CONFIG
 
     cli = __import__("pathlib").Path(__file__).resolve().parents[1] / "scripts" / "schemathesis_cli.py"
-    out = subprocess.run([sys.executable, str(cli), "run", live["s"].base + "/openapi.json", "--checks", CHECKS,
+    out = subprocess.run([sys.executable, str(cli), "--config-file", str(CONFIG), "run", live["s"].base + "/openapi.json", "--checks", CHECKS,
                           "-H", f"X-API-Key: {live['write']}", "--max-time", "20", "--workers", "1", "--seed", "25",
                           "--phases", "coverage,fuzzing", "--suppress-health-check", "too_slow", "--request-timeout", "30"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -145,3 +145,17 @@ def test_the_fuzzer_wrapper_turns_only_the_ast_bug_into_a_syntax_error(monkeypat
             ast.parse("x = 1")
     finally:
         ast.parse = original
+
+
+def test_the_fuzzer_counts_413_as_rejecting_an_oversized_invalid_body():
+    """CI's fuzz run once failed on an invalid body over the 64 KiB limit answered 413 (the size
+    is checked before validation): schemathesis, reading scripts/schemathesis.toml as both
+    callers pass it, accepts 413 for invalid data and keeps every status it expects by default."""
+    from schemathesis.config import SchemathesisConfig
+    from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES as default
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "scripts"))
+    from api_fuzz import CONFIG
+
+    loaded = SchemathesisConfig.from_path(str(CONFIG)).projects.default.checks.negative_data_rejection.expected_statuses
+    assert "413" in loaded and set(default) <= set(loaded) and set(loaded) - set(default) == {"413"}
