@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["CHANNELS", "COLUMNS", "NUMERIC", "Patches", "ZTF_FILTERS", "ZTF_INSTRUMENT", "crop_center", "concat"]
+__all__ = ["CHANNELS", "COLUMNS", "NUMERIC", "Patches", "ZTF_FILTERS", "ZTF_INSTRUMENT", "crop_center", "concat", "file_identity"]
 
 #: The image channels of every patch (a channel a product lacks is all-NaN, so masked).
 CHANNELS = ("science", "reference", "difference")
@@ -98,3 +99,10 @@ def crop_center(stamp: np.ndarray, size: int) -> np.ndarray:
         raise ConfigError(f"patch_size {size} is larger than the {h}x{w} stamps")
     top, left = (h - size) // 2, (w - size) // 2
     return stamp[..., top:top + size, left:left + size]
+
+
+def file_identity(path: Path) -> tuple[str, int, int]:
+    """(path, mtime in ns, size): the key under which what a source file gave is cached, so an
+    edited or replaced file is read again."""
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size

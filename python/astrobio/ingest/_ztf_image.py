@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import IntegrityError, first_line
 from .._optional import require
-from ._patches import CHANNELS, ZTF_FILTERS, ZTF_INSTRUMENT, Patches
+from ._patches import CHANNELS, ZTF_FILTERS, ZTF_INSTRUMENT, Patches, file_identity
 
 __all__ = ["BAD_BITS", "SOURCE_BITS", "read_image", "detect", "read_vsx"]
 
@@ -139,15 +139,10 @@ class _Field:
     vsx_of: dict[int, str]
 
 
-def _identity(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return str(path), st.st_mtime_ns, st.st_size
-
-
 def _field(sci: Path, msk: Path, vsx: Path) -> _Field:
     """The image's `_Field`, kept for the last image read (keyed by path, size and mtime): the
     REST collect's pre-check and the collect itself then detect once."""
-    return _cached_field(_identity(sci), _identity(msk), _identity(vsx))
+    return _cached_field(file_identity(sci), file_identity(msk), file_identity(vsx))
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ..errors import ConfigError
 from ..stores.observation import write_observations
-from ._patches import Patches, concat
+from ._patches import Patches, concat, file_identity
 from ._ztf_alerts import read_alerts
 from ._ztf_image import read_image
 from .formats import IngestContext, SourceFormat, StrictRequest
@@ -160,13 +160,12 @@ def read_sources(req: ObservationRequest, *, pixels: bool = True) -> Patches:
 
 def _alert_metadata(files: tuple[tuple[Path, str], ...], size: int) -> Patches:
     """The alerts' metadata (0x0-pixel patches), kept per source-file version and patch size."""
-    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size, name) for p, name in files)
-    return _cached_alert_metadata(key, size)
+    return _cached_alert_metadata(tuple((file_identity(p), name) for p, name in files), size)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_alert_metadata(key: tuple[tuple[str, int, int, str], ...], size: int) -> Patches:
-    full = read_alerts([(Path(p), name) for p, _, _, name in key], size=size)
+def _cached_alert_metadata(key: tuple[tuple[tuple[str, int, int], str], ...], size: int) -> Patches:
+    full = read_alerts([(Path(ident[0]), name) for ident, name in key], size=size)
     return Patches(np.zeros((len(full), full.pixels.shape[1], 0, 0), np.float32), full.columns, full.dropped)
 
 

@@ -65,13 +65,13 @@ def sources_of(spec: CollectSpec) -> dict[str, str]:
     return request_sources(request_of(spec)[1])
 
 
-def precheck(spec: CollectSpec, roots: list[Path]) -> None:
-    """Run the spec's source-format pre-check (`SourceFormat.precheck`) on its confined sources:
-    ConfigError when the request cannot give a store (e.g. its filters select nothing)."""
+def precheck(spec: CollectSpec, paths: Mapping[str, Path]) -> None:
+    """Run the spec's source-format pre-check (`SourceFormat.precheck`) on its sources, `paths`
+    (field -> source already confined to the source roots): ConfigError when the request cannot
+    give a store (e.g. its filters select nothing)."""
     fmt, request = request_of(spec)
     if fmt.precheck is None:
         return
-    paths = {field: confine(p, roots) for field, p in request_sources(request).items()}
     fmt.precheck(with_sources(request, paths), IngestContext(dataset=str(spec["dataset"]), caller="api"))
 
 

@@ -14,7 +14,8 @@ import logging
 from typing import Any
 
 from ..errors import AstrobioError
-from ..stores import get_kind, read_group_manifest
+from ..registry.quality import summarize
+from ..stores import StoreKind, get_kind, read_group_manifest
 from ..stores.location import name_of, store_location
 from .location import Registered
 
@@ -23,7 +24,7 @@ __all__ = ["data_quality", "log_data_mlflow"]
 log = logging.getLogger(__name__)
 
 
-def data_quality(identity: dict[str, Any], registered: Registered | None) -> dict[str, Any]:
+def data_quality(location: Any, kind: StoreKind, manifest: dict[str, Any], registered: Registered | None) -> dict[str, Any]:
     """The quality report of the run's store (see the module docstring for which)."""
     if registered is not None:
         try:
@@ -31,14 +32,8 @@ def data_quality(identity: dict[str, Any], registered: Registered | None) -> dic
             return {"source": f"registry report of {registered.ref}", **registry.quality(registered.ref, live=False)}
         except (ImportError, AstrobioError) as e:
             log.warning("no registry quality report for %s (%s); computing the kind's expectations", registered.ref, e)
-    location = store_location(str(identity["path"]))
-    kind = get_kind(str(identity["kind"]))
-    manifest = read_group_manifest(location)
     results = kind.expectations(location, manifest, {})
-    ok = sum(1 for r in results if r.get("success"))
-    return {"source": f"{kind.name} store kind expectations of {identity['path']}", "success": ok == len(results),
-            "statistics": {"evaluated_expectations": len(results), "successful_expectations": ok},
-            "results": results}
+    return {"source": f"{kind.name} store kind expectations of {location}", **summarize(results), "results": results}
 
 
 def log_data_mlflow(logger: Any, identity: dict[str, Any], registered: Registered | None) -> None:
@@ -58,7 +53,7 @@ def log_data_mlflow(logger: Any, identity: dict[str, Any], registered: Registere
                                        str(location), kind.name, description.summary)
         client.log_dict(run_id, {"kind": kind.name, "path": str(location), "content_digest": identity.get("content_digest"),
                                  "splits": description.splits, "summary": description.summary}, "data/description.json")
-        quality = data_quality(identity, registered)
+        quality = data_quality(location, kind, manifest, registered)
         client.log_dict(run_id, quality, "data/quality.json")
         client.set_tag(run_id, "data.quality", "passed" if quality.get("success") else "failed")
     except (ImportError, AstrobioError, OSError, ValueError, KeyError) as e:

@@ -73,10 +73,10 @@ def collect(request: Request, body: Annotated[CollectRequest, Body(discriminator
     if bad:
         raise HTTPException(422, [{"loc": bad, "msg": "text with a NUL character or a lone surrogate", "type": "value_error.text"}])
     roots = request.app.state.settings.source_roots
-    refused = []
+    refused, paths = [], {}
     for field, path in sources_of(spec).items():
         try:
-            confine(path, roots)
+            paths[field] = confine(path, roots)
         except ConfigError as e:
             refused.append({"loc": ["body", *field.split(".", 1)], "msg": str(e), "type": "value_error.source_path"})
         except (OSError, ValueError) as e:  # ENAMETOOLONG, ELOOP, EACCES, an unencodable name: the path is refused
@@ -85,7 +85,7 @@ def collect(request: Request, body: Annotated[CollectRequest, Body(discriminator
     if refused:
         raise HTTPException(422, refused)
     try:  # a request that cannot give a store (its filters select nothing) is refused now, not failed later
-        precheck(spec, roots)
+        precheck(spec, paths)
     except ConfigError as e:
         raise HTTPException(422, [{"loc": ["body"], "msg": str(e), "type": "value_error.selection"}]) from None
     except AstrobioError as e:  # sources unreadable here: the collect itself reports it on its job
