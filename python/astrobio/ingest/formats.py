@@ -18,8 +18,6 @@ docs/add-a-source-format.md.
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -29,6 +27,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._plugins import Plugins, check_plugin_name
 from ..errors import ConfigError
 
 __all__ = ["ENTRY_POINT_GROUP", "IngestContext", "SourceFormat", "SourcePath", "StrictRequest", "format_names", "get_format",
@@ -97,57 +96,45 @@ _BUILTIN: dict[str, str] = {
     "metabolic": "astrobio.ingest.metabolic:FORMAT",
     "observations": "astrobio.ingest.observations:FORMAT",
 }
-_REGISTRY: dict[str, SourceFormat | str] = dict(_BUILTIN)
+
+
+def _load_format(name: str, obj: Any) -> SourceFormat:
+    if not isinstance(obj, SourceFormat) or obj.name != name:
+        raise ConfigError(f"the source format registered as {name!r} is not a SourceFormat called {name!r}")
+    return obj
+
+
+FORMATS: Plugins[SourceFormat] = Plugins("source format", ENTRY_POINT_GROUP, _BUILTIN, _load_format,
+                                         known="known formats", adder="astrobio.ingest.formats.register_format")
 
 
 def register_format(fmt: SourceFormat) -> SourceFormat:
     """Register (or replace) a source format under its name; returns it."""
     if not isinstance(fmt, SourceFormat):
         raise ConfigError(f"register_format takes a SourceFormat, got {type(fmt).__name__}")
-    if not fmt.name or not fmt.name.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"a source format's name must be letters, digits, '-' or '_', got {fmt.name!r}")
+    check_plugin_name(fmt.name, "source format")
     if not (isinstance(fmt.request, type) and issubclass(fmt.request, BaseModel)):
         raise ConfigError(f"source format {fmt.name!r}: request must be a pydantic model class")
     reserved = {"format", "dataset"} & set(fmt.request.model_fields)
     if reserved:
         raise ConfigError(f"source format {fmt.name!r}: request fields {sorted(reserved)} are reserved for the collect body")
-    _REGISTRY[fmt.name] = fmt
+    FORMATS.register(fmt.name, fmt)
     return fmt
 
 
 def unregister_format(name: str) -> None:
     """Forget a registered format (a built-in one goes back to its built-in definition)."""
-    _REGISTRY.pop(name, None)
-    if name in _BUILTIN:
-        _REGISTRY[name] = _BUILTIN[name]
-
-
-def _load_entry_points() -> None:
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        _REGISTRY.setdefault(ep.name, ep.value)
+    FORMATS.unregister(name)
 
 
 def format_names() -> list[str]:
     """Registered format names (built-in, registered, installed entry points), sorted."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return FORMATS.names()
 
 
 def get_format(name: str) -> SourceFormat:
     """The format called `name`; ConfigError (one line, naming the known ones) otherwise."""
-    if name not in _REGISTRY:
-        _load_entry_points()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown source format {name!r}; known formats: {', '.join(format_names())} "
-                          f"(add one with astrobio.ingest.formats.register_format or the {ENTRY_POINT_GROUP} entry points)")
-    entry = _REGISTRY[name]
-    if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
-        if not isinstance(entry, SourceFormat) or entry.name != name:
-            raise ConfigError(f"the source format registered as {name!r} is not a SourceFormat called {name!r}")
-        _REGISTRY[name] = entry
-    return entry
+    return FORMATS.get(name)
 
 
 def pairs(items: Any, what: str) -> dict[str, str]:

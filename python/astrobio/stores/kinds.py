@@ -20,8 +20,6 @@ loaded the first time a name or format is not found. See docs/add-a-store-kind.m
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,9 +28,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._plugins import Plugins, check_plugin_name
 from ..errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "Description", "StoreKind", "expectation", "get_kind", "histogram", "kind_names",
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "Description", "StoreKind", "expectation", "get_kind", "histogram", "kind_names",
            "kind_of_format", "moments", "register_kind", "unregister_kind", "HIST_BINS"]
 
 ENTRY_POINT_GROUP = "astrobio.store_kinds"
@@ -130,14 +129,12 @@ _BUILTIN: dict[str, str] = {
 }
 #: the manifest formats of the built-in kinds (older names), known before their modules load
 _BUILTIN_FORMATS: dict[str, str] = {"astrobio.store": "cube", "astrobio.table": "table", "astrobio.graphs": "graph"}
-_REGISTRY: dict[str, StoreKind | str] = dict(_BUILTIN)
+#: manifest format -> kind name, for every kind known so far
 _FORMATS: dict[str, str] = {**_BUILTIN_FORMATS, **{n: n for n in _BUILTIN}}
 
 
 def _check_kind(kind: Any) -> StoreKind:
-    name = getattr(kind, "name", None)
-    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"a store kind's name must be letters, digits, '-' or '_', got {name!r}")
+    name = check_plugin_name(getattr(kind, "name", None), "store kind")
     if not isinstance(kind, StoreKind):
         missing = [m for m in ("formats", "open", "verify", "check", "digest", "describe", "statistics", "histograms",
                                "expectations") if not hasattr(kind, m)]
@@ -145,78 +142,62 @@ def _check_kind(kind: Any) -> StoreKind:
     return kind
 
 
+def _load_kind(name: str, obj: Any) -> StoreKind:
+    """The kind a "module:attribute" path names: the object, or a class / zero-argument factory."""
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "name")):
+        obj = obj()
+    kind = _check_kind(obj)
+    if kind.name != name:
+        raise ConfigError(f"the store kind registered as {name!r} calls itself {kind.name!r}")
+    return kind
+
+
+def _claim_formats(kind: StoreKind) -> None:
+    for fmt in [f for f, owner in _FORMATS.items() if owner == kind.name]:
+        del _FORMATS[fmt]
+    for fmt in {kind.name, *kind.formats}:
+        _FORMATS[fmt] = kind.name
+
+
+#: an installed kind is imported as soon as its entry point is read: only the object knows its formats
+KINDS: Plugins[StoreKind] = Plugins("store kind", ENTRY_POINT_GROUP, _BUILTIN, _load_kind, known="known kinds",
+                                    adder="astrobio.stores.kinds.register_kind",
+                                    on_install=lambda name: _claim_formats(KINDS.get(name)))
+
+
 def register_kind(kind: StoreKind) -> StoreKind:
     """Register (or replace) a store kind under its `name`, with every format it declares;
     returns it (usable as a class decorator's result holder)."""
     kind = _check_kind(kind)
-    for fmt, owner in list(_FORMATS.items()):
-        if owner == kind.name:
-            del _FORMATS[fmt]
-    _REGISTRY[kind.name] = kind
-    for fmt in {kind.name, *kind.formats}:
-        _FORMATS[fmt] = kind.name
+    KINDS.register(kind.name, kind)
+    _claim_formats(kind)
     return kind
 
 
 def unregister_kind(name: str) -> None:
     """Forget a registered kind (a built-in one goes back to its built-in definition)."""
-    _REGISTRY.pop(name, None)
+    KINDS.unregister(name)
     for fmt in [f for f, owner in _FORMATS.items() if owner == name]:
         del _FORMATS[fmt]
     if name in _BUILTIN:
-        _REGISTRY[name] = _BUILTIN[name]
         _FORMATS.update({f: n for f, n in _BUILTIN_FORMATS.items() if n == name} | {name: name})
-
-
-def _load_entry_points() -> None:
-    """Kinds of installed packages (entry point group `astrobio.store_kinds`); registered names win."""
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _REGISTRY:
-            register_kind(_resolve(ep.value))
-
-
-def _resolve(target: StoreKind | str) -> StoreKind:
-    if not isinstance(target, str):
-        return target
-    module, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "name")):
-        obj = obj()
-    return _check_kind(obj)
 
 
 def kind_names() -> list[str]:
     """The registered kinds' names (built-in, registered, installed entry points), sorted."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
-
-
-def _unknown(what: str) -> ConfigError:
-    return ConfigError(f"unknown store {what}; known kinds: {', '.join(kind_names())} "
-                       f"(add one with astrobio.stores.kinds.register_kind or the {ENTRY_POINT_GROUP} entry points)")
+    return KINDS.names()
 
 
 def get_kind(name: str) -> StoreKind:
     """The kind called `name`; ConfigError (one line, naming the known kinds) when none is."""
-    if name not in _REGISTRY:
-        _load_entry_points()
-    if name not in _REGISTRY:
-        raise _unknown(f"kind {name!r}")
-    entry = _REGISTRY[name]
-    if isinstance(entry, str):
-        entry = _REGISTRY[name] = _resolve(entry)
-    return entry
+    return KINDS.get(name)
 
 
 def kind_of_format(fmt: Any) -> StoreKind:
     """The kind whose stores declare manifest format `fmt` (its name or an older name);
     ConfigError when no registered kind does."""
-    if not isinstance(fmt, str):
-        raise _unknown(f"format {fmt!r}")
-    if fmt not in _FORMATS:
-        _load_entry_points()
-    if fmt not in _FORMATS:
-        raise _unknown(f"format {fmt!r}")
+    if isinstance(fmt, str) and fmt not in _FORMATS:
+        KINDS.load_entry_points()
+    if not isinstance(fmt, str) or fmt not in _FORMATS:
+        raise KINDS.unknown(f"store format {fmt!r}")
     return get_kind(_FORMATS[fmt])

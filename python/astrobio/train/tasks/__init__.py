@@ -22,12 +22,12 @@ docs/add-a-model.md.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..._plugins import Plugins, import_path
 from ...errors import ConfigError
 from ..config import DEFAULT_MODEL
 
@@ -182,7 +182,6 @@ _BUILTIN: dict[str, str] = {
     "multimodal": "astrobio.train.tasks.multimodal:MultimodalTask",
     "detector": "astrobio.train.tasks.detector:DetectorTask",
 }
-_REGISTRY: dict[str, TaskFactory | str] = dict(_BUILTIN)
 #: the built-in tasks' options types: importing one loads no task (no Lightning, no data), so a
 #: config of a built-in model is made and checked before (and without) its task
 _BUILTIN_OPTIONS: dict[str, str] = {
@@ -194,49 +193,37 @@ _BUILTIN_OPTIONS: dict[str, str] = {
 }
 
 
+def _load_factory(name: str, obj: Any) -> TaskFactory:
+    if not callable(obj):
+        raise ConfigError(f"the task registered as {name!r} is not a factory (a class or a zero-argument callable)")
+    return obj
+
+
+TASKS: Plugins[TaskFactory] = Plugins("model", ENTRY_POINT_GROUP, _BUILTIN, _load_factory, known="available",
+                                      adder="astrobio.train.tasks.register_task")
+
+
 def register_task(name: str, factory: TaskFactory | str) -> None:
     """Register (or replace) the task of model `name`: a zero-argument factory returning a
     `Task`, or a "module:attribute" path imported on first use."""
-    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
-        raise ConfigError(f"a model name must be letters, digits, '-' or '_', got {name!r}")
-    _REGISTRY[name] = factory
+    TASKS.register(name, factory)
 
 
 def unregister_task(name: str) -> None:
     """Forget a registered task (a built-in one goes back to its built-in definition)."""
-    _REGISTRY.pop(name, None)
-    if name in _BUILTIN:
-        _REGISTRY[name] = _BUILTIN[name]
-
-
-def _load_entry_points() -> None:
-    """Tasks of installed packages (entry point group `astrobio.tasks`); registered names win."""
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        _REGISTRY.setdefault(ep.name, ep.value)
+    TASKS.unregister(name)
 
 
 def task_names() -> list[str]:
     """The registered model names (built-in, registered, and installed entry points), sorted."""
-    _load_entry_points()
-    return sorted(_REGISTRY)
+    return TASKS.names()
 
 
 def check_name(name: str) -> str:
-    if name not in _REGISTRY:
-        _load_entry_points()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(task_names())}")
+    """`name` when a model of that name is registered; ConfigError naming the available ones otherwise."""
+    if name not in TASKS:
+        raise TASKS.unknown(f"model {name!r}")
     return name
-
-
-def _resolve(factory: TaskFactory | str) -> TaskFactory:
-    if callable(factory):
-        return factory
-    module, _, attr = factory.partition(":")
-    target: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    return target
 
 
 def lazy_exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
@@ -255,8 +242,8 @@ def options_type(name: str) -> type:
     """The options dataclass of model `name` (`Task.options_type`), without importing a
     built-in task (a registered task is made to ask it)."""
     check_name(name)
-    if _REGISTRY[name] == _BUILTIN.get(name):
-        return _resolve(_BUILTIN_OPTIONS[name])  # type: ignore[return-value]
+    if TASKS.is_builtin(name):
+        return import_path(_BUILTIN_OPTIONS[name])  # type: ignore[no-any-return]
     return get_task(name).options_type
 
 
@@ -264,7 +251,7 @@ def get_task(name: str) -> Task:
     """A fresh task object for model `name`. Unknown names raise ConfigError; a model whose
     optional library is missing or broken raises DependencyError (from the task's import or
     its `open`)."""
-    task = _resolve(_REGISTRY[check_name(name)])()
+    task = TASKS.get(name)()
     if task.name != name:
         raise ConfigError(f"the task registered as {name!r} calls itself {task.name!r}")
     return task
