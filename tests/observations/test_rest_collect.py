@@ -54,6 +54,16 @@ def test_out_of_domain_request_is_422(api) -> None:
     assert r.status_code == 422 and "patch_size" in r.text
 
 
+@pytest.mark.parametrize("field,value", [("confidence_threshold", False), ("seed", True), ("patch_size", "16")])
+def test_a_number_given_as_a_string_or_boolean_is_422(api, field, value) -> None:
+    """The outside fuzzer's find: `"confidence_threshold": false` was read as 0.0 and collected."""
+    r = _post(api, {"format": "observations", "dataset": "typed", field: value})
+    assert r.status_code == 422, r.text
+    assert field in r.text and "a number is expected" in r.text
+    v = httpx.get(f"{api['server'].api}/datasets/typed", headers={"X-API-Key": api["read"]}, timeout=10)
+    assert v.status_code == 404
+
+
 @pytest.mark.parametrize("filters", [{"products": ["alert"], "start": "2030-01-01"},
                                      {"products": ["image"], "anomaly_types": ["no-such-class"]}])
 def test_empty_selection_is_422_and_allocates_no_version(api, filters) -> None:

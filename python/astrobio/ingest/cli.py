@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..stores.location import store_location
-from .formats import IngestContext, SourceFormat, format_names, get_format, pairs, parse_request
+from .formats import IngestContext, SourceFormat, format_names, get_format, number_arms, pairs, parse_request
 
 __all__ = ["add_command", "cmd_ingest", "generated_arguments", "generated_values"]
 
@@ -51,6 +51,16 @@ def generated_arguments(parser: argparse.ArgumentParser, fmt: SourceFormat) -> N
         parser.add_argument(_flag(name, info), **kw)
 
 
+def _number(text: str, types_: list[type], flag: str) -> int | float:
+    """`text` as the field's number type (an int where the field takes one)."""
+    for t in types_:
+        try:
+            return t(text)  # type: ignore[no-any-return]
+        except ValueError:
+            continue
+    raise ConfigError(f"{flag}: expected {' or '.join('an integer' if t is int else 'a number' for t in types_)}, got {text!r}")
+
+
 def generated_values(args: argparse.Namespace, fmt: SourceFormat) -> dict[str, Any]:
     """The request's values from the generated flags (unset flags left to the model's defaults)."""
     values: dict[str, Any] = {}
@@ -64,6 +74,8 @@ def generated_values(args: argparse.Namespace, fmt: SourceFormat) -> dict[str, A
             raw = pairs(raw, _flag(name, info))
             if typing.get_origin(inner) is list:
                 raw = {k: [x for x in v.split(",") if x] for k, v in raw.items()}
+        elif number_arms(info.annotation) and isinstance(raw, str):
+            raw = _number(raw, number_arms(info.annotation), _flag(name, info))
         values[info.alias or name] = raw
     return values
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .._plugins import Plugins, check_plugin_name
 from ..errors import ConfigError
 
 __all__ = ["ENTRY_POINT_GROUP", "IngestContext", "SourceFormat", "SourcePath", "StrictRequest", "format_names", "get_format",
-           "pairs", "parse_request", "register_format", "sources_of", "unregister_format", "with_sources"]
+           "number_arms", "pairs", "parse_request", "register_format", "sources_of", "unregister_format", "with_sources"]
 
 ENTRY_POINT_GROUP = "astrobio.source_formats"
 
@@ -49,10 +49,77 @@ SOURCE = _SourceMarker()
 SourcePath = Annotated[str, Field(min_length=1, max_length=4096, description="path of a source file or folder"), SOURCE]
 
 
+def _arms(hint: Any) -> list[Any]:
+    """The types a field may take: Annotated metadata dropped, unions flattened."""
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [arm for a in typing.get_args(hint) for arm in _arms(a)]
+    return [hint]
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields under every key the input may use: name, alias, alias choices."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        keys = {name, info.alias}
+        choices = getattr(info.validation_alias, "choices", None)
+        keys |= {c for c in choices or () if isinstance(c, str)} | {info.validation_alias if isinstance(info.validation_alias, str) else None}
+        out.update({k: info.annotation for k in keys if k})
+    return out
+
+
+def number_arms(hint: Any) -> list[type]:
+    """The number types (int, float) a field of `hint` takes, [] when it takes no number or
+    also a string (then a string is no stand-in for a number)."""
+    arms = _arms(hint)
+    if str in arms:
+        return []
+    return [a for a in (int, float) if a in arms]
+
+
+def _not_numbers(hint: Any, value: Any, loc: str) -> list[str]:
+    """Where in `value` a JSON string or true/false stands for a number of `hint`: lax pydantic
+    would read "3" as 3 and true as 1, against the request's own JSON schema ("type": "number")."""
+    arms = _arms(hint)
+    if isinstance(value, (bool, str)):
+        return [loc] if number_arms(hint) and type(value) not in arms else []
+    if isinstance(value, dict):
+        models = [a for a in arms if isinstance(a, type) and issubclass(a, BaseModel)]
+        maps = [a for a in arms if typing.get_origin(a) in (dict, Mapping)]
+        if len(models) + len(maps) != 1:
+            return []
+        if models:
+            fields = _fields_by_key(models[0])
+            return [b for k, v in value.items() if k in fields for b in _not_numbers(fields[k], v, f"{loc}.{k}")]
+        inner = typing.get_args(maps[0])[-1] if typing.get_args(maps[0]) else Any
+        return [b for k, v in value.items() for b in _not_numbers(inner, v, f"{loc}.{k}")]
+    if isinstance(value, (list, tuple)):
+        seqs = [a for a in arms if typing.get_origin(a) in (list, tuple)]
+        if len(seqs) != 1:
+            return []
+        args = typing.get_args(seqs[0])
+        fixed = typing.get_origin(seqs[0]) is tuple and args and args[-1] is not Ellipsis
+        hints = list(args) if fixed else [args[0] if args else Any] * len(value)
+        return [b for i, (h, v) in enumerate(zip(hints, value)) for b in _not_numbers(h, v, f"{loc}[{i}]")]
+    return []
+
+
 class StrictRequest(BaseModel):
-    """A base for request models: unknown fields are refused, aliases and names both accepted."""
+    """A base for request models: unknown fields are refused, aliases and names both accepted,
+    and a number is a number (not "3" or true, which lax pydantic would take as 3 and 1): the
+    REST body is held to its JSON schema, and `astrobio ingest` converts its flags first."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            bad = _not_numbers(cls, data, "")
+            if bad:
+                raise ValueError(f"{', '.join(b.lstrip('.') for b in bad)}: a number is expected (not a string or true/false)")
+        return data
 
 
 @dataclass(frozen=True)
