@@ -6,26 +6,21 @@ field) unless the format brings its own syntax (`SourceFormat.add_arguments` / `
 from __future__ import annotations
 
 import argparse
-import types
 import typing
 from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..stores.location import store_location
-from .formats import IngestContext, SourceFormat, format_names, get_format, number_arms, pairs, parse_request
+from .formats import IngestContext, SourceFormat, field_types, format_names, get_format, number_arms, pairs, parse_request
 
 __all__ = ["add_command", "cmd_ingest", "generated_arguments", "generated_values"]
 
 
 def _base(hint: Any) -> Any:
-    """The annotation without Annotated metadata and without `| None`."""
-    while typing.get_origin(hint) is typing.Annotated:
-        hint = typing.get_args(hint)[0]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return _base(args[0])
-    return hint
+    """The annotation without Annotated metadata and without `| None` (a union of several
+    types is returned as it is)."""
+    types_ = [t for t in field_types(hint) if t is not type(None)]
+    return types_[0] if len(types_) == 1 else hint
 
 
 def _flag(name: str, info: Any) -> str:
@@ -74,8 +69,8 @@ def generated_values(args: argparse.Namespace, fmt: SourceFormat) -> dict[str, A
             raw = pairs(raw, _flag(name, info))
             if typing.get_origin(inner) is list:
                 raw = {k: [x for x in v.split(",") if x] for k, v in raw.items()}
-        elif number_arms(info.annotation) and isinstance(raw, str):
-            raw = _number(raw, number_arms(info.annotation), _flag(name, info))
+        elif isinstance(raw, str) and (numbers := number_arms(info.annotation)):
+            raw = _number(raw, numbers, _flag(name, info))
         values[info.alias or name] = raw
     return values
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .._plugins import Plugins, check_plugin_name
 from ..errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "IngestContext", "SourceFormat", "SourcePath", "StrictRequest", "format_names", "get_format",
+__all__ = ["ENTRY_POINT_GROUP", "IngestContext", "SourceFormat", "SourcePath", "StrictRequest", "field_types", "format_names", "get_format",
            "number_arms", "pairs", "parse_request", "register_format", "sources_of", "unregister_format", "with_sources"]
 
 ENTRY_POINT_GROUP = "astrobio.source_formats"
@@ -49,12 +49,12 @@ SOURCE = _SourceMarker()
 SourcePath = Annotated[str, Field(min_length=1, max_length=4096, description="path of a source file or folder"), SOURCE]
 
 
-def _arms(hint: Any) -> list[Any]:
+def field_types(hint: Any) -> list[Any]:
     """The types a field may take: Annotated metadata dropped, unions flattened."""
     while typing.get_origin(hint) is Annotated:
         hint = typing.get_args(hint)[0]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return [arm for a in typing.get_args(hint) for arm in _arms(a)]
+        return [arm for a in typing.get_args(hint) for arm in field_types(a)]
     return [hint]
 
 
@@ -62,17 +62,16 @@ def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
     """A model's fields under every key the input may use: name, alias, alias choices."""
     out: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        keys = {name, info.alias}
-        choices = getattr(info.validation_alias, "choices", None)
-        keys |= {c for c in choices or () if isinstance(c, str)} | {info.validation_alias if isinstance(info.validation_alias, str) else None}
-        out.update({k: info.annotation for k in keys if k})
+        alias = info.validation_alias
+        keys = [name, info.alias, alias, *(getattr(alias, "choices", None) or ())]
+        out.update({k: info.annotation for k in keys if isinstance(k, str) and k})
     return out
 
 
 def number_arms(hint: Any) -> list[type]:
     """The number types (int, float) a field of `hint` takes, [] when it takes no number or
     also a string (then a string is no stand-in for a number)."""
-    arms = _arms(hint)
+    arms = field_types(hint)
     if str in arms:
         return []
     return [a for a in (int, float) if a in arms]
@@ -81,7 +80,7 @@ def number_arms(hint: Any) -> list[type]:
 def _not_numbers(hint: Any, value: Any, loc: str) -> list[str]:
     """Where in `value` a JSON string or true/false stands for a number of `hint`: lax pydantic
     would read "3" as 3 and true as 1, against the request's own JSON schema ("type": "number")."""
-    arms = _arms(hint)
+    arms = field_types(hint)
     if isinstance(value, (bool, str)):
         return [loc] if number_arms(hint) and type(value) not in arms else []
     if isinstance(value, dict):
